@@ -1,0 +1,68 @@
+//! The admin listener: `/healthz` (the process serves) and `/readyz` (every upstream's catalog
+//! was fetched or failed once, so gateways show what they can). `/readyz` also reports each
+//! upstream's state as JSON, which operators and tests read.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use serde_json::json;
+
+use crate::state::Shared;
+
+/// The admin HTTP app.
+pub struct Admin {
+    shared: Arc<Shared>,
+}
+
+impl Admin {
+    /// An admin app over the shared state.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Admin { shared }
+    }
+}
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_owned();
+        match path.as_str() {
+            "/healthz" => respond(200, json!({ "status": "ok" })),
+            "/readyz" => {
+                let ready = self.shared.is_ready();
+                let servers: serde_json::Map<String, serde_json::Value> = self
+                    .shared
+                    .server_statuses()
+                    .into_iter()
+                    .map(|(name, s)| (name, serde_json::to_value(s).unwrap_or_default()))
+                    .collect();
+                let snapshot = self.shared.snapshot.load();
+                let gateways: serde_json::Map<String, serde_json::Value> = snapshot
+                    .gateways
+                    .iter()
+                    .map(|(name, g)| (name.clone(), json!({ "tools": g.tools.len() })))
+                    .collect();
+                respond(
+                    if ready { 200 } else { 503 },
+                    json!({ "ready": ready, "servers": servers, "gateways": gateways }),
+                )
+            }
+            _ => respond(
+                404,
+                json!({ "error": format!("no admin endpoint at {}", crate::error::truncated(&path)) }),
+            ),
+        }
+    }
+}
+
+fn respond(status: u16, body: serde_json::Value) -> Response<Vec<u8>> {
+    let body = serde_json::to_vec(&body).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(body)
+        .unwrap_or_default()
+}

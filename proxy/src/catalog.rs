@@ -1,0 +1,314 @@
+//! Tool, prompt and resource catalogs: what each upstream offers, and what each gateway shows.
+//!
+//! A gateway's catalog is built off the request path whenever an upstream's lists change:
+//! names are prefixed `{server}__{name}`, list results are serialised once into pages, and the
+//! routing tables map a prefixed name straight to the server and to the upstream's own name,
+//! already encoded as a JSON string literal ready to splice into a forwarded body. A
+//! `tools/list` request then copies bytes and builds nothing.
+
+pub mod refresh;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use sluice_config::{GatewayConfig, GatewayName};
+
+use crate::upstream::ServerIdx;
+
+/// Separator between the server prefix and the upstream's own name.
+pub const PREFIX_SEPARATOR: &str = "__";
+
+/// What one upstream offers, as fetched from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerCatalog {
+    /// Protocol version the upstream negotiated with the gateway.
+    pub protocol_version: String,
+    /// Whether the upstream issued a session id (keeps per-session state).
+    pub stateful: bool,
+    /// The upstream's declared capabilities.
+    pub capabilities: Value,
+    /// Tool definitions, as the upstream sent them.
+    pub tools: Vec<Value>,
+    /// Prompt definitions.
+    pub prompts: Vec<Value>,
+    /// Concrete resources.
+    pub resources: Vec<Value>,
+    /// Resource templates.
+    pub resource_templates: Vec<Value>,
+}
+
+/// Where a prefixed tool or prompt goes.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The owning server.
+    pub server: ServerIdx,
+    /// The upstream's own name as a JSON string literal (with quotes), ready to splice.
+    pub upstream_literal: Box<[u8]>,
+}
+
+/// A list result serialised once into pages.
+#[derive(Debug, Clone)]
+pub struct ListPages {
+    pages: Vec<Bytes>,
+    len: usize,
+}
+
+/// A `cursor` that does not name a page of this list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadCursor;
+
+impl ListPages {
+    /// Serialises `items` under `key` in pages of `page_size`, each with a `nextCursor` but the last.
+    pub fn build(key: &str, items: &[Value], page_size: usize) -> Self {
+        let page_size = page_size.max(1);
+        let chunks: Vec<&[Value]> = if items.is_empty() {
+            vec![&[]]
+        } else {
+            items.chunks(page_size).collect()
+        };
+        let last = chunks.len() - 1;
+        let pages = chunks
+            .iter()
+            .enumerate()
+            .map(|(i, chunk)| {
+                let mut result = Map::new();
+                result.insert(key.to_owned(), Value::Array(chunk.to_vec()));
+                if i < last {
+                    result.insert("nextCursor".to_owned(), Value::String((i + 1).to_string()));
+                }
+                // A map of strings and already-valid values always serialises.
+                Bytes::from(serde_json::to_vec(&Value::Object(result)).unwrap_or_default())
+            })
+            .collect();
+        ListPages {
+            pages,
+            len: items.len(),
+        }
+    }
+
+    /// The pre-serialised `result` object for `cursor` (absent = first page).
+    pub fn page(&self, cursor: Option<&str>) -> Result<&Bytes, BadCursor> {
+        let index = match cursor {
+            None => 0,
+            Some(c) => c.parse::<usize>().map_err(|_| BadCursor)?,
+        };
+        self.pages.get(index).ok_or(BadCursor)
+    }
+
+    /// Number of items across all pages.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the list has no items.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Everything a gateway shows and how to route it.
+#[derive(Debug)]
+pub struct GatewayCatalog {
+    /// The gateway.
+    pub name: GatewayName,
+    /// Servers this gateway uses, for session fan-out.
+    pub servers: Vec<ServerIdx>,
+    /// `tools/list` pages.
+    pub tools: ListPages,
+    /// `prompts/list` pages.
+    pub prompts: ListPages,
+    /// `resources/list` pages.
+    pub resources: ListPages,
+    /// `resources/templates/list` pages.
+    pub resource_templates: ListPages,
+    tool_routes: HashMap<Box<str>, Route>,
+    prompt_routes: HashMap<Box<str>, Route>,
+    resource_routes: HashMap<Box<str>, ServerIdx>,
+    /// Literal prefixes of resource templates (text before the first `{`), longest first.
+    template_prefixes: Vec<(String, ServerIdx)>,
+}
+
+impl GatewayCatalog {
+    /// Builds a gateway's catalog from the upstream catalogs known so far. Servers whose
+    /// catalog is not (yet) known contribute nothing.
+    pub fn build(
+        cfg: &GatewayConfig,
+        server_index: &HashMap<String, ServerIdx>,
+        servers: &[Option<Arc<ServerCatalog>>],
+        page_size: usize,
+    ) -> Self {
+        let mut used: Vec<ServerIdx> = Vec::new();
+        let mut whole: Vec<ServerIdx> = Vec::new();
+        for s in &cfg.servers {
+            if let Some(&i) = server_index.get(s.as_str()) {
+                whole.push(i);
+                used.push(i);
+            }
+        }
+        // Individually listed tools: server -> allowed upstream names.
+        let mut picked: HashMap<ServerIdx, Vec<&str>> = HashMap::new();
+        for t in &cfg.tools {
+            if let Some((server, tool)) = t.split_once(PREFIX_SEPARATOR)
+                && let Some(&i) = server_index.get(server)
+            {
+                picked.entry(i).or_default().push(tool);
+                if !used.contains(&i) {
+                    used.push(i);
+                }
+            }
+        }
+
+        let mut tools = Vec::new();
+        let mut tool_routes = HashMap::new();
+        let mut prompts = Vec::new();
+        let mut prompt_routes = HashMap::new();
+        let mut resources = Vec::new();
+        let mut resource_routes = HashMap::new();
+        let mut templates = Vec::new();
+        let mut template_prefixes = Vec::new();
+        for &i in &used {
+            let Some(Some(cat)) = servers.get(i) else {
+                continue;
+            };
+            let Some(prefix) = server_index
+                .iter()
+                .find_map(|(name, &idx)| (idx == i).then_some(name.as_str()))
+            else {
+                continue;
+            };
+            let is_whole = whole.contains(&i);
+            for tool in &cat.tools {
+                let Some(name) = tool.get("name").and_then(Value::as_str) else {
+                    continue;
+                };
+                let allowed = is_whole || picked.get(&i).is_some_and(|p| p.contains(&name));
+                if !allowed {
+                    continue;
+                }
+                let full = format!("{prefix}{PREFIX_SEPARATOR}{name}");
+                tools.push(renamed(tool, "name", &full));
+                tool_routes.insert(full.into_boxed_str(), route(i, name));
+            }
+            if !is_whole {
+                continue;
+            }
+            for prompt in &cat.prompts {
+                let Some(name) = prompt.get("name").and_then(Value::as_str) else {
+                    continue;
+                };
+                let full = format!("{prefix}{PREFIX_SEPARATOR}{name}");
+                prompts.push(renamed(prompt, "name", &full));
+                prompt_routes.insert(full.into_boxed_str(), route(i, name));
+            }
+            for resource in &cat.resources {
+                if let Some(uri) = resource.get("uri").and_then(Value::as_str) {
+                    resource_routes
+                        .entry(uri.to_owned().into_boxed_str())
+                        .or_insert(i);
+                    resources.push(resource.clone());
+                }
+            }
+            for template in &cat.resource_templates {
+                if let Some(t) = template.get("uriTemplate").and_then(Value::as_str) {
+                    let literal = t.split('{').next().unwrap_or_default().to_owned();
+                    template_prefixes.push((literal, i));
+                    templates.push(template.clone());
+                }
+            }
+        }
+        template_prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+
+        GatewayCatalog {
+            name: cfg.name.clone(),
+            servers: used,
+            tools: ListPages::build("tools", &tools, page_size),
+            prompts: ListPages::build("prompts", &prompts, page_size),
+            resources: ListPages::build("resources", &resources, page_size),
+            resource_templates: ListPages::build("resourceTemplates", &templates, page_size),
+            tool_routes,
+            prompt_routes,
+            resource_routes,
+            template_prefixes,
+        }
+    }
+
+    /// The route of a prefixed tool name shown by this gateway.
+    pub fn route_tool(&self, name: &str) -> Option<&Route> {
+        self.tool_routes.get(name)
+    }
+
+    /// The route of a prefixed prompt name.
+    pub fn route_prompt(&self, name: &str) -> Option<&Route> {
+        self.prompt_routes.get(name)
+    }
+
+    /// The server owning a resource URI: a listed resource, else the longest matching
+    /// template prefix, else the only server offering resources.
+    pub fn route_resource(&self, uri: &str) -> Option<ServerIdx> {
+        if let Some(&i) = self.resource_routes.get(uri) {
+            return Some(i);
+        }
+        if let Some((_, i)) = self
+            .template_prefixes
+            .iter()
+            .find(|(p, _)| !p.is_empty() && uri.starts_with(p.as_str()))
+        {
+            return Some(*i);
+        }
+        let mut owners = self
+            .resource_routes
+            .values()
+            .chain(self.template_prefixes.iter().map(|(_, i)| i));
+        let first = owners.next()?;
+        owners.all(|i| i == first).then_some(*first)
+    }
+
+    /// Names of tools close to `name`, for error messages.
+    pub fn similar_tools(&self, name: &str, limit: usize) -> Vec<&str> {
+        let mut scored: Vec<(usize, &str)> = self
+            .tool_routes
+            .keys()
+            .map(|k| (edit_distance(name, k), &**k))
+            .filter(|(d, k)| *d <= (k.len().max(name.len()) / 3).max(2))
+            .collect();
+        scored.sort();
+        scored.into_iter().take(limit).map(|(_, k)| k).collect()
+    }
+}
+
+fn route(server: ServerIdx, upstream_name: &str) -> Route {
+    Route {
+        server,
+        upstream_literal: serde_json::to_vec(upstream_name)
+            .unwrap_or_default()
+            .into_boxed_slice(),
+    }
+}
+
+fn renamed(item: &Value, key: &str, name: &str) -> Value {
+    let mut item = item.clone();
+    if let Value::Object(map) = &mut item {
+        map.insert(key.to_owned(), Value::String(name.to_owned()));
+    }
+    item
+}
+
+/// Levenshtein distance over chars; only used for error messages.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests;

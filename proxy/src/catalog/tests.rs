@@ -1,0 +1,152 @@
+use super::*;
+use serde_json::json;
+use sluice_config::{GatewayConfig, GatewayName, ServerName};
+
+fn server(tools: &[&str], stateful: bool) -> Option<Arc<ServerCatalog>> {
+    Some(Arc::new(ServerCatalog {
+        protocol_version: "2025-11-25".into(),
+        stateful,
+        capabilities: json!({ "tools": {} }),
+        tools: tools
+            .iter()
+            .map(|t| json!({ "name": t, "inputSchema": { "type": "object" } }))
+            .collect(),
+        prompts: vec![json!({ "name": "greet" })],
+        resources: vec![
+            json!({ "uri": format!("note://{}/readme", tools.len()), "name": "readme" }),
+        ],
+        resource_templates: vec![
+            json!({ "uriTemplate": format!("tmpl{}://{{id}}", tools.len()), "name": "t" }),
+        ],
+    }))
+}
+
+fn gateway(servers: &[&str], tools: &[&str]) -> GatewayConfig {
+    GatewayConfig {
+        name: GatewayName::new("dev").expect("valid gateway name"),
+        servers: servers
+            .iter()
+            .map(|s| ServerName::new(s).expect("valid server name"))
+            .collect(),
+        tools: tools.iter().map(|t| t.to_string()).collect(),
+    }
+}
+
+fn index() -> HashMap<String, ServerIdx> {
+    HashMap::from([("github".to_owned(), 0), ("files".to_owned(), 1)])
+}
+
+fn page_json(pages: &ListPages, cursor: Option<&str>) -> Value {
+    serde_json::from_slice(pages.page(cursor).expect("page exists")).expect("page is JSON")
+}
+
+#[test]
+fn tools_are_prefixed_and_routed_to_their_server_with_the_upstream_name() {
+    let servers = vec![
+        server(&["create_issue", "search"], false),
+        server(&["read"], true),
+    ];
+    let cat = GatewayCatalog::build(&gateway(&["github", "files"], &[]), &index(), &servers, 100);
+    let listed = page_json(&cat.tools, None);
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["github__create_issue", "github__search", "files__read"]
+    );
+    assert!(listed.get("nextCursor").is_none());
+    let route = cat.route_tool("github__search").expect("routed");
+    assert_eq!(route.server, 0);
+    assert_eq!(&*route.upstream_literal, br#""search""#);
+    assert_eq!(cat.route_tool("files__read").map(|r| r.server), Some(1));
+    assert!(cat.route_tool("search").is_none());
+    assert!(cat.route_tool("files__search").is_none());
+}
+
+#[test]
+fn pages_chain_through_next_cursor_and_bad_cursors_are_refused() {
+    let tools: Vec<String> = (0..5).map(|i| format!("t{i}")).collect();
+    let tools: Vec<&str> = tools.iter().map(String::as_str).collect();
+    let servers = vec![server(&tools, false), None];
+    let cat = GatewayCatalog::build(&gateway(&["github"], &[]), &index(), &servers, 2);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let page = page_json(&cat.tools, cursor.as_deref());
+        for t in page["tools"].as_array().unwrap() {
+            seen.push(t["name"].as_str().unwrap().to_owned());
+        }
+        match page.get("nextCursor") {
+            Some(c) => cursor = Some(c.as_str().unwrap().to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    assert_eq!(seen[4], "github__t4");
+    assert_eq!(cat.tools.page(Some("99")), Err(BadCursor));
+    assert_eq!(cat.tools.page(Some("x")), Err(BadCursor));
+}
+
+#[test]
+fn allow_list_picks_single_tools_without_prompts_or_resources() {
+    let servers = vec![
+        server(&["create_issue", "search"], false),
+        server(&["read"], true),
+    ];
+    let cat = GatewayCatalog::build(
+        &gateway(&["files"], &["github__search"]),
+        &index(),
+        &servers,
+        100,
+    );
+    assert!(cat.route_tool("github__search").is_some());
+    assert!(cat.route_tool("github__create_issue").is_none());
+    assert_eq!(cat.tools.len(), 2);
+    assert_eq!(cat.prompts.len(), 1, "prompts only from whole servers");
+    assert!(cat.route_prompt("files__greet").is_some());
+    assert_eq!(cat.servers, vec![1, 0]);
+}
+
+#[test]
+fn a_server_without_a_catalog_contributes_nothing() {
+    let servers = vec![None, server(&["read"], true)];
+    let cat = GatewayCatalog::build(&gateway(&["github", "files"], &[]), &index(), &servers, 100);
+    assert_eq!(cat.tools.len(), 1);
+    let empty = GatewayCatalog::build(&gateway(&["github"], &[]), &index(), &[None, None], 100);
+    assert_eq!(page_json(&empty.tools, None), json!({ "tools": [] }));
+}
+
+#[test]
+fn resources_route_by_listed_uri_then_template_prefix() {
+    let servers = vec![server(&["a"], false), server(&["b", "c"], false)];
+    let cat = GatewayCatalog::build(&gateway(&["github", "files"], &[]), &index(), &servers, 100);
+    assert_eq!(cat.route_resource("note://1/readme"), Some(0));
+    assert_eq!(cat.route_resource("note://2/readme"), Some(1));
+    assert_eq!(cat.route_resource("tmpl2://42"), Some(1));
+    assert_eq!(
+        cat.route_resource("unknown://x"),
+        None,
+        "ambiguous owner is refused"
+    );
+    let one = GatewayCatalog::build(&gateway(&["files"], &[]), &index(), &servers, 100);
+    assert_eq!(
+        one.route_resource("unknown://x"),
+        Some(1),
+        "the only resource server owns it"
+    );
+}
+
+#[test]
+fn similar_tool_names_are_suggested() {
+    let servers = vec![server(&["create_issue", "search"], false), None];
+    let cat = GatewayCatalog::build(&gateway(&["github"], &[]), &index(), &servers, 100);
+    assert_eq!(
+        cat.similar_tools("github__serch", 3),
+        vec!["github__search"]
+    );
+    assert!(cat.similar_tools("zzzzzzzzzzzzzzzzzzzz", 3).is_empty());
+}

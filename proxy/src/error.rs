@@ -1,0 +1,225 @@
+//! Every way a request can fail at the gateway, and the one mapping from those failures to an
+//! HTTP status and a JSON-RPC error object. Handlers return [`GatewayError`]; only
+//! [`crate::reply`] turns it into bytes.
+
+use thiserror::Error;
+
+use crate::jsonrpc::ScanError;
+use crate::upstream::UpstreamError;
+
+/// JSON-RPC parse error.
+pub const PARSE_ERROR: i64 = -32700;
+/// JSON-RPC invalid request.
+pub const INVALID_REQUEST: i64 = -32600;
+/// JSON-RPC method not found.
+pub const METHOD_NOT_FOUND: i64 = -32601;
+/// JSON-RPC invalid params.
+pub const INVALID_PARAMS: i64 = -32602;
+/// JSON-RPC internal error.
+pub const INTERNAL_ERROR: i64 = -32603;
+
+/// A request the gateway refuses or could not complete.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The path is not an MCP endpoint.
+    #[error("no MCP endpoint at {path}; gateways are served at /mcp/{{gateway}}")]
+    NotFound {
+        /// The requested path (truncated).
+        path: String,
+    },
+    /// The path names no configured gateway.
+    #[error("unknown gateway '{name}'")]
+    UnknownGateway {
+        /// The requested gateway name (truncated).
+        name: String,
+    },
+    /// HTTP method not served on this endpoint.
+    #[error("method {method} is not allowed on an MCP endpoint (allowed: {allow})")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// What is allowed.
+        allow: &'static str,
+    },
+    /// `Accept` does not allow both JSON and SSE.
+    #[error("Accept must allow both application/json and text/event-stream")]
+    NotAcceptable,
+    /// `Content-Type` is not JSON.
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    /// Body larger than `max_body_bytes`.
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The body could not be read from the client.
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    /// The body is not a valid JSON-RPC message.
+    #[error("{0}")]
+    Scan(#[from] ScanError),
+    /// A JSON-RPC batch on a version without batches.
+    #[error("JSON-RPC batches are not supported (removed in protocol version 2025-06-18)")]
+    Batch,
+    /// A non-initialize request without `Mcp-Session-Id`.
+    #[error("missing Mcp-Session-Id header: send initialize first")]
+    MissingSession,
+    /// The session id is tampered, expired, for another gateway or ended.
+    #[error("session not found: {0}; initialize a new session")]
+    SessionNotFound(&'static str),
+    /// `MCP-Protocol-Version` names a version the gateway does not speak.
+    #[error("unsupported MCP-Protocol-Version '{0}'")]
+    UnsupportedVersion(String),
+    /// A request header is not valid.
+    #[error("invalid header: {0}")]
+    BadHeader(&'static str),
+    /// JSON-RPC method the gateway does not serve.
+    #[error("method not found: {0}")]
+    MethodNotFound(String),
+    /// Tool not shown by this gateway.
+    #[error("unknown tool '{name}' on gateway '{gateway}'{}", hint(.similar))]
+    UnknownTool {
+        /// Requested name.
+        name: String,
+        /// The gateway.
+        gateway: String,
+        /// Close matches.
+        similar: Vec<String>,
+    },
+    /// Prompt not shown by this gateway.
+    #[error("unknown prompt '{name}' on gateway '{gateway}'")]
+    UnknownPrompt {
+        /// Requested name.
+        name: String,
+        /// The gateway.
+        gateway: String,
+    },
+    /// No server of this gateway owns the URI.
+    #[error("no server of gateway '{gateway}' owns resource '{uri}'")]
+    UnknownResource {
+        /// Requested URI (truncated).
+        uri: String,
+        /// The gateway.
+        gateway: String,
+    },
+    /// Parameters are missing or of the wrong type.
+    #[error("invalid params: {0}")]
+    InvalidParams(String),
+    /// A list cursor that names no page.
+    #[error("invalid cursor")]
+    BadCursor,
+    /// The upstream failed.
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
+    /// The gateway itself failed (a bug or a limit), not the client or an upstream.
+    #[error("internal gateway error: {0}")]
+    Internal(String),
+    /// The upstream lost the session and it could not be re-opened.
+    #[error(
+        "upstream server '{0}' lost the session and could not open a new one; initialize a new session"
+    )]
+    UpstreamSessionLost(String),
+}
+
+fn hint(similar: &[String]) -> String {
+    if similar.is_empty() {
+        String::new()
+    } else {
+        format!("; did you mean {}?", similar.join(", "))
+    }
+}
+
+impl GatewayError {
+    /// The HTTP status of the response carrying this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            GatewayError::NotFound { .. } | GatewayError::UnknownGateway { .. } => 404,
+            GatewayError::SessionNotFound(_) | GatewayError::UpstreamSessionLost(_) => 404,
+            GatewayError::MethodNotAllowed { .. } => 405,
+            GatewayError::NotAcceptable => 406,
+            GatewayError::UnsupportedMediaType => 415,
+            GatewayError::PayloadTooLarge { .. } => 413,
+            GatewayError::BodyRead(_)
+            | GatewayError::Scan(_)
+            | GatewayError::Batch
+            | GatewayError::MissingSession
+            | GatewayError::UnsupportedVersion(_)
+            | GatewayError::BadHeader(_) => 400,
+            // JSON-RPC level failures of a well-formed request travel in a 200.
+            GatewayError::MethodNotFound(_)
+            | GatewayError::UnknownTool { .. }
+            | GatewayError::UnknownPrompt { .. }
+            | GatewayError::UnknownResource { .. }
+            | GatewayError::InvalidParams(_)
+            | GatewayError::BadCursor
+            | GatewayError::Upstream(_) => 200,
+            GatewayError::Internal(_) => 500,
+        }
+    }
+
+    /// The JSON-RPC error code.
+    pub fn jsonrpc_code(&self) -> i64 {
+        match self {
+            GatewayError::Scan(e) => e.json_rpc_code(),
+            GatewayError::BodyRead(_) => PARSE_ERROR,
+            GatewayError::MethodNotFound(_) => METHOD_NOT_FOUND,
+            GatewayError::UnknownTool { .. }
+            | GatewayError::UnknownPrompt { .. }
+            | GatewayError::UnknownResource { .. }
+            | GatewayError::InvalidParams(_)
+            | GatewayError::BadCursor => INVALID_PARAMS,
+            GatewayError::Upstream(_) | GatewayError::Internal(_) => INTERNAL_ERROR,
+            _ => INVALID_REQUEST,
+        }
+    }
+
+    /// A short stable label for logs and (later) metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GatewayError::NotFound { .. } => "not_found",
+            GatewayError::UnknownGateway { .. } => "unknown_gateway",
+            GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
+            GatewayError::NotAcceptable => "not_acceptable",
+            GatewayError::UnsupportedMediaType => "unsupported_media_type",
+            GatewayError::PayloadTooLarge { .. } => "payload_too_large",
+            GatewayError::BodyRead(_) => "body_read",
+            GatewayError::Scan(ScanError::Syntax { .. } | ScanError::TooDeep { .. }) => {
+                "parse_error"
+            }
+            GatewayError::Scan(ScanError::DuplicateKey { .. } | ScanError::EscapedKey { .. }) => {
+                "ambiguous_envelope"
+            }
+            GatewayError::Scan(_) => "invalid_request",
+            GatewayError::Batch => "batch",
+            GatewayError::MissingSession => "missing_session",
+            GatewayError::SessionNotFound(_) => "session_not_found",
+            GatewayError::UnsupportedVersion(_) => "unsupported_version",
+            GatewayError::BadHeader(_) => "bad_header",
+            GatewayError::MethodNotFound(_) => "method_not_found",
+            GatewayError::UnknownTool { .. } => "unknown_tool",
+            GatewayError::UnknownPrompt { .. } => "unknown_prompt",
+            GatewayError::UnknownResource { .. } => "unknown_resource",
+            GatewayError::InvalidParams(_) => "invalid_params",
+            GatewayError::BadCursor => "bad_cursor",
+            GatewayError::Upstream(UpstreamError::Timeout { .. }) => "upstream_timeout",
+            GatewayError::Upstream(_) => "upstream_error",
+            GatewayError::UpstreamSessionLost(_) => "upstream_session_lost",
+            GatewayError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// Cuts untrusted text echoed into an error to a bounded length.
+pub fn truncated(s: &str) -> String {
+    const MAX: usize = 128;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}

@@ -1,0 +1,310 @@
+//! The MCP endpoint on Pingora: `/mcp/{gateway}`.
+//!
+//! Every request is handled in `request_filter` and answered there, in this order:
+//! endpoint → authenticate → read and inspect the body → answer locally or route → resolve the
+//! upstream credential → forward and stream back → record (in `logging`). The gateway forwards
+//! with its own pooled exchange rather than pingora's proxy phase because it must read and
+//! rewrite the whole body before choosing an upstream (pingora's retry buffer stops at 64 KiB),
+//! retry a lost upstream session, and answer upstream failures as JSON-RPC errors.
+
+mod caller;
+mod endpoint;
+mod forward;
+mod local;
+mod record;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::Method;
+use pingora::connectors::http::Connector;
+use pingora::proxy::{ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+
+use crate::catalog::GatewayCatalog;
+use crate::error::{GatewayError, truncated};
+use crate::jsonrpc::{self, MessageKind, Scanned};
+use crate::protocol;
+use crate::reply;
+use crate::session::unix_now;
+use crate::session_token::SessionClaims;
+use crate::state::{Shared, Snapshot};
+
+pub use caller::Caller;
+pub use record::RequestRecord;
+
+/// The pingora service behind every gateway endpoint.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    connector: Connector,
+}
+
+impl Gateway {
+    /// A gateway service over the shared state.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Gateway {
+            shared,
+            connector: Connector::new(None),
+        }
+    }
+
+    async fn serve(
+        &self,
+        session: &mut Session,
+        rec: &mut RequestRecord,
+    ) -> Result<(), GatewayError> {
+        let snapshot = self.shared.snapshot.load_full();
+        let name = endpoint::gateway_name(&session.req_header().uri)?;
+        let catalog =
+            snapshot
+                .gateways
+                .get(name)
+                .cloned()
+                .ok_or_else(|| GatewayError::UnknownGateway {
+                    name: truncated(name),
+                })?;
+        rec.gateway = Some(catalog.name.as_str().to_owned());
+        let caller = caller::authenticate(session, &catalog)?;
+        let method = session.req_header().method.clone();
+        match method {
+            Method::POST => self.post(session, rec, &snapshot, &catalog, &caller).await,
+            Method::DELETE => self.delete(session, &catalog).await,
+            m => Err(GatewayError::MethodNotAllowed {
+                method: truncated(m.as_str()),
+                allow: "POST, DELETE",
+            }),
+        }
+    }
+
+    async fn post(
+        &self,
+        session: &mut Session,
+        rec: &mut RequestRecord,
+        snapshot: &Snapshot,
+        catalog: &Arc<GatewayCatalog>,
+        caller: &Caller,
+    ) -> Result<(), GatewayError> {
+        endpoint::check_post_headers(session.req_header())?;
+        let limits = &self.shared.config.proxy;
+        let body = endpoint::read_body(session, limits.max_body_bytes).await?;
+        rec.request_bytes = body.len();
+        let envelope = match jsonrpc::scan(&body, limits.max_json_depth)? {
+            Scanned::Single(e) => e,
+            Scanned::Batch => return Err(GatewayError::Batch),
+        };
+        rec.id = envelope.id.map(|s| body.slice(s.start..s.end));
+        rec.method = envelope.method.as_deref().map(str::to_owned);
+        let method = envelope.method.as_deref().unwrap_or_default();
+
+        if envelope.kind == MessageKind::Request && method == "initialize" {
+            return local::initialize(self, session, rec, snapshot, catalog, &body, &envelope)
+                .await;
+        }
+        if method == "server/discover" {
+            // The stateless era's probe; until it is served, -32601 tells clients to fall back
+            // to initialize.
+            return Err(GatewayError::MethodNotFound(method.to_owned()));
+        }
+        let claims = self.session_claims(session, catalog)?;
+        check_version_header(session)?;
+        if envelope.kind != MessageKind::Request {
+            // Notifications and client responses are acknowledged; the gateway keeps no
+            // server-to-client requests of its own yet.
+            rec.outcome = "accepted";
+            return reply::accepted(session).await.map_err(write_failed);
+        }
+        match method {
+            "ping" => local::result(session, rec, b"{}").await,
+            "tools/list" => local::list(session, rec, &body, &envelope, &catalog.tools).await,
+            "prompts/list" => local::list(session, rec, &body, &envelope, &catalog.prompts).await,
+            "resources/list" => {
+                local::list(session, rec, &body, &envelope, &catalog.resources).await
+            }
+            "resources/templates/list" => {
+                local::list(session, rec, &body, &envelope, &catalog.resource_templates).await
+            }
+            "tools/call" => {
+                let field = envelope.name.as_ref().ok_or_else(|| {
+                    GatewayError::InvalidParams("tools/call needs params.name".into())
+                })?;
+                rec.target = Some(truncated(&field.value));
+                let route =
+                    catalog
+                        .route_tool(&field.value)
+                        .ok_or_else(|| GatewayError::UnknownTool {
+                            name: truncated(&field.value),
+                            gateway: catalog.name.as_str().to_owned(),
+                            similar: catalog
+                                .similar_tools(&field.value, 3)
+                                .into_iter()
+                                .map(str::to_owned)
+                                .collect(),
+                        })?;
+                let body = splice(&body, field.span, &route.upstream_literal)?;
+                let target = forward::Target {
+                    server: route.server,
+                    body,
+                };
+                forward::forward(self, session, rec, snapshot, &claims, caller, target).await
+            }
+            "prompts/get" => {
+                let field = envelope.name.as_ref().ok_or_else(|| {
+                    GatewayError::InvalidParams("prompts/get needs params.name".into())
+                })?;
+                rec.target = Some(truncated(&field.value));
+                let route = catalog.route_prompt(&field.value).ok_or_else(|| {
+                    GatewayError::UnknownPrompt {
+                        name: truncated(&field.value),
+                        gateway: catalog.name.as_str().to_owned(),
+                    }
+                })?;
+                let body = splice(&body, field.span, &route.upstream_literal)?;
+                let target = forward::Target {
+                    server: route.server,
+                    body,
+                };
+                forward::forward(self, session, rec, snapshot, &claims, caller, target).await
+            }
+            "resources/read" => {
+                let uri = envelope.uri.as_ref().ok_or_else(|| {
+                    GatewayError::InvalidParams("resources/read needs params.uri".into())
+                })?;
+                rec.target = Some(truncated(&uri.value));
+                let server = catalog.route_resource(&uri.value).ok_or_else(|| {
+                    GatewayError::UnknownResource {
+                        uri: truncated(&uri.value),
+                        gateway: catalog.name.as_str().to_owned(),
+                    }
+                })?;
+                let target = forward::Target {
+                    server,
+                    body: body.clone(),
+                };
+                forward::forward(self, session, rec, snapshot, &claims, caller, target).await
+            }
+            other => Err(GatewayError::MethodNotFound(truncated(other))),
+        }
+    }
+
+    async fn delete(
+        &self,
+        session: &mut Session,
+        catalog: &GatewayCatalog,
+    ) -> Result<(), GatewayError> {
+        let claims = self.session_claims(session, catalog)?;
+        local::end_session(self, &claims).await;
+        reply::json(session, 200, Bytes::new(), &[])
+            .await
+            .map_err(write_failed)
+    }
+
+    /// Opens and checks the client's session token: 400 when absent, 404 when not valid here.
+    fn session_claims(
+        &self,
+        session: &Session,
+        catalog: &GatewayCatalog,
+    ) -> Result<SessionClaims, GatewayError> {
+        let header = session
+            .req_header()
+            .headers
+            .get(protocol::SESSION_HEADER)
+            .ok_or(GatewayError::MissingSession)?;
+        let token = header
+            .to_str()
+            .map_err(|_| GatewayError::SessionNotFound("malformed session id"))?;
+        let claims = self
+            .shared
+            .sealer
+            .open(token, unix_now())
+            .map_err(|e| GatewayError::SessionNotFound(session_error_reason(&e)))?;
+        if claims.gateway != catalog.name.as_str() {
+            return Err(GatewayError::SessionNotFound(
+                "session belongs to another gateway",
+            ));
+        }
+        if self.shared.revoked.is_revoked(&claims.session_uid) {
+            return Err(GatewayError::SessionNotFound("session was ended"));
+        }
+        Ok(claims)
+    }
+}
+
+/// Replaces the routed name; the span came from scanning this very body.
+fn splice(body: &[u8], span: jsonrpc::Span, literal: &[u8]) -> Result<Bytes, GatewayError> {
+    jsonrpc::replace_span(body, span, literal).map_err(|e| GatewayError::Internal(e.to_string()))
+}
+
+fn session_error_reason(e: &crate::session_token::SessionTokenError) -> &'static str {
+    use crate::session_token::SessionTokenError as E;
+    match e {
+        E::Expired => "session expired",
+        E::Tampered => "session id not issued by this gateway",
+        E::TooLarge => "session id too large",
+        _ => "malformed session id",
+    }
+}
+
+fn check_version_header(session: &Session) -> Result<(), GatewayError> {
+    match session.req_header().headers.get(protocol::VERSION_HEADER) {
+        None => Ok(()),
+        Some(v) => {
+            let v = v
+                .to_str()
+                .map_err(|_| GatewayError::BadHeader("MCP-Protocol-Version is not ASCII"))?;
+            if protocol::is_supported(v) {
+                Ok(())
+            } else {
+                Err(GatewayError::UnsupportedVersion(truncated(v)))
+            }
+        }
+    }
+}
+
+/// The client went away while we were answering; nothing more can be sent.
+#[allow(clippy::boxed_local)] // pingora's errors arrive boxed
+fn write_failed(e: Box<Error>) -> GatewayError {
+    GatewayError::BodyRead(format!("client connection failed: {}", e.etype().as_str()))
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestRecord;
+
+    fn new_ctx(&self) -> RequestRecord {
+        RequestRecord::start()
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestRecord,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        // Every request is answered in request_filter; reaching here is a bug, not a route.
+        Error::e_explain(
+            ErrorType::InternalError,
+            "sluice answers every request in request_filter",
+        )
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        rec: &mut RequestRecord,
+    ) -> pingora::Result<bool> {
+        if let Err(err) = self.serve(session, rec).await {
+            rec.outcome = err.kind();
+            rec.error = Some(err.to_string());
+            if session.response_written().is_none() {
+                let id = rec.id.clone();
+                reply::error(session, id.as_deref(), &err).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, rec: &mut RequestRecord) {
+        rec.finish(session, e);
+    }
+}

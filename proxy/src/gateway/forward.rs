@@ -1,0 +1,294 @@
+//! Forwarding a routed request to its upstream and streaming the answer back unbuffered.
+//!
+//! The body arrives here already rewritten (only the routed name's bytes replaced). The
+//! upstream session comes from the client's sealed token, or from this replica's lazy table
+//! when the upstream was down at initialize or lost the session (then it is re-opened once
+//! before the client is told to re-initialize). Failures before the response header are
+//! JSON-RPC errors naming the server; a failure inside an SSE stream ends it with one.
+
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::Session;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{Caller, Gateway, RequestRecord, write_failed};
+use crate::error::GatewayError;
+use crate::protocol::SESSION_HEADER;
+use crate::reply;
+use crate::session::LazySession;
+use crate::session_token::SessionClaims;
+use crate::state::Snapshot;
+use crate::upstream::mcp_client::{self, SessionRef};
+use crate::upstream::{Exchange, ServerIdx, Upstream, UpstreamError};
+
+/// Where a routed request goes and the body to send.
+pub struct Target {
+    /// The owning server.
+    pub server: ServerIdx,
+    /// The request body as the upstream must see it.
+    pub body: Bytes,
+}
+
+/// Which upstream session a forwarded request uses.
+#[derive(Debug, Clone)]
+struct UpstreamSessionChoice {
+    id: Option<String>,
+    version: String,
+}
+
+/// Sends the request upstream and streams the response to the client.
+pub async fn forward(
+    gw: &Gateway,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    snapshot: &Snapshot,
+    claims: &SessionClaims,
+    caller: &Caller,
+    target: Target,
+) -> Result<(), GatewayError> {
+    let upstream = gw.shared.upstreams[target.server].clone();
+    rec.server = Some(upstream.name.as_str().to_owned());
+    let deadline = Instant::now() + upstream.timeout;
+    let catalog = snapshot.servers.get(target.server).and_then(Option::as_ref);
+    let stateful = catalog.is_none_or(|c| c.stateful);
+    let fallback_version = catalog.map_or(crate::protocol::LATEST_VERSION, |c| {
+        c.protocol_version.as_str()
+    });
+
+    let mut choice =
+        choose_session(gw, claims, &upstream, stateful, fallback_version, deadline).await?;
+    let mut exchange = within(
+        deadline,
+        &upstream,
+        send(gw, &upstream, &choice, caller, &target.body),
+    )
+    .await?;
+    if exchange.status() == 404 && choice.id.is_some() {
+        // The upstream forgot the session (restart, expiry): open a new one once, then retry.
+        exchange.finish(&gw.connector, &upstream).await;
+        choice = within(deadline, &upstream, reopen(gw, claims, &upstream))
+            .await
+            .map_err(|_| GatewayError::UpstreamSessionLost(upstream.name.as_str().to_owned()))?;
+        exchange = within(
+            deadline,
+            &upstream,
+            send(gw, &upstream, &choice, caller, &target.body),
+        )
+        .await?;
+    }
+    if !(200..300).contains(&exchange.status()) {
+        let status = exchange.status();
+        exchange.finish(&gw.connector, &upstream).await;
+        return Err(UpstreamError::Status {
+            server: upstream.name.clone(),
+            status,
+        }
+        .into());
+    }
+    stream_back(gw, session, rec, &upstream, exchange, deadline).await
+}
+
+async fn choose_session(
+    gw: &Gateway,
+    claims: &SessionClaims,
+    upstream: &Upstream,
+    stateful: bool,
+    fallback_version: &str,
+    deadline: Instant,
+) -> Result<UpstreamSessionChoice, GatewayError> {
+    if !stateful {
+        return Ok(UpstreamSessionChoice {
+            id: None,
+            version: fallback_version.to_owned(),
+        });
+    }
+    if let Some(s) = gw
+        .shared
+        .lazy_sessions
+        .get(&claims.session_uid, upstream.index)
+    {
+        return Ok(UpstreamSessionChoice {
+            id: Some(s.session_id),
+            version: s.protocol_version,
+        });
+    }
+    if let Some(s) = claims
+        .upstream_sessions
+        .iter()
+        .find(|s| s.server == upstream.name.as_str())
+    {
+        return Ok(UpstreamSessionChoice {
+            id: Some(s.session_id.clone()),
+            version: s.protocol_version.clone(),
+        });
+    }
+    Ok(within(deadline, upstream, reopen(gw, claims, upstream)).await?)
+}
+
+/// Opens an upstream session for this client session on this replica and remembers it.
+async fn reopen(
+    gw: &Gateway,
+    claims: &SessionClaims,
+    upstream: &Upstream,
+) -> Result<UpstreamSessionChoice, UpstreamError> {
+    let capabilities: Value = serde_json::from_slice(&claims.client_capabilities)
+        .unwrap_or(Value::Object(Default::default()));
+    let info = serde_json::json!({ "name": "sluice", "version": env!("CARGO_PKG_VERSION") });
+    let init = mcp_client::initialize(&gw.connector, upstream, capabilities, info).await?;
+    let Some(id) = init.session_id else {
+        return Ok(UpstreamSessionChoice {
+            id: None,
+            version: init.protocol_version,
+        });
+    };
+    gw.shared.lazy_sessions.insert(
+        claims.session_uid,
+        upstream.index,
+        LazySession {
+            session_id: id.clone(),
+            protocol_version: init.protocol_version.clone(),
+        },
+    );
+    Ok(UpstreamSessionChoice {
+        id: Some(id),
+        version: init.protocol_version,
+    })
+}
+
+async fn send(
+    gw: &Gateway,
+    upstream: &Upstream,
+    choice: &UpstreamSessionChoice,
+    caller: &Caller,
+    body: &Bytes,
+) -> Result<Exchange, UpstreamError> {
+    let session = SessionRef {
+        id: choice.id.as_deref(),
+        version: &choice.version,
+    };
+    let mut req = mcp_client::base_request(upstream, "POST", session, body.len())?;
+    let bad = |_| UpstreamError::Protocol {
+        server: upstream.name.clone(),
+        reason: "invalid request header".into(),
+    };
+    req.insert_header("content-type", "application/json")
+        .map_err(bad)?;
+    req.insert_header("accept", "application/json, text/event-stream")
+        .map_err(bad)?;
+    if let Some(id) = &choice.id {
+        req.insert_header(SESSION_HEADER, id.as_str())
+            .map_err(bad)?;
+    }
+    apply_credential(&mut req, caller, upstream);
+    Exchange::start(&gw.connector, upstream, req, body.clone()).await
+}
+
+/// The credential step: upstream credentials are injected here. With no credential
+/// configured the request carries none, and never the client's own `Authorization`.
+fn apply_credential(_req: &mut RequestHeader, _caller: &Caller, _upstream: &Upstream) {}
+
+async fn stream_back(
+    gw: &Gateway,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    upstream: &Upstream,
+    mut exchange: Exchange,
+    deadline: Instant,
+) -> Result<(), GatewayError> {
+    let content_type = exchange
+        .header_str("content-type")
+        .unwrap_or("application/json")
+        .to_owned();
+    let is_sse = content_type.trim_start().starts_with("text/event-stream");
+    let mut resp = ResponseHeader::build(exchange.status(), Some(4)).map_err(write_failed)?;
+    resp.insert_header("content-type", content_type.as_str())
+        .map_err(write_failed)?;
+    if is_sse {
+        resp.insert_header("cache-control", "no-cache")
+            .map_err(write_failed)?;
+    } else if let Some(len) = exchange.header_str("content-length") {
+        resp.insert_header("content-length", len)
+            .map_err(write_failed)?;
+    }
+    session
+        .write_response_header(Box::new(resp), false)
+        .await
+        .map_err(write_failed)?;
+
+    loop {
+        let next = tokio::select! {
+            chunk = tokio::time::timeout_at(deadline, exchange.chunk(upstream)) => chunk,
+            gone = session.as_downstream_mut().read_body_or_idle(true) => {
+                // The client disconnected: dropping the exchange cancels the upstream request.
+                rec.outcome = "client_closed";
+                let reason = gone.err().map_or("client closed".to_owned(), |e| e.etype().as_str().to_owned());
+                return Err(GatewayError::BodyRead(reason));
+            }
+        };
+        let failure = match next {
+            Ok(Ok(Some(chunk))) => {
+                session
+                    .write_response_body(Some(chunk), false)
+                    .await
+                    .map_err(write_failed)?;
+                continue;
+            }
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(UpstreamError::Timeout {
+                server: upstream.name.clone(),
+                after: upstream.timeout,
+                phase: "streaming the response",
+            }),
+        };
+        if let Some(e) = failure {
+            rec.outcome = if matches!(e, UpstreamError::Timeout { .. }) {
+                "upstream_timeout"
+            } else {
+                "upstream_error"
+            };
+            rec.error = Some(e.to_string());
+            if is_sse {
+                // Tell the client its request failed instead of leaving it waiting.
+                let err = GatewayError::Upstream(e);
+                let body =
+                    reply::error_body(rec.id.as_deref(), err.jsonrpc_code(), &err.to_string());
+                let mut event = Vec::with_capacity(body.len() + 24);
+                event.extend_from_slice(b"event: message\ndata: ");
+                event.extend_from_slice(&body);
+                event.extend_from_slice(b"\n\n");
+                session
+                    .write_response_body(Some(Bytes::from(event)), true)
+                    .await
+                    .map_err(write_failed)?;
+                return Ok(());
+            }
+            // A JSON body cut short cannot be mended: close the connection.
+            session.set_keepalive(None);
+            return Err(GatewayError::Upstream(e));
+        }
+        session
+            .write_response_body(None, true)
+            .await
+            .map_err(write_failed)?;
+        exchange.finish(&gw.connector, upstream).await;
+        return Ok(());
+    }
+}
+
+async fn within<T>(
+    deadline: Instant,
+    upstream: &Upstream,
+    work: impl std::future::Future<Output = Result<T, UpstreamError>>,
+) -> Result<T, UpstreamError> {
+    tokio::time::timeout_at(deadline, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(UpstreamError::Timeout {
+                server: upstream.name.clone(),
+                after: upstream.timeout,
+                phase: "waiting for the response",
+            })
+        })
+}

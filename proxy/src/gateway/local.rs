@@ -1,0 +1,211 @@
+//! Requests the gateway answers itself: `initialize` (which opens the upstream sessions the
+//! token will carry), `ping`, the list methods served from pre-serialised pages, and ending a
+//! session.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use pingora::proxy::Session;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use super::{Gateway, RequestRecord, write_failed};
+use crate::catalog::{GatewayCatalog, ListPages};
+use crate::error::GatewayError;
+use crate::jsonrpc::Envelope;
+use crate::protocol::{self, SESSION_HEADER};
+use crate::reply;
+use crate::session::unix_now;
+use crate::session_token::{SessionClaims, UpstreamSession};
+use crate::state::Snapshot;
+use crate::upstream::mcp_client::{self, SessionRef};
+
+#[derive(Deserialize)]
+struct InitializeParams<'a> {
+    #[serde(rename = "protocolVersion", borrow)]
+    protocol_version: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    capabilities: Option<&'a RawValue>,
+    #[serde(rename = "clientInfo")]
+    client_info: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct ListParams<'a> {
+    #[serde(borrow)]
+    cursor: Option<Cow<'a, str>>,
+}
+
+/// Writes a result for the request whose id is in `rec`.
+pub async fn result(
+    session: &mut Session,
+    rec: &RequestRecord,
+    result: &[u8],
+) -> Result<(), GatewayError> {
+    let id = rec.id.as_deref().unwrap_or(b"null");
+    reply::json(session, 200, reply::result_body(id, result), &[])
+        .await
+        .map_err(write_failed)
+}
+
+/// Answers a list method from its pre-serialised pages.
+pub async fn list(
+    session: &mut Session,
+    rec: &RequestRecord,
+    body: &Bytes,
+    envelope: &Envelope<'_>,
+    pages: &ListPages,
+) -> Result<(), GatewayError> {
+    let params: ListParams = match envelope.params {
+        Some(span) => serde_json::from_slice(&body[span.start..span.end])
+            .map_err(|e| GatewayError::InvalidParams(e.to_string()))?,
+        None => ListParams::default(),
+    };
+    let page = pages
+        .page(params.cursor.as_deref())
+        .map_err(|_| GatewayError::BadCursor)?;
+    result(session, rec, page).await
+}
+
+/// Answers `initialize`: negotiates the version, opens a session on every stateful upstream of
+/// the gateway at once (bounded by `catalog.init_timeout`) and seals their ids into the token.
+pub async fn initialize(
+    gw: &Gateway,
+    session: &mut Session,
+    rec: &RequestRecord,
+    snapshot: &Snapshot,
+    catalog: &Arc<GatewayCatalog>,
+    body: &Bytes,
+    envelope: &Envelope<'_>,
+) -> Result<(), GatewayError> {
+    let span = envelope
+        .params
+        .ok_or_else(|| GatewayError::InvalidParams("initialize needs params".into()))?;
+    let params: InitializeParams = serde_json::from_slice(&body[span.start..span.end])
+        .map_err(|e| GatewayError::InvalidParams(e.to_string()))?;
+    let version = protocol::negotiate(params.protocol_version.as_deref());
+    let capabilities = params.capabilities.map_or("{}", RawValue::get);
+    let caps_value: Value = serde_json::from_str(capabilities).unwrap_or(json!({}));
+    let client_info = params
+        .client_info
+        .unwrap_or_else(|| json!({ "name": "unknown", "version": "0" }));
+
+    let upstream_sessions =
+        open_upstream_sessions(gw, snapshot, catalog, caps_value, client_info).await;
+    let ttl = gw
+        .shared
+        .config
+        .sessions
+        .as_ref()
+        .map_or(86_400, |s| s.ttl.as_secs());
+    let claims = SessionClaims {
+        session_uid: SessionClaims::new_session_uid(),
+        gateway: catalog.name.as_str().to_owned(),
+        protocol_version: version.to_owned(),
+        client_capabilities: capabilities.as_bytes().to_vec(),
+        expires_at: unix_now().saturating_add(ttl),
+        upstream_sessions,
+    };
+    let token = gw
+        .shared
+        .sealer
+        .seal(&claims)
+        .map_err(|e| GatewayError::Internal(format!("sealing the session: {e}")))?;
+    let result = json!({
+        "protocolVersion": version,
+        "capabilities": {
+            "tools": { "listChanged": false },
+            "prompts": { "listChanged": false },
+            "resources": {},
+        },
+        "serverInfo": {
+            "name": format!("sluice/{}", catalog.name),
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+    });
+    let result = serde_json::to_vec(&result).map_err(|e| GatewayError::Internal(e.to_string()))?;
+    let id = rec.id.as_deref().unwrap_or(b"null");
+    reply::json(
+        session,
+        200,
+        reply::result_body(id, &result),
+        &[(SESSION_HEADER, token.as_str())],
+    )
+    .await
+    .map_err(write_failed)
+}
+
+async fn open_upstream_sessions(
+    gw: &Gateway,
+    snapshot: &Snapshot,
+    catalog: &GatewayCatalog,
+    capabilities: Value,
+    client_info: Value,
+) -> Vec<UpstreamSession> {
+    let stateful = catalog.servers.iter().copied().filter(|&i| {
+        snapshot
+            .servers
+            .get(i)
+            .and_then(Option::as_ref)
+            .is_some_and(|c| c.stateful)
+    });
+    let opens = stateful.map(|i| {
+        let upstream = gw.shared.upstreams[i].clone();
+        let (caps, info) = (capabilities.clone(), client_info.clone());
+        async move {
+            let outcome = mcp_client::initialize(&gw.connector, &upstream, caps, info).await;
+            (upstream, outcome)
+        }
+    });
+    let bound = gw.shared.config.catalog.init_timeout;
+    let Ok(outcomes) = tokio::time::timeout(bound, join_all(opens)).await else {
+        tracing::warn!(gateway = %catalog.name, ?bound, "opening upstream sessions timed out; they open lazily per replica");
+        return Vec::new();
+    };
+    outcomes
+        .into_iter()
+        .filter_map(|(upstream, outcome)| match outcome {
+            Ok(init) => Some(UpstreamSession {
+                server: upstream.name.as_str().to_owned(),
+                session_id: init.session_id?,
+                protocol_version: init.protocol_version,
+            }),
+            Err(e) => {
+                tracing::warn!(server = %upstream.name, error = %e, "could not open an upstream session; it opens lazily per replica");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Ends every upstream session of a client session and refuses its id here from now on.
+pub async fn end_session(gw: &Gateway, claims: &SessionClaims) {
+    gw.shared
+        .revoked
+        .revoke(claims.session_uid, claims.expires_at);
+    let mut closes = Vec::new();
+    for s in &claims.upstream_sessions {
+        if let Some(&i) = gw.shared.server_index.get(&s.server) {
+            closes.push((i, s.session_id.clone(), s.protocol_version.clone()));
+        }
+    }
+    for (i, s) in gw.shared.lazy_sessions.take_all(&claims.session_uid) {
+        closes.push((i, s.session_id, s.protocol_version));
+    }
+    let tasks = closes.iter().map(|(i, id, version)| {
+        let upstream = gw.shared.upstreams[*i].clone();
+        async move {
+            let session = SessionRef {
+                id: Some(id),
+                version,
+            };
+            if let Err(e) = mcp_client::delete_session(&gw.connector, &upstream, session).await {
+                tracing::debug!(server = %upstream.name, error = %e, "closing an upstream session failed");
+            }
+        }
+    });
+    let _ = tokio::time::timeout(gw.shared.config.catalog.init_timeout, join_all(tasks)).await;
+}

@@ -1,0 +1,24 @@
+//! The Sluice data plane: an MCP gateway on Pingora.
+//!
+//! A request to `/mcp/{gateway}` is inspected without building a JSON tree
+//! ([`jsonrpc`]), answered by the gateway when it can ([`gateway`]), and otherwise routed by
+//! tool prefix to an upstream ([`upstream`]) whose catalog the gateway keeps fresh
+//! ([`catalog`]). Sessions live in sealed tokens ([`session_token`], [`session`]) so replicas
+//! share nothing.
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod catalog;
+pub mod error;
+pub mod gateway;
+pub mod jsonrpc;
+pub mod protocol;
+pub mod reply;
+pub mod server;
+pub mod session;
+pub mod session_token;
+pub mod sse;
+pub mod state;
+pub mod upstream;
+
+pub use server::{ProxyServer, StartError};

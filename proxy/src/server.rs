@@ -1,0 +1,101 @@
+//! Assembles one proxy process: the gateway service on `listen`, the admin service on
+//! `admin_listen`, and the catalog refresher, inside a pingora server whose worker threads and
+//! graceful-shutdown period come from the config (pingora's defaults are 1 thread and 300 s).
+
+use std::sync::Arc;
+
+use pingora::apps::http_app::HttpServer;
+use pingora::server::Server;
+use pingora::server::configuration::ServerConf;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+use sluice_config::Config;
+use thiserror::Error;
+
+use crate::admin::Admin;
+use crate::catalog::refresh::CatalogRefresher;
+use crate::gateway::Gateway;
+use crate::session_token::{SessionSealer, SessionTokenError};
+use crate::state::Shared;
+
+/// Why the proxy could not start.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The session secret was refused.
+    #[error("sessions.secret: {0}")]
+    SessionSecret(#[from] SessionTokenError),
+}
+
+/// A built, not yet running, proxy server.
+pub struct ProxyServer {
+    server: Server,
+    /// Shared state, for embedding (tests, `sluice up`).
+    pub shared: Arc<Shared>,
+}
+
+impl ProxyServer {
+    /// Builds the server from a validated config. Extra services (the bundled example server
+    /// of `sluice up`) can be added with [`ProxyServer::add_service`] before [`ProxyServer::run`].
+    pub fn build(config: Config) -> Result<Self, StartError> {
+        let sealer = match &config.sessions {
+            Some(s) => SessionSealer::new(s.secret.expose().as_bytes())?,
+            None => {
+                tracing::warn!(
+                    "no [sessions] secret configured: using a random per-process key, so sessions do not survive a restart and are not shared between replicas"
+                );
+                let key: [u8; 32] = rand::random();
+                SessionSealer::new(&key)?
+            }
+        };
+        let conf = ServerConf {
+            threads: config.proxy.threads,
+            grace_period_seconds: Some(config.proxy.grace_period.as_secs()),
+            graceful_shutdown_timeout_seconds: Some(config.proxy.grace_period.as_secs().max(1)),
+            ..ServerConf::default()
+        };
+        let mut server = Server::new_with_opt_and_conf(None, conf);
+        server.bootstrap();
+
+        let listen = config.proxy.listen.to_string();
+        let admin_listen = config.proxy.admin_listen.to_string();
+        let threads = config.proxy.threads;
+        let shared = Shared::new(config, sealer);
+
+        let mut proxy = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            Gateway::new(shared.clone()),
+            "sluice gateway",
+        );
+        proxy.add_tcp(&listen);
+        proxy.threads = Some(threads);
+
+        let mut admin = Service::new(
+            "sluice admin".to_owned(),
+            HttpServer::new_app(Admin::new(shared.clone())),
+        );
+        admin.add_tcp(&admin_listen);
+        admin.threads = Some(1);
+
+        let refresher =
+            background_service("catalog refresh", CatalogRefresher::new(shared.clone()));
+
+        server.add_service(proxy);
+        server.add_service(admin);
+        server.add_service(refresher);
+        Ok(ProxyServer { server, shared })
+    }
+
+    /// Adds another pingora service to the same process.
+    pub fn add_service(
+        &mut self,
+        service: impl pingora::services::ServiceWithDependents + 'static,
+    ) {
+        self.server.add_service(service);
+    }
+
+    /// Runs until SIGTERM (drains within `grace_period`) or SIGINT; never returns.
+    pub fn run(self) -> ! {
+        self.server.run_forever()
+    }
+}

@@ -1,0 +1,138 @@
+//! State shared by every request and background task of one proxy process.
+//!
+//! The routing snapshot is immutable and swapped whole (`arc-swap`): request handlers load it
+//! once per request and never lock. Everything mutable here is either atomic, behind a lock
+//! used only off the hot path, or bounded.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use sluice_config::Config;
+
+use crate::catalog::{GatewayCatalog, ServerCatalog};
+use crate::session::{LazySessions, RevokedSessions};
+use crate::session_token::SessionSealer;
+use crate::upstream::{ServerIdx, Upstream};
+
+/// The routing snapshot: upstream catalogs and the gateway catalogs built from them.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Per server (by index): its catalog, once fetched.
+    pub servers: Vec<Option<Arc<ServerCatalog>>>,
+    /// Per gateway name.
+    pub gateways: HashMap<String, Arc<GatewayCatalog>>,
+}
+
+/// What the admin endpoint reports about one upstream.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ServerStatus {
+    /// Whether the last catalog fetch succeeded.
+    pub up: bool,
+    /// Tools in the last good catalog.
+    pub tools: usize,
+    /// Whether the upstream keeps sessions.
+    pub stateful: bool,
+    /// The last fetch error, if the last fetch failed.
+    pub last_error: Option<String>,
+}
+
+/// Shared state of one proxy process.
+pub struct Shared {
+    /// The validated configuration this process serves.
+    pub config: Config,
+    /// Upstreams by index.
+    pub upstreams: Vec<Arc<Upstream>>,
+    /// Server name to index.
+    pub server_index: HashMap<String, ServerIdx>,
+    /// The current routing snapshot.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Seals and opens `Mcp-Session-Id` tokens.
+    pub sealer: SessionSealer,
+    /// Sessions ended with DELETE on this replica.
+    pub revoked: RevokedSessions,
+    /// Upstream sessions opened lazily on this replica.
+    pub lazy_sessions: LazySessions,
+    status: Vec<Mutex<ServerStatus>>,
+    attempted: AtomicUsize,
+}
+
+impl Shared {
+    /// Builds the shared state for a validated config.
+    pub fn new(config: Config, sealer: SessionSealer) -> Arc<Self> {
+        let upstreams: Vec<Arc<Upstream>> = config
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Upstream::new(i, s, config.proxy.upstream_idle_timeout))
+            .collect();
+        let server_index = config
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.as_str().to_owned(), i))
+            .collect();
+        let status = config.servers.iter().map(|_| Mutex::default()).collect();
+        let ttl = config
+            .sessions
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(86_400), |s| s.ttl);
+        let shared = Arc::new(Shared {
+            upstreams,
+            server_index,
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            sealer,
+            revoked: RevokedSessions::new(ttl),
+            lazy_sessions: LazySessions::new(ttl),
+            status,
+            attempted: AtomicUsize::new(0),
+            config,
+        });
+        shared.rebuild(vec![None; shared.upstreams.len()]);
+        shared
+    }
+
+    /// Publishes a new snapshot built from these server catalogs.
+    pub fn rebuild(&self, servers: Vec<Option<Arc<ServerCatalog>>>) {
+        let page_size = self.config.catalog.page_size;
+        let gateways = self
+            .config
+            .gateways
+            .iter()
+            .map(|g| {
+                let catalog = GatewayCatalog::build(g, &self.server_index, &servers, page_size);
+                (g.name.as_str().to_owned(), Arc::new(catalog))
+            })
+            .collect();
+        self.snapshot
+            .store(Arc::new(Snapshot { servers, gateways }));
+    }
+
+    /// Records the outcome of a catalog fetch for the admin endpoint.
+    pub fn record_fetch(&self, server: ServerIdx, status: ServerStatus, first_attempt: bool) {
+        if let Some(slot) = self.status.get(server) {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = status;
+        }
+        if first_attempt {
+            self.attempted.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Ready once every upstream's catalog was fetched or failed at least once.
+    pub fn is_ready(&self) -> bool {
+        self.attempted.load(Ordering::Acquire) >= self.upstreams.len()
+    }
+
+    /// Per-server status, by name.
+    pub fn server_statuses(&self) -> Vec<(String, ServerStatus)> {
+        self.upstreams
+            .iter()
+            .zip(&self.status)
+            .map(|(u, s)| {
+                let s = s.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                (u.name.as_str().to_owned(), s)
+            })
+            .collect()
+    }
+}

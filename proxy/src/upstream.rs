@@ -1,0 +1,189 @@
+//! Upstream MCP servers as the data plane sees them: where they are, how long to wait for
+//! them, and one HTTP exchange with them over pingora's pooled connector.
+//!
+//! Both forwarded client calls and the gateway's own calls (initialize, catalog fetches) go
+//! through [`Exchange`], so they share connection pools, TLS setup, timeouts and error
+//! classification.
+
+pub mod exchange;
+pub mod mcp_client;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use pingora::protocols::ALPN;
+use pingora::upstreams::peer::HttpPeer;
+use sluice_config::{ServerConfig, ServerName};
+use thiserror::Error;
+
+pub use exchange::Exchange;
+
+/// Index of a server in the snapshot's server list; cheap to copy into routes.
+pub type ServerIdx = usize;
+
+/// Why talking to an upstream failed. Messages name the server and never carry secrets.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum UpstreamError {
+    /// The server's host name did not resolve.
+    #[error("upstream server '{server}': cannot resolve {authority}")]
+    Resolve {
+        /// The server.
+        server: ServerName,
+        /// host:port that failed.
+        authority: String,
+    },
+    /// No connection could be made.
+    #[error("upstream server '{server}' refused or failed the connection: {reason}")]
+    Connect {
+        /// The server.
+        server: ServerName,
+        /// What the connector said.
+        reason: String,
+    },
+    /// The connection broke while the exchange was in flight.
+    #[error("upstream server '{server}' reset the connection: {reason}")]
+    Reset {
+        /// The server.
+        server: ServerName,
+        /// What broke.
+        reason: String,
+    },
+    /// The server did not answer in time.
+    #[error("upstream server '{server}' timed out after {after:?} ({phase})")]
+    Timeout {
+        /// The server.
+        server: ServerName,
+        /// The bound that elapsed.
+        after: Duration,
+        /// Which wait elapsed.
+        phase: &'static str,
+    },
+    /// The server answered with an HTTP status the gateway cannot pass on as MCP.
+    #[error("upstream server '{server}' answered HTTP {status}")]
+    Status {
+        /// The server.
+        server: ServerName,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The server answered something that is not MCP.
+    #[error("upstream server '{server}' sent an invalid response: {reason}")]
+    Protocol {
+        /// The server.
+        server: ServerName,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The server answered the request with a JSON-RPC error.
+    #[error("upstream server '{server}' returned error {code}: {message}")]
+    JsonRpc {
+        /// The server.
+        server: ServerName,
+        /// JSON-RPC error code.
+        code: i64,
+        /// JSON-RPC error message.
+        message: String,
+    },
+}
+
+/// A configured upstream MCP server, resolved once and shared by every request.
+#[derive(Debug)]
+pub struct Upstream {
+    /// The server's configured name (the tool prefix).
+    pub name: ServerName,
+    /// Position in the snapshot's server list.
+    pub index: ServerIdx,
+    /// `host[:port]` for the Host header.
+    pub authority: String,
+    /// Path and query of the MCP endpoint.
+    pub path: String,
+    /// Bound on one whole exchange.
+    pub timeout: Duration,
+    /// Keep-alive idle bound for pooled connections.
+    pub idle_timeout: Duration,
+    tls: bool,
+    host: String,
+    port: u16,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    addr: ArcSwapOption<SocketAddr>,
+}
+
+impl Upstream {
+    /// Builds the upstream from its config; the address is resolved on first use.
+    pub fn new(index: ServerIdx, cfg: &ServerConfig, idle_timeout: Duration) -> Arc<Self> {
+        let tls = cfg.url.scheme() == "https";
+        let host = cfg.url.host_str().unwrap_or_default().to_owned();
+        let port = cfg
+            .url
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
+        let authority = match cfg.url.port() {
+            Some(p) => format!("{}:{p}", bracket_ipv6(&host)),
+            None => bracket_ipv6(&host),
+        };
+        let mut path = cfg.url.path().to_owned();
+        if let Some(q) = cfg.url.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        Arc::new(Upstream {
+            name: cfg.name.clone(),
+            index,
+            authority,
+            path,
+            timeout: cfg.timeout,
+            idle_timeout,
+            tls,
+            host,
+            port,
+            connect_timeout: cfg.connect_timeout,
+            read_timeout: cfg.read_timeout,
+            addr: ArcSwapOption::empty(),
+        })
+    }
+
+    /// A peer for one exchange, with every timeout set (pingora sets none by default).
+    pub fn peer(&self) -> Result<HttpPeer, UpstreamError> {
+        let addr = match self.addr.load_full() {
+            Some(a) => *a,
+            None => {
+                let resolved = (self.host.trim_matches(['[', ']']), self.port)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut it| it.next())
+                    .ok_or_else(|| UpstreamError::Resolve {
+                        server: self.name.clone(),
+                        authority: self.authority.clone(),
+                    })?;
+                self.addr.store(Some(Arc::new(resolved)));
+                resolved
+            }
+        };
+        let mut peer = HttpPeer::new(addr, self.tls, self.host.clone());
+        let o = &mut peer.options;
+        o.connection_timeout = Some(self.connect_timeout);
+        o.total_connection_timeout = Some(self.connect_timeout.saturating_mul(2));
+        o.read_timeout = Some(self.read_timeout);
+        o.write_timeout = Some(self.read_timeout);
+        o.idle_timeout = Some(self.idle_timeout);
+        o.alpn = if self.tls { ALPN::H2H1 } else { ALPN::H1 };
+        Ok(peer)
+    }
+
+    /// Forgets the resolved address so the next exchange resolves again.
+    pub fn forget_address(&self) {
+        self.addr.store(None);
+    }
+}
+
+fn bracket_ipv6(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}

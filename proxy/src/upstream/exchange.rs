@@ -1,0 +1,210 @@
+//! One HTTP request/response with an upstream over pingora's pooled connector.
+//!
+//! The request body is always complete before it is sent (the gateway has read and inspected
+//! it), so a failure on a *reused* pooled connection before any response byte arrived means the
+//! upstream closed an idle connection and never saw the request: that case, and only that, is
+//! retried once on a fresh connection. Connections go back to the pool only when the response
+//! was read to its end.
+
+use bytes::Bytes;
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+
+use super::{Upstream, UpstreamError};
+
+/// An exchange whose response header has arrived; the body is read with [`Exchange::chunk`].
+pub struct Exchange {
+    session: HttpSession,
+    peer: HttpPeer,
+    status: u16,
+}
+
+impl Exchange {
+    /// Sends `req` with `body` and waits for the response header.
+    pub async fn start(
+        connector: &Connector,
+        upstream: &Upstream,
+        req: RequestHeader,
+        body: Bytes,
+    ) -> Result<Exchange, UpstreamError> {
+        let peer = upstream.peer()?;
+        let (session, reused) = connector
+            .get_http_session(&peer)
+            .await
+            .map_err(|e| classify(upstream, &e, Phase::Connect))?;
+        match Self::send(session, peer.clone(), upstream, req.clone(), body.clone()).await {
+            Err((e, true)) if reused => {
+                tracing::debug!(server = %upstream.name, error = %e, "pooled connection was stale, retrying on a new one");
+                let (session, _) = connector
+                    .get_http_session(&peer)
+                    .await
+                    .map_err(|e| classify(upstream, &e, Phase::Connect))?;
+                Self::send(session, peer, upstream, req, body)
+                    .await
+                    .map_err(|(e, _)| e)
+            }
+            other => other.map_err(|(e, _)| e),
+        }
+    }
+
+    /// Returns the exchange, or the error and whether the request provably never reached the
+    /// upstream application (so a retry cannot run a tool twice).
+    async fn send(
+        mut session: HttpSession,
+        peer: HttpPeer,
+        upstream: &Upstream,
+        req: RequestHeader,
+        body: Bytes,
+    ) -> Result<Exchange, (UpstreamError, bool)> {
+        if let Err(e) = session.write_request_header(Box::new(req)).await {
+            return Err((classify(upstream, &e, Phase::Write), true));
+        }
+        if let Err(e) = session.write_request_body(body, true).await {
+            return Err((classify(upstream, &e, Phase::Write), true));
+        }
+        if let Err(e) = session.finish_request_body().await {
+            return Err((classify(upstream, &e, Phase::Write), true));
+        }
+        if let Err(e) = session.read_response_header().await {
+            let untouched = matches!(e.etype(), ErrorType::ConnectionClosed);
+            return Err((classify(upstream, &e, Phase::Read), untouched));
+        }
+        let status = session.response_header().map_or(0, |h| h.status.as_u16());
+        Ok(Exchange {
+            session,
+            peer,
+            status,
+        })
+    }
+
+    /// The response status.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The response header.
+    pub fn header(&self) -> Option<&ResponseHeader> {
+        self.session.response_header()
+    }
+
+    /// A response header value as a string, if present and visible ASCII.
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header()?.headers.get(name)?.to_str().ok()
+    }
+
+    /// The next body chunk; `None` at the end of the body.
+    pub async fn chunk(&mut self, upstream: &Upstream) -> Result<Option<Bytes>, UpstreamError> {
+        self.session
+            .read_response_body()
+            .await
+            .map_err(|e| classify(upstream, &e, Phase::Read))
+    }
+
+    /// Returns the connection to the pool if the response was read to its end.
+    pub async fn finish(mut self, connector: &Connector, upstream: &Upstream) {
+        if self.session.response_done() {
+            connector
+                .release_http_session(self.session, &self.peer, Some(upstream.idle_timeout))
+                .await;
+        } else {
+            self.session.shutdown().await;
+        }
+    }
+
+    /// Reads the whole body, refusing more than `limit` bytes.
+    pub async fn read_to_end(
+        &mut self,
+        upstream: &Upstream,
+        limit: usize,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.chunk(upstream).await? {
+            if out.len() + chunk.len() > limit {
+                return Err(UpstreamError::Protocol {
+                    server: upstream.name.clone(),
+                    reason: format!("response larger than {limit} bytes"),
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Phase {
+    Connect,
+    Write,
+    Read,
+}
+
+/// Maps a pingora error to what an operator needs to know.
+fn classify(upstream: &Upstream, e: &Error, phase: Phase) -> UpstreamError {
+    let server = upstream.name.clone();
+    match e.etype() {
+        ErrorType::ConnectTimedout => UpstreamError::Timeout {
+            server,
+            after: upstream
+                .peer()
+                .ok()
+                .and_then(|p| p.options.connection_timeout)
+                .unwrap_or_default(),
+            phase: "connect",
+        },
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => UpstreamError::Timeout {
+            server,
+            after: upstream
+                .peer()
+                .ok()
+                .and_then(|p| p.options.read_timeout)
+                .unwrap_or_default(),
+            phase: if matches!(e.etype(), ErrorType::ReadTimedout) {
+                "waiting for response"
+            } else {
+                "sending request"
+            },
+        },
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::TLSHandshakeFailure
+        | ErrorType::TLSHandshakeTimedout
+        | ErrorType::InvalidCert
+        | ErrorType::HandshakeError
+        | ErrorType::SocketError
+        | ErrorType::BindError => {
+            upstream.forget_address();
+            UpstreamError::Connect {
+                server,
+                reason: reason_of(e),
+            }
+        }
+        ErrorType::InvalidHTTPHeader | ErrorType::H1Error | ErrorType::H2Error => {
+            UpstreamError::Protocol {
+                server,
+                reason: reason_of(e),
+            }
+        }
+        _ => match phase {
+            Phase::Connect => UpstreamError::Connect {
+                server,
+                reason: reason_of(e),
+            },
+            Phase::Write | Phase::Read => UpstreamError::Reset {
+                server,
+                reason: reason_of(e),
+            },
+        },
+    }
+}
+
+fn reason_of(e: &Error) -> String {
+    match (&e.cause, &e.context) {
+        (Some(c), _) => format!("{} ({c})", e.etype().as_str()),
+        (None, Some(ctx)) => format!("{} ({ctx})", e.etype().as_str()),
+        (None, None) => e.etype().as_str().to_owned(),
+    }
+}

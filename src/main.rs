@@ -1,0 +1,159 @@
+//! `sluice`: the MCP gateway's command line.
+//!
+//! `proxy` serves a config file, `check` validates one and prints every problem, `up` runs the
+//! embedded default (a quickstart config and a bundled example MCP server on 127.0.0.1).
+
+mod example_server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pingora::apps::http_app::HttpServer;
+use pingora::services::listening::Service;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "A high-performance MCP gateway built on Pingora"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway with a config file.
+    Proxy {
+        /// Path to the TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config file: prints every error as file:line:col: message.
+    Check {
+        /// Path to the TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the embedded default: a quickstart gateway in front of a bundled example MCP server.
+    Up {
+        /// Port of the bundled example MCP server on 127.0.0.1.
+        #[arg(long, default_value_t = 3001)]
+        example_port: u16,
+    },
+    /// Run only the bundled example MCP server (a stateless upstream for trials and benchmarks).
+    ExampleServer {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3001")]
+        listen: std::net::SocketAddr,
+        /// Worker threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Check { config } => check(&config),
+        Command::Proxy { config } => match proxy(&config) {
+            Ok(never) => never,
+            Err(e) => fail(e),
+        },
+        Command::Up { example_port } => match up(example_port) {
+            Ok(never) => never,
+            Err(e) => fail(e),
+        },
+        Command::ExampleServer { listen, threads } => example_only(listen, threads),
+    }
+}
+
+fn fail(e: anyhow::Error) -> ExitCode {
+    eprintln!("error: {e:#}");
+    ExitCode::FAILURE
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match sluice_config::load_file(path) {
+        Ok(config) => {
+            println!("{}: ok: {}", path.display(), config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprint!("{errors}");
+            if !errors.to_string().ends_with('\n') {
+                eprintln!();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn proxy(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let config =
+        sluice_config::load_file(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
+    install_crypto_provider();
+    tracing::info!("{}", config.summary());
+    let server = sluice_proxy::ProxyServer::build(config).context("starting the proxy")?;
+    server.run()
+}
+
+fn up(example_port: u16) -> anyhow::Result<ExitCode> {
+    let example_url = format!("http://127.0.0.1:{example_port}/mcp");
+    let source = sluice_config::Config::quickstart(&example_url);
+    let config = sluice_config::load_str(&source, "<quickstart>", &|k| std::env::var(k).ok())
+        .map_err(|e| anyhow::anyhow!("the embedded quickstart config is invalid:\n{e}"))?;
+    install_crypto_provider();
+    let url = format!("http://{}/mcp/quickstart", config.proxy.listen);
+    let admin = config.proxy.admin_listen;
+    let mut server = sluice_proxy::ProxyServer::build(config).context("starting the proxy")?;
+    server.add_service(example_service(&format!("127.0.0.1:{example_port}"), 1));
+    println!("sluice is up.");
+    println!("  MCP endpoint:   {url}   (point your MCP client here)");
+    println!("  example server: {example_url}");
+    println!("  health:         http://{admin}/healthz  http://{admin}/readyz");
+    println!("Press Ctrl-C to stop.");
+    server.run()
+}
+
+fn example_service(
+    listen: &str,
+    threads: usize,
+) -> Service<HttpServer<example_server::ExampleServer>> {
+    let mut example = Service::new(
+        "example MCP server".to_owned(),
+        HttpServer::new_app(example_server::ExampleServer),
+    );
+    example.add_tcp(listen);
+    example.threads = Some(threads.max(1));
+    example
+}
+
+fn example_only(listen: std::net::SocketAddr, threads: usize) -> ! {
+    let mut server = pingora::server::Server::new(None).unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        std::process::exit(1)
+    });
+    server.bootstrap();
+    server.add_service(example_service(&listen.to_string(), threads));
+    println!("example MCP server on http://{listen}/mcp");
+    server.run_forever()
+}
+
+fn install_crypto_provider() {
+    // rustls can see more than one provider in this build; pick one before any TLS handshake.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
