@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod rmcp_peers;
+
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
