@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod rmcp_peers;
+pub mod sdk_peers;
 
 use std::io::Read;
 use std::net::SocketAddr;

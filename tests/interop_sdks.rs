@@ -1,0 +1,195 @@
+//! The interop matrix: the official Python, TypeScript and Rust SDK clients through the
+//! gateway to the official Python SDK servers (stateful SSE and stateless JSON) and the
+//! TypeScript SDK's server-everything, all on one gateway at once.
+
+mod harness;
+
+use harness::rmcp_peers::{rmcp_call, rmcp_connect};
+use harness::sdk_peers::{SdkClient, everything_server, python_server, run_client, wait_for_line};
+use harness::{ChildGuard, Raw, Sluice};
+use serde_json::{Value, json};
+
+struct Upstreams {
+    py_stateful: ChildGuard,
+    py_stateless: ChildGuard,
+    everything: ChildGuard,
+}
+
+async fn upstreams() -> Upstreams {
+    Upstreams {
+        py_stateful: python_server("pysf", true, None).await,
+        py_stateless: python_server("pysl", false, None).await,
+        everything: everything_server().await,
+    }
+}
+
+async fn gateway(u: &Upstreams) -> Sluice {
+    let body = format!(
+        "[[servers]]\nname = \"pysf\"\nurl = \"http://{}/mcp\"\n\n[[servers]]\nname = \"pysl\"\nurl = \"http://{}/mcp\"\n\n[[servers]]\nname = \"ev\"\nurl = \"http://{}/mcp\"\n\n[[gateways]]\nname = \"all\"\nservers = [\"pysf\", \"pysl\", \"ev\"]\n",
+        u.py_stateful.addr, u.py_stateless.addr, u.everything.addr
+    );
+    let sluice = Sluice::start(&body).await;
+    harness::poll(
+        "every upstream's catalog",
+        600,
+        std::time::Duration::from_millis(50),
+        || async {
+            let (_, r) = sluice.readyz().await?;
+            let up = ["pysf", "pysl", "ev"]
+                .iter()
+                .all(|s| r["servers"][s]["up"] == true);
+            up.then_some(())
+        },
+    )
+    .await;
+    sluice
+}
+
+/// (tool, arguments, text the result must contain) for each upstream.
+fn calls() -> Vec<(&'static str, Value, &'static str)> {
+    vec![
+        ("pysf__echo", json!({ "text": "a" }), "pysf:a"),
+        ("pysl__echo", json!({ "text": "b" }), "pysl:b"),
+        ("ev__echo", json!({ "message": "c" }), "Echo: c"),
+    ]
+}
+
+fn result_text(call: &Value) -> String {
+    call["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn sdk_client_calls_every_upstream(client: SdkClient) {
+    let u = upstreams().await;
+    let sluice = gateway(&u).await;
+    for (tool, args, expected) in calls() {
+        let out = run_client(client, &sluice.url("all"), Some((tool, &args))).await;
+        assert_eq!(out["server_name"], "sluice/all");
+        let tools: Vec<&str> = out["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            tools.contains(&"pysf__recall")
+                && tools.contains(&"pysl__add")
+                && tools.contains(&"ev__get-sum"),
+            "{tools:?}"
+        );
+        assert!(
+            result_text(&out["call"]).contains(expected),
+            "{client:?} {tool}: {}",
+            out["call"]
+        );
+        assert_ne!(out["call"]["isError"], true, "{client:?} {tool}");
+    }
+}
+
+#[tokio::test]
+async fn python_sdk_client_through_sluice_to_python_and_typescript_servers() {
+    sdk_client_calls_every_upstream(SdkClient::Python).await;
+}
+
+#[tokio::test]
+async fn typescript_sdk_client_through_sluice_to_python_and_typescript_servers() {
+    sdk_client_calls_every_upstream(SdkClient::Node).await;
+}
+
+#[tokio::test]
+async fn rust_sdk_client_through_sluice_to_python_and_typescript_servers() {
+    let u = upstreams().await;
+    let sluice = gateway(&u).await;
+    let client = rmcp_connect(&sluice.url("all")).await;
+    for (tool, args, expected) in calls() {
+        let (text, is_error) = rmcp_call(&client, tool, args).await;
+        assert!(text.contains(expected) && !is_error, "{tool}: {text}");
+    }
+    let (text, _) = rmcp_call(&client, "pysf__remember", json!({ "value": "v1" })).await;
+    assert_eq!(text, "ok");
+    assert_eq!(
+        rmcp_call(&client, "pysf__recall", json!({})).await.0,
+        "v1",
+        "one upstream session per client session"
+    );
+    client.cancel().await.expect("close");
+}
+
+#[tokio::test]
+async fn python_prompts_and_resources_are_routed() {
+    let u = upstreams().await;
+    let sluice = gateway(&u).await;
+    let raw = Raw::new(sluice.url("all"));
+    let session = raw.initialize().await;
+    let prompt = raw
+        .post(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"pysl__greet","arguments":{"who":"ann"}}}"#, Some(&session))
+        .await
+        .message();
+    assert!(
+        prompt["result"]["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Hello, ann, from pysl"),
+        "{prompt}"
+    );
+    let read = raw
+        .post(r#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"note://pysf/readme"}}"#, Some(&session))
+        .await
+        .message();
+    assert_eq!(
+        read["result"]["contents"][0]["text"], "readme of pysf",
+        "{read}"
+    );
+}
+
+// Two workers: the test thread blocks reading the upstream's stderr while the call runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_killed_mid_call_fails_the_call_and_a_restarted_one_gets_a_new_session() {
+    let mut upstream = python_server("pysf", true, None).await;
+    let port = upstream.addr.port();
+    let body = format!(
+        "[[servers]]\nname = \"pysf\"\nurl = \"http://{}/mcp\"\ntimeout = \"20s\"\n\n[[gateways]]\nname = \"g\"\nservers = [\"pysf\"]\n",
+        upstream.addr
+    );
+    let sluice = Sluice::start(&body).await;
+    sluice.wait_tools("g", 7).await;
+    let raw = Raw::new(sluice.url("g"));
+    let session = raw.initialize().await;
+    assert_eq!(
+        raw.call_tool(&session, "pysf__remember", json!({ "value": "before" }))
+            .await["result"]["content"][0]["text"],
+        "ok"
+    );
+
+    let call = {
+        let raw = Raw::new(sluice.url("g"));
+        let session = session.clone();
+        tokio::spawn(async move {
+            let body = r#"{"jsonrpc":"2.0","id":"slow-1","method":"tools/call","params":{"name":"pysf__slow","arguments":{"seconds":30}}}"#;
+            raw.post(body, Some(&session)).await
+        })
+    };
+    wait_for_line(&mut upstream, "slow started", 1000);
+    upstream.kill();
+    let r = call.await.expect("the call task finishes");
+    let m = r.message();
+    assert_eq!(m["id"], "slow-1", "{}", r.body);
+    assert_eq!(m["error"]["code"], -32603, "{}", r.body);
+    assert!(
+        m["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("pysf"),
+        "{}",
+        r.body
+    );
+
+    let _restarted = python_server("pysf", true, Some(port)).await;
+    let m = raw.call_tool(&session, "pysf__recall", json!({})).await;
+    assert_eq!(
+        m["result"]["content"][0]["text"], "nothing",
+        "a fresh upstream session after the restart: {m}"
+    );
+}

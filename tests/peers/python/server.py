@@ -1,0 +1,109 @@
+"""An MCP upstream built with the official Python SDK (`mcp` from PyPI), for Sluice's tests.
+
+Serves Streamable HTTP at http://127.0.0.1:PORT/mcp, either with sessions and SSE
+(--mode stateful, the SDK default) or stateless with JSON responses (--mode stateless).
+Tools prove routing (echo names the server), per-session state (remember/recall), failures
+(fail, slow for killing mid-call) and progress notifications.
+"""
+
+import argparse
+import asyncio
+import logging
+import sys
+
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+
+
+def session_key(ctx: Context) -> str:
+    """The MCP session id the request carried (per-session state lives under it)."""
+    request = ctx.request_context.request
+    return str(request.headers.get("mcp-session-id")) if request is not None else "none"
+
+
+def build(name: str, stateful: bool, filler: int) -> MCPServer:
+    server = MCPServer(name=f"py-{name}", log_level="WARNING")
+    memory: dict[str, str] = {}
+
+    @server.tool()
+    def echo(text: str) -> str:
+        """Echo text back, prefixed with the server name."""
+        return f"{name}:{text}"
+
+    @server.tool()
+    def add(a: int, b: int) -> str:
+        """Add two integers."""
+        return str(a + b)
+
+    @server.tool()
+    async def slow(seconds: float) -> str:
+        """Answer after a delay."""
+        print("slow started", file=sys.stderr, flush=True)
+        await asyncio.sleep(seconds)
+        return "done"
+
+    @server.tool()
+    async def progress(steps: int, ctx: Context) -> str:
+        """Send progress notifications, then answer."""
+        for i in range(steps):
+            await ctx.report_progress(i + 1, steps, f"step {i + 1}")
+        return f"progressed {steps}"
+
+    @server.tool()
+    def fail() -> str:
+        """Fail on purpose."""
+        raise RuntimeError("failed on purpose")
+
+    @server.tool()
+    def remember(value: str, ctx: Context) -> str:
+        """Remember a value in this session."""
+        if not stateful:
+            return "stateless"
+        memory[session_key(ctx)] = value
+        return "ok"
+
+    @server.tool()
+    def recall(ctx: Context) -> str:
+        """Recall the value remembered in this session."""
+        if not stateful:
+            return "stateless"
+        return memory.get(session_key(ctx), "nothing")
+
+    for i in range(filler):
+        def make(i: int):
+            def filler_tool() -> str:
+                return f"filler {i}"
+            filler_tool.__name__ = f"filler_{i}"
+            filler_tool.__doc__ = f"Filler tool {i}."
+            return filler_tool
+        server.tool(name=f"filler_{i}")(make(i))
+
+    @server.prompt()
+    def greet(who: str) -> str:
+        """Greet someone."""
+        return f"Hello, {who}, from {name}!"
+
+    @server.resource(f"note://{name}/readme")
+    def readme() -> str:
+        """The readme of this server."""
+        return f"readme of {name}"
+
+    return server
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--name", default="py")
+    p.add_argument("--mode", choices=["stateful", "stateless"], default="stateful")
+    p.add_argument("--filler", type=int, default=0)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    stateful = args.mode == "stateful"
+    server = build(args.name, stateful, args.filler)
+    app = server.streamable_http_app(stateless_http=not stateful, json_response=not stateful)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
