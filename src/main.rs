@@ -40,6 +40,12 @@ enum Command {
     },
     /// Run the embedded default: a quickstart gateway in front of a bundled example MCP server.
     Up {
+        /// Address of the MCP listener.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Address of the admin listener (/healthz, /readyz).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin_listen: std::net::SocketAddr,
         /// Port of the bundled example MCP server on 127.0.0.1.
         #[arg(long, default_value_t = 3001)]
         example_port: u16,
@@ -64,7 +70,11 @@ fn main() -> ExitCode {
             Ok(never) => never,
             Err(e) => fail(e),
         },
-        Command::Up { example_port } => match up(example_port) {
+        Command::Up {
+            listen,
+            admin_listen,
+            example_port,
+        } => match up(listen, admin_listen, example_port) {
             Ok(never) => never,
             Err(e) => fail(e),
         },
@@ -102,11 +112,18 @@ fn proxy(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     server.run()
 }
 
-fn up(example_port: u16) -> anyhow::Result<ExitCode> {
+fn up(
+    listen: std::net::SocketAddr,
+    admin_listen: std::net::SocketAddr,
+    example_port: u16,
+) -> anyhow::Result<ExitCode> {
     let example_url = format!("http://127.0.0.1:{example_port}/mcp");
     let source = sluice_config::Config::quickstart(&example_url);
-    let config = sluice_config::load_str(&source, "<quickstart>", &|k| std::env::var(k).ok())
-        .map_err(|e| anyhow::anyhow!("the embedded quickstart config is invalid:\n{e}"))?;
+    let mut config =
+        sluice_config::load_str(&source, "<quickstart>", &|k| std::env::var(k).ok())
+            .map_err(|e| anyhow::anyhow!("the embedded quickstart config is invalid:\n{e}"))?;
+    config.proxy.listen = listen;
+    config.proxy.admin_listen = admin_listen;
     install_crypto_provider();
     let url = format!("http://{}/mcp/quickstart", config.proxy.listen);
     let admin = config.proxy.admin_listen;

@@ -51,7 +51,9 @@ impl ProxyServer {
         let conf = ServerConf {
             threads: config.proxy.threads,
             grace_period_seconds: Some(config.proxy.grace_period.as_secs()),
-            graceful_shutdown_timeout_seconds: Some(config.proxy.grace_period.as_secs().max(1)),
+            // pingora waits the whole grace period (listeners closed, in-flight requests
+            // finishing), then gives runtimes this long to stop.
+            graceful_shutdown_timeout_seconds: Some(1),
             ..ServerConf::default()
         };
         let mut server = Server::new_with_opt_and_conf(None, conf);
