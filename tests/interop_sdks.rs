@@ -154,7 +154,7 @@ async fn an_upstream_killed_mid_call_fails_the_call_and_a_restarted_one_gets_a_n
         upstream.addr
     );
     let sluice = Sluice::start(&body).await;
-    sluice.wait_tools("g", 7).await;
+    sluice.wait_tools("g", 8).await;
     let raw = Raw::new(sluice.url("g"));
     let session = raw.initialize().await;
     assert_eq!(
@@ -192,4 +192,23 @@ async fn an_upstream_killed_mid_call_fails_the_call_and_a_restarted_one_gets_a_n
         m["result"]["content"][0]["text"], "nothing",
         "a fresh upstream session after the restart: {m}"
     );
+}
+
+#[tokio::test]
+async fn a_list_changed_notification_in_a_response_refreshes_the_catalog_at_once() {
+    let upstream = python_server("pysf", true, None).await;
+    let body = format!(
+        "[catalog]\nrefresh = \"1h\"\n\n[[servers]]\nname = \"pysf\"\nurl = \"http://{}/mcp\"\n\n[[gateways]]\nname = \"g\"\nservers = [\"pysf\"]\n",
+        upstream.addr
+    );
+    let sluice = Sluice::start(&body).await;
+    sluice.wait_tools("g", 8).await;
+    let raw = Raw::new(sluice.url("g"));
+    let session = raw.initialize().await;
+    let m = raw.call_tool(&session, "pysf__grow", json!({})).await;
+    assert_eq!(m["result"]["content"][0]["text"], "grown", "{m}");
+    // With a one-hour timer, only the announced change can add the tool now.
+    sluice.wait_tools("g", 9).await;
+    let m = raw.call_tool(&session, "pysf__grown", json!({})).await;
+    assert_eq!(m["result"]["content"][0]["text"], "grown", "{m}");
 }

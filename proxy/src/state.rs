@@ -54,6 +54,8 @@ pub struct Shared {
     pub revoked: RevokedSessions,
     /// Upstream sessions opened lazily on this replica.
     pub lazy_sessions: LazySessions,
+    /// Per server: wakes its catalog task for an immediate refetch (a `list_changed` was seen).
+    pub refresh_signals: Vec<tokio::sync::Notify>,
     status: Vec<Mutex<ServerStatus>>,
     attempted: AtomicUsize,
 }
@@ -74,6 +76,11 @@ impl Shared {
             .map(|(i, s)| (s.name.as_str().to_owned(), i))
             .collect();
         let status = config.servers.iter().map(|_| Mutex::default()).collect();
+        let refresh_signals = config
+            .servers
+            .iter()
+            .map(|_| tokio::sync::Notify::new())
+            .collect();
         let ttl = config
             .sessions
             .as_ref()
@@ -85,6 +92,7 @@ impl Shared {
             sealer,
             revoked: RevokedSessions::new(ttl),
             lazy_sessions: LazySessions::new(ttl),
+            refresh_signals,
             status,
             attempted: AtomicUsize::new(0),
             config,
@@ -107,6 +115,13 @@ impl Shared {
             .collect();
         self.snapshot
             .store(Arc::new(Snapshot { servers, gateways }));
+    }
+
+    /// Asks for an immediate refetch of one server's catalog.
+    pub fn request_refresh(&self, server: ServerIdx) {
+        if let Some(n) = self.refresh_signals.get(server) {
+            n.notify_one();
+        }
     }
 
     /// Records the outcome of a catalog fetch for the admin endpoint.

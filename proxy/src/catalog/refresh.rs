@@ -1,6 +1,11 @@
 //! Keeps upstream catalogs fresh: a background task per upstream fetches its lists at start-up,
 //! then on a timer, retrying failures with jittered exponential backoff. An upstream that is
 //! down never blocks the gateway: its tools are simply absent until a fetch succeeds.
+//!
+//! Between timer ticks a catalog is refetched as soon as the upstream says a list changed:
+//! for a stateful upstream the task keeps its catalog session open and listens on the
+//! session's GET stream for `notifications/*/list_changed`; a `list_changed` seen in a
+//! forwarded response stream wakes the task too ([`Shared::request_refresh`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,11 +16,12 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use rand::Rng;
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
 use super::ServerCatalog;
+use crate::sse::SseParser;
 use crate::state::{ServerStatus, Shared};
-use crate::upstream::{Upstream, UpstreamError, mcp_client};
+use crate::upstream::mcp_client::{Initialized, SessionRef};
+use crate::upstream::{Exchange, Upstream, UpstreamError, mcp_client};
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
 
@@ -23,8 +29,6 @@ const BACKOFF_START: Duration = Duration::from_millis(250);
 pub struct CatalogRefresher {
     shared: Arc<Shared>,
     catalogs: Mutex<Vec<Option<Arc<ServerCatalog>>>>,
-    /// Wakes every upstream's task for an immediate refresh.
-    pub refresh_now: Arc<Notify>,
 }
 
 impl CatalogRefresher {
@@ -34,7 +38,6 @@ impl CatalogRefresher {
         CatalogRefresher {
             shared,
             catalogs: Mutex::new(vec![None; n]),
-            refresh_now: Arc::new(Notify::new()),
         }
     }
 
@@ -42,10 +45,12 @@ impl CatalogRefresher {
         let refresh = self.shared.config.catalog.refresh;
         let mut backoff = BACKOFF_START;
         let mut first = true;
+        let signal = &self.shared.refresh_signals[upstream.index];
         loop {
             let outcome = fetch(&connector, &upstream).await;
+            let mut watch_session = None;
             let wait = match outcome {
-                Ok(catalog) => {
+                Ok((catalog, session)) => {
                     let status = ServerStatus {
                         up: true,
                         tools: catalog.tools.len(),
@@ -56,6 +61,7 @@ impl CatalogRefresher {
                     self.publish(upstream.index, Some(Arc::new(catalog)));
                     self.shared.record_fetch(upstream.index, status, first);
                     backoff = BACKOFF_START;
+                    watch_session = session;
                     refresh
                 }
                 Err(e) => {
@@ -70,9 +76,25 @@ impl CatalogRefresher {
                 }
             };
             first = false;
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.refresh_now.notified() => {}
+            match watch_session {
+                Some(session) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = signal.notified() => {}
+                        _ = watch_list_changed(&connector, &upstream, session.session()) => {}
+                    }
+                    if let Err(e) =
+                        mcp_client::delete_session(&connector, &upstream, session.session()).await
+                    {
+                        tracing::debug!(server = %upstream.name, error = %e, "closing the catalog session failed");
+                    }
+                }
+                None => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = signal.notified() => {}
+                    }
+                }
             }
         }
     }
@@ -107,11 +129,13 @@ impl BackgroundService for CatalogRefresher {
     }
 }
 
-/// Fetches one upstream's whole catalog in a short-lived session of its own.
+/// Fetches one upstream's whole catalog in a session of its own. The session is returned
+/// still open when the upstream is stateful and announces list changes, so the caller can
+/// listen for them; otherwise it is closed here.
 pub async fn fetch(
     connector: &Connector,
     upstream: &Upstream,
-) -> Result<ServerCatalog, UpstreamError> {
+) -> Result<(ServerCatalog, Option<Initialized>), UpstreamError> {
     let deadline = upstream.timeout.saturating_mul(4);
     let work = async {
         let init = mcp_client::initialize(
@@ -156,13 +180,19 @@ pub async fn fetch(
             .await
             .unwrap_or_default();
         }
-        if let Err(e) = mcp_client::delete_session(connector, upstream, session).await {
-            tracing::debug!(server = %upstream.name, error = %e, "closing the catalog session failed");
-        }
         catalog
             .tools
             .retain(|t| t.get("name").and_then(Value::as_str).is_some());
-        Ok(catalog)
+        let announces = ["tools", "prompts", "resources"]
+            .iter()
+            .any(|k| caps.get(k).and_then(|c| c.get("listChanged")) == Some(&Value::Bool(true)));
+        if catalog.stateful && announces {
+            return Ok((catalog, Some(init)));
+        }
+        if let Err(e) = mcp_client::delete_session(connector, upstream, session).await {
+            tracing::debug!(server = %upstream.name, error = %e, "closing the catalog session failed");
+        }
+        Ok((catalog, None))
     };
     tokio::time::timeout(deadline, work)
         .await
@@ -173,6 +203,65 @@ pub async fn fetch(
                 phase: "fetching the catalog",
             })
         })
+}
+
+/// Listens on the session's standalone GET stream and returns when a list changed, the stream
+/// ended, or the upstream does not offer one (then it waits forever; the timer still runs).
+async fn watch_list_changed(connector: &Connector, upstream: &Upstream, session: SessionRef<'_>) {
+    let outcome: Result<(), UpstreamError> = async {
+        let mut req = mcp_client::base_request(upstream, "GET", session, 0)?;
+        let bad = |_| UpstreamError::Protocol {
+            server: upstream.name.clone(),
+            reason: "invalid header".into(),
+        };
+        req.remove_header("content-length");
+        req.insert_header("accept", "text/event-stream")
+            .map_err(bad)?;
+        if let Some(id) = session.id {
+            req.insert_header(crate::protocol::SESSION_HEADER, id)
+                .map_err(bad)?;
+        }
+        let mut ex = Exchange::start(connector, upstream, req, bytes::Bytes::new()).await?;
+        let status = ex.status();
+        if status != 200 {
+            ex.finish(connector, upstream).await;
+            // No standalone stream (405): only the timer and forwarded responses remain.
+            return Err(UpstreamError::Status {
+                server: upstream.name.clone(),
+                status,
+            });
+        }
+        // The stream is long-lived and may be silent for hours.
+        ex.set_read_timeout(None);
+        let mut parser = SseParser::new(1 << 20);
+        while let Some(chunk) = ex.chunk(upstream).await? {
+            let events = parser.push(&chunk).map_err(|e| UpstreamError::Protocol {
+                server: upstream.name.clone(),
+                reason: e.to_string(),
+            })?;
+            if events.iter().any(|e| is_list_changed(&e.data)) {
+                tracing::info!(server = %upstream.name, "upstream announced a list change");
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        tracing::debug!(server = %upstream.name, error = %e, "no list_changed stream; relying on the timer");
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Whether an SSE data payload is a `notifications/{tools,prompts,resources}/list_changed`.
+pub fn is_list_changed(data: &str) -> bool {
+    serde_json::from_str::<Value>(data).ok().is_some_and(|m| {
+        m.get("method")
+            .and_then(Value::as_str)
+            .is_some_and(|method| {
+                method.starts_with("notifications/") && method.ends_with("/list_changed")
+            })
+    })
 }
 
 fn jitter(d: Duration) -> Duration {

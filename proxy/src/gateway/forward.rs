@@ -228,6 +228,9 @@ async fn stream_back(
         };
         let failure = match next {
             Ok(Ok(Some(chunk))) => {
+                if is_sse && mentions_list_changed(&chunk) {
+                    gw.shared.request_refresh(upstream.index);
+                }
                 session
                     .write_response_body(Some(chunk), false)
                     .await
@@ -275,6 +278,13 @@ async fn stream_back(
         exchange.finish(&gw.connector, upstream).await;
         return Ok(());
     }
+}
+
+/// A cheap byte search: the upstream announced a list change inside a response stream.
+/// (A marker split across two chunks is missed; the refresh timer covers that.)
+fn mentions_list_changed(chunk: &[u8]) -> bool {
+    const MARKER: &[u8] = b"/list_changed\"";
+    chunk.windows(MARKER.len()).any(|w| w == MARKER)
 }
 
 async fn within<T>(

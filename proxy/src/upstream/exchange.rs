@@ -95,6 +95,11 @@ impl Exchange {
         self.header()?.headers.get(name)?.to_str().ok()
     }
 
+    /// Replaces the per-read timeout (`None` for long-lived streams).
+    pub fn set_read_timeout(&mut self, timeout: Option<std::time::Duration>) {
+        self.session.set_read_timeout(timeout);
+    }
+
     /// The next body chunk; `None` at the end of the body.
     pub async fn chunk(&mut self, upstream: &Upstream) -> Result<Option<Bytes>, UpstreamError> {
         self.session

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import sys
 
+import mcp_types as types
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 
@@ -48,6 +49,17 @@ def build(name: str, stateful: bool, filler: int) -> MCPServer:
         for i in range(steps):
             await ctx.report_progress(i + 1, steps, f"step {i + 1}")
         return f"progressed {steps}"
+
+    @server.tool()
+    async def grow(ctx: Context) -> str:
+        """Add a tool named `grown` and announce the change on this request's stream."""
+        if not any(t.name == "grown" for t in server._tool_manager.list_tools()):
+            server.add_tool(lambda: "grown", name="grown", description="Added at run time.")
+        await ctx.request_context.session.send_notification(
+            types.ToolListChangedNotification(),
+            related_request_id=ctx.request_context.request_id,
+        )
+        return "grown"
 
     @server.tool()
     def fail() -> str:
