@@ -154,7 +154,7 @@ async fn an_upstream_killed_mid_call_fails_the_call_and_a_restarted_one_gets_a_n
         upstream.addr
     );
     let sluice = Sluice::start(&body).await;
-    sluice.wait_tools("g", 8).await;
+    sluice.wait_tools("g", 9).await;
     let raw = Raw::new(sluice.url("g"));
     let session = raw.initialize().await;
     assert_eq!(
@@ -202,13 +202,70 @@ async fn a_list_changed_notification_in_a_response_refreshes_the_catalog_at_once
         upstream.addr
     );
     let sluice = Sluice::start(&body).await;
-    sluice.wait_tools("g", 8).await;
+    sluice.wait_tools("g", 9).await;
     let raw = Raw::new(sluice.url("g"));
     let session = raw.initialize().await;
     let m = raw.call_tool(&session, "pysf__grow", json!({})).await;
     assert_eq!(m["result"]["content"][0]["text"], "grown", "{m}");
     // With a one-hour timer, only the announced change can add the tool now.
-    sluice.wait_tools("g", 9).await;
+    sluice.wait_tools("g", 10).await;
     let m = raw.call_tool(&session, "pysf__grown", json!({})).await;
     assert_eq!(m["result"]["content"][0]["text"], "grown", "{m}");
+}
+
+#[tokio::test]
+async fn sse_responses_stream_through_unbuffered() {
+    let upstream = python_server("pysf", true, None).await;
+    let body = format!(
+        "[[servers]]\nname = \"pysf\"\nurl = \"http://{}/mcp\"\n\n[[gateways]]\nname = \"g\"\nservers = [\"pysf\"]\n",
+        upstream.addr
+    );
+    let sluice = Sluice::start(&body).await;
+    sluice.wait_tools("g", 9).await;
+    let raw = Raw::new(sluice.url("g"));
+    let session = raw.initialize().await;
+    let release = harness::temp_path("release");
+    let request = json!({
+        "jsonrpc": "2.0", "id": 11, "method": "tools/call",
+        "params": { "name": "pysf__progress_then_wait", "arguments": { "path": release.display().to_string() },
+                    "_meta": { "progressToken": "tok-1" } },
+    });
+    let mut resp = reqwest::Client::new()
+        .post(sluice.url("g"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .body(request.to_string())
+        .send()
+        .await
+        .expect("request");
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    // The progress event must arrive while the upstream still holds the result back.
+    let mut seen = String::new();
+    for _ in 0..100 {
+        let chunk = resp
+            .chunk()
+            .await
+            .expect("stream")
+            .expect("more data before the result");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if seen.contains("notifications/progress") {
+            break;
+        }
+    }
+    assert!(
+        seen.contains("\"tok-1\"") && !seen.contains("released"),
+        "{seen}"
+    );
+    std::fs::write(&release, b"go").expect("release the upstream");
+    while let Some(chunk) = resp.chunk().await.expect("stream") {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("released"), "{seen}");
+    let _ = std::fs::remove_file(release);
 }

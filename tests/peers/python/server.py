@@ -9,6 +9,7 @@ Tools prove routing (echo names the server), per-session state (remember/recall)
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 import mcp_types as types
@@ -60,6 +61,16 @@ def build(name: str, stateful: bool, filler: int) -> MCPServer:
             related_request_id=ctx.request_context.request_id,
         )
         return "grown"
+
+    @server.tool()
+    async def progress_then_wait(path: str, ctx: Context) -> str:
+        """Report progress, then hold the answer until the file at `path` exists (at most 60 s)."""
+        await ctx.report_progress(1, 2, "half way")
+        for _ in range(6000):
+            if os.path.exists(path):
+                return "released"
+            await asyncio.sleep(0.01)
+        return "timed out waiting"
 
     @server.tool()
     def fail() -> str:

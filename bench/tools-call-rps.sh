@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# tools/call throughput through Sluice vs. straight to the same upstream, in one run.
+#
+# Upstream: the bundled example server (`sluice example-server`, stateless JSON, 1 thread).
+# Gateway: `sluice proxy` (1 worker thread) in front of it. Load: wrk (Debian package,
+# installed here if missing), one thread, C connections, D seconds per round, rounds
+# interleaved direct/gateway so machine noise hits both alike. Loopback only.
+#
+# usage: bench/tools-call-rps.sh [ROUNDS=3] [SECONDS=10] [CONNECTIONS=32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS="${1:-3}"; SECS="${2:-10}"; CONNS="${3:-32}"
+BIN="${SLUICE_BIN:-${CARGO_TARGET_DIR:-target}/release/sluice}"
+[ -x "$BIN" ] || { echo "build first: cargo build --release (or set SLUICE_BIN)" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then
+  apt-get install -y -qq wrk >/dev/null 2>&1 || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
+fi
+
+UP=127.0.0.1:18081; GW=127.0.0.1:18080; ADMIN=127.0.0.1:18090
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+"$BIN" example-server --listen "$UP" --threads 1 >/dev/null 2>&1 &
+cat > "$work/sluice.toml" <<TOML
+[proxy]
+listen = "$GW"
+admin_listen = "$ADMIN"
+threads = 1
+[sessions]
+secret = "bench-secret-bench-secret-bench-secret-00"
+[[servers]]
+name = "example"
+url = "http://$UP/mcp"
+[[gateways]]
+name = "bench"
+servers = ["example"]
+TOML
+SLUICE_LOG=warn "$BIN" proxy --config "$work/sluice.toml" >/dev/null 2>"$work/sluice.log" &
+for _ in $(seq 100); do curl -sf "http://$ADMIN/readyz" | grep -q '"tools":3' && break; sleep 0.1; done
+
+session=$(curl -si "http://$GW/mcp/bench" -H 'content-type: application/json' \
+  -H 'accept: application/json, text/event-stream' \
+  -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+  | tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}')
+[ -n "$session" ] || { echo "no session from the gateway" >&2; cat "$work/sluice.log" >&2; exit 1; }
+
+lua() { # $1 = tool name, $2 = session header or empty
+  cat <<LUA
+wrk.method = "POST"
+wrk.body = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"$1","arguments":{"text":"hello from the benchmark"}}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+$( [ -n "$2" ] && echo "wrk.headers[\"Mcp-Session-Id\"] = \"$2\"" )
+LUA
+}
+lua echo "" > "$work/direct.lua"
+lua example__echo "$session" > "$work/gateway.lua"
+
+# Sanity: both paths answer the call.
+for t in "direct http://$UP/mcp" "gateway http://$GW/mcp/bench"; do
+  set -- $t
+  curl -sf "$2" -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+    -H "mcp-session-id: $session" --data "$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$work/$1.lua")" | grep -q 'hello from the benchmark' \
+    || { echo "$1 path does not answer tools/call" >&2; exit 1; }
+done
+
+declare -A total
+for r in $(seq "$ROUNDS"); do
+  for target in direct gateway; do
+    url="http://$UP/mcp"; [ "$target" = gateway ] && url="http://$GW/mcp/bench"
+    out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$work/$target.lua" "$url")
+    rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
+    p50=$(echo "$out" | awk '$1=="50%"{print $2}'); p99=$(echo "$out" | awk '$1=="99%"{print $2}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/{print $NF}'); non2xx=${non2xx:-0}
+    printf 'round %d  %-8s %10s req/s  p50 %8s  p99 %8s  non-2xx %s\n' "$r" "$target" "$rps" "$p50" "$p99" "$non2xx"
+    total[$target]=$(echo "${total[$target]:-0} + $rps" | bc)
+  done
+done
+d=$(echo "scale=1; ${total[direct]} / $ROUNDS" | bc); g=$(echo "scale=1; ${total[gateway]} / $ROUNDS" | bc)
+echo "mean over $ROUNDS rounds: direct $d req/s, gateway $g req/s, gateway/direct = $(echo "scale=3; $g / $d" | bc)"
