@@ -129,11 +129,11 @@ fn up(
     let admin = config.proxy.admin_listen;
     let mut server = sluice_proxy::ProxyServer::build(config).context("starting the proxy")?;
     server.add_service(example_service(&format!("127.0.0.1:{example_port}"), 1));
-    println!("sluice is up.");
-    println!("  MCP endpoint:   {url}   (point your MCP client here)");
-    println!("  example server: {example_url}");
-    println!("  health:         http://{admin}/healthz  http://{admin}/readyz");
-    println!("Press Ctrl-C to stop.");
+    // One write, errors ignored: a closed stdout must not stop the gateway.
+    let banner = format!(
+        "sluice is up.\n  MCP endpoint:   {url}   (point your MCP client here)\n  example server: {example_url}\n  health:         http://{admin}/healthz  http://{admin}/readyz\nPress Ctrl-C to stop.\n"
+    );
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     server.run()
 }
 
@@ -157,7 +157,10 @@ fn example_only(listen: std::net::SocketAddr, threads: usize) -> ! {
     });
     server.bootstrap();
     server.add_service(example_service(&listen.to_string(), threads));
-    println!("example MCP server on http://{listen}/mcp");
+    let _ = std::io::Write::write_all(
+        &mut std::io::stdout(),
+        format!("example MCP server on http://{listen}/mcp\n").as_bytes(),
+    );
     server.run_forever()
 }
 
