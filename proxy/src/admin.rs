@@ -57,7 +57,8 @@ impl ServeHttp for Admin {
     }
 }
 
-fn respond(status: u16, body: serde_json::Value) -> Response<Vec<u8>> {
+/// A complete JSON response for pingora's `ServeHttp` apps (admin and example server).
+pub fn respond(status: u16, body: serde_json::Value) -> Response<Vec<u8>> {
     let body = serde_json::to_vec(&body).unwrap_or_default();
     Response::builder()
         .status(status)

@@ -12,6 +12,7 @@ mod endpoint;
 mod forward;
 mod local;
 mod record;
+mod route;
 
 use std::sync::Arc;
 
@@ -125,63 +126,8 @@ impl Gateway {
             "resources/templates/list" => {
                 local::list(session, rec, &body, &envelope, &catalog.resource_templates).await
             }
-            "tools/call" => {
-                let field = envelope.name.as_ref().ok_or_else(|| {
-                    GatewayError::InvalidParams("tools/call needs params.name".into())
-                })?;
-                rec.target = Some(truncated(&field.value));
-                let route =
-                    catalog
-                        .route_tool(&field.value)
-                        .ok_or_else(|| GatewayError::UnknownTool {
-                            name: truncated(&field.value),
-                            gateway: catalog.name.as_str().to_owned(),
-                            similar: catalog
-                                .similar_tools(&field.value, 3)
-                                .into_iter()
-                                .map(str::to_owned)
-                                .collect(),
-                        })?;
-                let body = splice(&body, field.span, &route.upstream_literal)?;
-                let target = forward::Target {
-                    server: route.server,
-                    body,
-                };
-                forward::forward(self, session, rec, snapshot, &claims, caller, target).await
-            }
-            "prompts/get" => {
-                let field = envelope.name.as_ref().ok_or_else(|| {
-                    GatewayError::InvalidParams("prompts/get needs params.name".into())
-                })?;
-                rec.target = Some(truncated(&field.value));
-                let route = catalog.route_prompt(&field.value).ok_or_else(|| {
-                    GatewayError::UnknownPrompt {
-                        name: truncated(&field.value),
-                        gateway: catalog.name.as_str().to_owned(),
-                    }
-                })?;
-                let body = splice(&body, field.span, &route.upstream_literal)?;
-                let target = forward::Target {
-                    server: route.server,
-                    body,
-                };
-                forward::forward(self, session, rec, snapshot, &claims, caller, target).await
-            }
-            "resources/read" => {
-                let uri = envelope.uri.as_ref().ok_or_else(|| {
-                    GatewayError::InvalidParams("resources/read needs params.uri".into())
-                })?;
-                rec.target = Some(truncated(&uri.value));
-                let server = catalog.route_resource(&uri.value).ok_or_else(|| {
-                    GatewayError::UnknownResource {
-                        uri: truncated(&uri.value),
-                        gateway: catalog.name.as_str().to_owned(),
-                    }
-                })?;
-                let target = forward::Target {
-                    server,
-                    body: body.clone(),
-                };
+            "tools/call" | "prompts/get" | "resources/read" => {
+                let target = route::target(method, &envelope, &body, catalog, rec)?;
                 forward::forward(self, session, rec, snapshot, &claims, caller, target).await
             }
             other => Err(GatewayError::MethodNotFound(truncated(other))),
@@ -229,11 +175,6 @@ impl Gateway {
         }
         Ok(claims)
     }
-}
-
-/// Replaces the routed name; the span came from scanning this very body.
-fn splice(body: &[u8], span: jsonrpc::Span, literal: &[u8]) -> Result<Bytes, GatewayError> {
-    jsonrpc::replace_span(body, span, literal).map_err(|e| GatewayError::Internal(e.to_string()))
 }
 
 fn session_error_reason(e: &crate::session_token::SessionTokenError) -> &'static str {

@@ -244,6 +244,15 @@ pub struct RawResponse {
 }
 
 impl RawResponse {
+    /// Reads a whole response.
+    pub async fn read(resp: reqwest::Response) -> RawResponse {
+        RawResponse {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            body: resp.text().await.unwrap_or_default(),
+        }
+    }
+
     /// The body as JSON (panics with the body if it is not).
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
@@ -320,12 +329,7 @@ impl Raw {
         if let Some(s) = session {
             req = req.header("mcp-session-id", s);
         }
-        let resp = req.send().await.expect("request reaches sluice");
-        RawResponse {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.text().await.unwrap_or_default(),
-        }
+        RawResponse::read(req.send().await.expect("request reaches sluice")).await
     }
 
     /// Sends a request with any HTTP method.
@@ -334,12 +338,7 @@ impl Raw {
         if let Some(s) = session {
             req = req.header("mcp-session-id", s);
         }
-        let resp = req.send().await.expect("request reaches sluice");
-        RawResponse {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.text().await.unwrap_or_default(),
-        }
+        RawResponse::read(req.send().await.expect("request reaches sluice")).await
     }
 
     /// Initializes a session and returns its id.
