@@ -359,3 +359,60 @@ async fn an_upstream_that_is_down_leaves_the_gateway_serving_and_calls_fail_clea
     assert_eq!(list.status, 200, "the catalog is still served");
     let _: Value = list.json();
 }
+
+#[tokio::test]
+async fn hostile_bodies_never_take_the_gateway_down() {
+    let (sluice, _up) = gateway().await;
+    let raw = Raw::new(sluice.url("dev"));
+    let session = raw.initialize().await;
+    let mut bodies: Vec<Vec<u8>> = vec![
+        vec![0xff, 0xfe, 0x00, 0x7b],
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\xfe\"}".to_vec(),
+        "[".repeat(100_000).into_bytes(),
+        format!("{{\"a\":{}}}", "{\"a\":".repeat(50_000)).into_bytes(),
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"\ud800"}}"#.to_vec(),
+        br#"{"jsonrpc":"2.0","id":{"nested":true},"method":"ping"}"#.to_vec(),
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":[1,2,3]}"#.to_vec(),
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":12}}"#.to_vec(),
+        Vec::new(),
+    ];
+    // A deterministic spray of byte soup.
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for len in [1usize, 7, 64, 513, 4096] {
+        let mut b = Vec::with_capacity(len);
+        for _ in 0..len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b.push((x & 0xff) as u8);
+        }
+        bodies.push(b);
+    }
+    for body in bodies {
+        let r = reqwest::Client::new()
+            .post(sluice.url("dev"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &session)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("the gateway answers");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        assert!(status == 400 || status == 200, "{status}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert!(
+            v["error"]["code"].as_i64().is_some(),
+            "a JSON-RPC error for {:?}: {v}",
+            String::from_utf8_lossy(&body[..body.len().min(40)])
+        );
+    }
+    let ping = raw
+        .post(
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+            Some(&session),
+        )
+        .await;
+    assert_eq!(ping.status, 200, "still serving");
+}

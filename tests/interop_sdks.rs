@@ -154,7 +154,7 @@ async fn an_upstream_killed_mid_call_fails_the_call_and_a_restarted_one_gets_a_n
         upstream.addr
     );
     let sluice = Sluice::start(&body).await;
-    sluice.wait_tools("g", 9).await;
+    sluice.wait_tools("g", 10).await;
     let raw = Raw::new(sluice.url("g"));
     let session = raw.initialize().await;
     assert_eq!(
@@ -202,13 +202,13 @@ async fn a_list_changed_notification_in_a_response_refreshes_the_catalog_at_once
         upstream.addr
     );
     let sluice = Sluice::start(&body).await;
-    sluice.wait_tools("g", 9).await;
+    sluice.wait_tools("g", 10).await;
     let raw = Raw::new(sluice.url("g"));
     let session = raw.initialize().await;
     let m = raw.call_tool(&session, "pysf__grow", json!({})).await;
     assert_eq!(m["result"]["content"][0]["text"], "grown", "{m}");
     // With a one-hour timer, only the announced change can add the tool now.
-    sluice.wait_tools("g", 10).await;
+    sluice.wait_tools("g", 11).await;
     let m = raw.call_tool(&session, "pysf__grown", json!({})).await;
     assert_eq!(m["result"]["content"][0]["text"], "grown", "{m}");
 }
@@ -221,7 +221,7 @@ async fn sse_responses_stream_through_unbuffered() {
         upstream.addr
     );
     let sluice = Sluice::start(&body).await;
-    sluice.wait_tools("g", 9).await;
+    sluice.wait_tools("g", 10).await;
     let raw = Raw::new(sluice.url("g"));
     let session = raw.initialize().await;
     let release = harness::temp_path("release");
@@ -268,4 +268,46 @@ async fn sse_responses_stream_through_unbuffered() {
     }
     assert!(seen.contains("released"), "{seen}");
     let _ = std::fs::remove_file(release);
+}
+
+#[tokio::test]
+async fn the_clients_credentials_and_session_id_never_reach_the_upstream() {
+    let upstream = python_server("pysf", true, None).await;
+    let body = format!(
+        "[[servers]]\nname = \"pysf\"\nurl = \"http://{}/mcp\"\n\n[[gateways]]\nname = \"g\"\nservers = [\"pysf\"]\n",
+        upstream.addr
+    );
+    let sluice = Sluice::start(&body).await;
+    sluice.wait_tools("g", 10).await;
+    let raw = Raw::new(sluice.url("g"));
+    let session = raw.initialize().await;
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pysf__seen_headers","arguments":{}}}"#;
+    let r = raw
+        .post_with(
+            call,
+            Some(&session),
+            &[
+                ("authorization", "Bearer client-gateway-token"),
+                ("cookie", "sid=client-cookie"),
+            ],
+        )
+        .await;
+    let text = r.message()["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let seen: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert!(
+        seen.get("authorization").is_none() && seen.get("cookie").is_none(),
+        "{seen}"
+    );
+    assert!(
+        !text.contains("client-gateway-token") && !text.contains(&session),
+        "{seen}"
+    );
+    assert!(
+        seen.get("mcp-session-id").is_some(),
+        "the upstream sees its own session id: {seen}"
+    );
+    assert_eq!(seen["mcp-protocol-version"], "2025-11-25");
 }

@@ -8,6 +8,7 @@ Tools prove routing (echo names the server), per-session state (remember/recall)
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -71,6 +72,12 @@ def build(name: str, stateful: bool, filler: int) -> MCPServer:
                 return "released"
             await asyncio.sleep(0.01)
         return "timed out waiting"
+
+    @server.tool()
+    def seen_headers(ctx: Context) -> str:
+        """The HTTP request headers this call arrived with, as JSON."""
+        request = ctx.request_context.request
+        return json.dumps(dict(request.headers) if request is not None else {})
 
     @server.tool()
     def fail() -> str:
