@@ -5,7 +5,10 @@
 mod harness;
 
 use harness::rmcp_peers::{rmcp_call, rmcp_connect};
-use harness::sdk_peers::{SdkClient, everything_server, python_server, run_client, wait_for_line};
+use harness::sdk_peers::{
+    SdkClient, everything_server, python_server, python_server_with, run_client, test_certificates,
+    wait_for_line,
+};
 use harness::{ChildGuard, Raw, Sluice};
 use serde_json::{Value, json};
 
@@ -310,4 +313,34 @@ async fn the_clients_credentials_and_session_id_never_reach_the_upstream() {
         "the upstream sees its own session id: {seen}"
     );
     assert_eq!(seen["mcp-protocol-version"], "2025-11-25");
+}
+
+#[tokio::test]
+async fn an_https_upstream_is_verified_against_the_configured_ca() {
+    let (ca, cert, key) = test_certificates();
+    let (ca, c, k) = (
+        ca.display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string(),
+    );
+    let upstream =
+        python_server_with("tls", true, None, &["--certfile", &c, "--keyfile", &k]).await;
+    let servers = format!(
+        "[[servers]]\nname = \"tls\"\nurl = \"https://127.0.0.1:{}/mcp\"\n\n[[gateways]]\nname = \"g\"\nservers = [\"tls\"]\n",
+        upstream.addr.port()
+    );
+    let trusted = Sluice::start_with(&servers, &format!("upstream_ca_file = {ca:?}")).await;
+    trusted.wait_tools("g", 10).await;
+    let client = rmcp_connect(&trusted.url("g")).await;
+    assert_eq!(
+        rmcp_call(&client, "tls__echo", json!({ "text": "sealed" })).await,
+        ("tls:sealed".into(), false)
+    );
+    client.cancel().await.expect("close");
+
+    // Without the CA the certificate is refused: the upstream stays down, never used insecurely.
+    let untrusted = Sluice::start(&servers).await;
+    let (_, ready) = untrusted.readyz().await.expect("readyz");
+    assert_eq!(ready["servers"]["tls"]["up"], false, "{ready}");
+    assert_eq!(ready["gateways"]["g"]["tools"], 0);
 }

@@ -14,6 +14,7 @@
 //! | `proxy.grace_period` | duration | `10s` | drain time on SIGTERM |
 //! | `proxy.max_json_depth` | integer 1..=1024 | 64 | JSON nesting limit |
 //! | `proxy.upstream_idle_timeout` | duration | `50s` | pooled upstream connections idle this long are closed; keep it below the upstreams' keep-alive |
+//! | `proxy.upstream_ca_file` | path to a PEM bundle | system roots | trust anchors for `https` upstreams; replaces the system roots |
 //! | `sessions.secret` | string, >= 32 bytes | random per process | key material sealing `Mcp-Session-Id`; the same on every replica |
 //! | `sessions.ttl` | duration | `24h` | session lifetime |
 //! | `catalog.refresh` | duration | `5m` | how often upstream catalogs are refetched |
@@ -82,6 +83,8 @@ pub struct ProxyConfig {
     pub max_json_depth: usize,
     /// Idle bound of pooled upstream connections.
     pub upstream_idle_timeout: Duration,
+    /// PEM bundle trusted for `https` upstreams instead of the system roots.
+    pub upstream_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ProxyConfig {
@@ -94,6 +97,7 @@ impl Default for ProxyConfig {
             grace_period: Duration::from_secs(10),
             max_json_depth: 64,
             upstream_idle_timeout: Duration::from_secs(50),
+            upstream_ca_file: None,
         }
     }
 }
@@ -290,6 +294,7 @@ fn read_proxy(r: &mut Reader<'_>, t: &DeTable<'_>) -> ProxyConfig {
             "grace_period",
             "max_json_depth",
             "upstream_idle_timeout",
+            "upstream_ca_file",
         ],
         "[proxy]",
     );
@@ -319,6 +324,49 @@ fn read_proxy(r: &mut Reader<'_>, t: &DeTable<'_>) -> ProxyConfig {
         upstream_idle_timeout: r
             .duration(t, "upstream_idle_timeout", p, SECOND, DAY)
             .unwrap_or(d.upstream_idle_timeout),
+        upstream_ca_file: r
+            .string(t, "upstream_ca_file", p)
+            .and_then(|f| ca_file(r, f)),
+    }
+}
+
+/// A readable PEM bundle with at least one certificate (pingora would panic on a bad one).
+fn ca_file(r: &mut Reader<'_>, file: Text) -> Option<std::path::PathBuf> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let pem = match std::fs::read(&file.value) {
+        Ok(pem) => pem,
+        Err(e) => {
+            r.problem(
+                file.span,
+                format!("proxy.upstream_ca_file: cannot read {:?}: {e}", file.value),
+            );
+            return None;
+        }
+    };
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(&pem).collect();
+    match certs {
+        Ok(c) if !c.is_empty() => Some(std::path::PathBuf::from(file.value)),
+        Ok(_) => {
+            r.problem(
+                file.span,
+                format!(
+                    "proxy.upstream_ca_file: {:?} holds no PEM certificate",
+                    file.value
+                ),
+            );
+            None
+        }
+        Err(e) => {
+            r.problem(
+                file.span,
+                format!(
+                    "proxy.upstream_ca_file: {:?} is not valid PEM: {e}",
+                    file.value
+                ),
+            );
+            None
+        }
     }
 }
 

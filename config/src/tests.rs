@@ -201,3 +201,21 @@ fn names_are_validated() {
     assert!(GatewayName::new("Dev").is_err());
     assert!(ServerName::new(&"a".repeat(65)).is_err());
 }
+
+#[test]
+fn an_unreadable_or_empty_ca_file_is_refused() {
+    let e = errors("[proxy]\nupstream_ca_file = \"/nonexistent/ca.pem\"\n");
+    assert_eq!((e[0].0, e[0].1), (2, 20));
+    assert!(e[0].2.contains("cannot read"));
+    let path = std::env::temp_dir().join(format!(
+        "sluice-config-test-{}-empty.pem",
+        std::process::id()
+    ));
+    std::fs::write(&path, "not a certificate").unwrap();
+    let e = errors(&format!(
+        "[proxy]\nupstream_ca_file = {:?}\n",
+        path.display().to_string()
+    ));
+    assert!(e[0].2.contains("no PEM certificate"), "{e:?}");
+    let _ = std::fs::remove_file(path);
+}

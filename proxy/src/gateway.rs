@@ -46,8 +46,8 @@ impl Gateway {
     /// A gateway service over the shared state.
     pub fn new(shared: Arc<Shared>) -> Self {
         Gateway {
+            connector: crate::upstream::connector(&shared.config.proxy),
             shared,
-            connector: Connector::new(None),
         }
     }
 

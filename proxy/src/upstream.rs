@@ -180,6 +180,19 @@ impl Upstream {
     }
 }
 
+/// A pooled connector for upstreams, trusting `proxy.upstream_ca_file` when set.
+pub fn connector(proxy: &sluice_config::ProxyConfig) -> pingora::connectors::http::Connector {
+    let mut options = pingora::connectors::ConnectorOptions::new(CONNECTION_POOL_SIZE);
+    options.ca_file = proxy
+        .upstream_ca_file
+        .as_ref()
+        .map(|p| p.display().to_string());
+    pingora::connectors::http::Connector::new(Some(options))
+}
+
+/// Idle upstream connections kept per connector.
+const CONNECTION_POOL_SIZE: usize = 256;
+
 fn bracket_ipv6(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")

@@ -39,12 +39,41 @@ fn node_peers() -> PathBuf {
 
 /// Starts `tests/peers/python/server.py`; its stderr stays readable via [`wait_for_line`].
 pub async fn python_server(name: &str, stateful: bool, port: Option<u16>) -> ChildGuard {
+    python_server_with(name, stateful, port, &[]).await
+}
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it: (ca.pem, cert.pem,
+/// key.pem), in a fresh temp dir.
+pub fn test_certificates() -> (PathBuf, PathBuf, PathBuf) {
+    let dir = super::temp_path("tls");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let status = Command::new(python())
+        .arg(repo().join("tests/peers/python/make_cert.py"))
+        .arg(&dir)
+        .status()
+        .expect("run make_cert.py");
+    assert!(status.success(), "make_cert.py failed");
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
+}
+
+/// Like [`python_server`] with extra arguments (e.g. `--certfile`).
+pub async fn python_server_with(
+    name: &str,
+    stateful: bool,
+    port: Option<u16>,
+    extra: &[&str],
+) -> ChildGuard {
     let port = port.unwrap_or_else(free_port);
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
     let child = Command::new(python())
         .arg(repo().join("tests/peers/python/server.py"))
         .args(["--port", &port.to_string(), "--name", name, "--mode"])
         .arg(if stateful { "stateful" } else { "stateless" })
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -116,7 +116,7 @@ impl CatalogRefresher {
 #[async_trait]
 impl BackgroundService for CatalogRefresher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let connector = Arc::new(Connector::new(None));
+        let connector = Arc::new(crate::upstream::connector(&self.shared.config.proxy));
         let tasks = self
             .shared
             .upstreams

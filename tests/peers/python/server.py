@@ -127,12 +127,21 @@ def main() -> None:
     p.add_argument("--name", default="py")
     p.add_argument("--mode", choices=["stateful", "stateless"], default="stateful")
     p.add_argument("--filler", type=int, default=0)
+    p.add_argument("--certfile", help="serve HTTPS with this certificate")
+    p.add_argument("--keyfile", help="private key of --certfile")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     stateful = args.mode == "stateful"
     server = build(args.name, stateful, args.filler)
     app = server.streamable_http_app(stateless_http=not stateful, json_response=not stateful)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level="warning",
+        ssl_certfile=args.certfile,
+        ssl_keyfile=args.keyfile,
+    )
 
 
 if __name__ == "__main__":
