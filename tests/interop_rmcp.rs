@@ -150,3 +150,39 @@ async fn a_slow_upstream_times_out_with_an_error_naming_it() {
         "the gateway keeps serving"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_the_upstream_call() {
+    let (alpha, beta) = upstreams().await;
+    let sluice = Sluice::start(&config(&alpha, &beta, "")).await;
+    sluice.wait_tools("dev", 132).await;
+    let raw = Raw::new(sluice.url("dev"));
+    let session = raw.initialize().await;
+    let call = {
+        let raw = Raw::new(sluice.url("dev"));
+        tokio::spawn(async move {
+            raw.call_tool(&session, "alpha__slow", json!({ "millis": 20_000 }))
+                .await
+        })
+    };
+    harness::poll(
+        "the call to reach the upstream",
+        500,
+        std::time::Duration::from_millis(10),
+        || async { (alpha.slow_calls_started() == 1).then_some(()) },
+    )
+    .await;
+    call.abort();
+    harness::poll(
+        "the upstream call to be cancelled",
+        500,
+        std::time::Duration::from_millis(10),
+        || async { (alpha.slow_calls_cancelled() == 1).then_some(()) },
+    )
+    .await;
+    assert!(
+        sluice.log().contains("outcome=\"client_closed\""),
+        "{}",
+        sluice.log()
+    );
+}

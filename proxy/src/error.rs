@@ -113,6 +113,9 @@ pub enum GatewayError {
     /// The upstream failed.
     #[error("{0}")]
     Upstream(#[from] UpstreamError),
+    /// The client closed its connection before the answer was complete.
+    #[error("client closed the connection ({0})")]
+    ClientClosed(&'static str),
     /// The gateway itself failed (a bug or a limit), not the client or an upstream.
     #[error("internal gateway error: {0}")]
     Internal(String),
@@ -156,6 +159,8 @@ impl GatewayError {
             | GatewayError::BadCursor
             | GatewayError::Upstream(_) => 200,
             GatewayError::Internal(_) => 500,
+            // Nobody is left to read it; 499 is what proxies log for this.
+            GatewayError::ClientClosed(_) => 499,
         }
     }
 
@@ -207,6 +212,7 @@ impl GatewayError {
             GatewayError::Upstream(_) => "upstream_error",
             GatewayError::UpstreamSessionLost(_) => "upstream_session_lost",
             GatewayError::Internal(_) => "internal",
+            GatewayError::ClientClosed(_) => "client_closed",
         }
     }
 }

@@ -39,14 +39,14 @@ pub use record::RequestRecord;
 /// The pingora service behind every gateway endpoint.
 pub struct Gateway {
     shared: Arc<Shared>,
-    connector: Connector,
+    connector: Arc<Connector>,
 }
 
 impl Gateway {
     /// A gateway service over the shared state.
     pub fn new(shared: Arc<Shared>) -> Self {
         Gateway {
-            connector: crate::upstream::connector(&shared.config.proxy),
+            connector: Arc::new(crate::upstream::connector(&shared.config.proxy)),
             shared,
         }
     }
@@ -237,7 +237,8 @@ impl ProxyHttp for Gateway {
         if let Err(err) = self.serve(session, rec).await {
             rec.outcome = err.kind();
             rec.error = Some(err.to_string());
-            if session.response_written().is_none() {
+            if session.response_written().is_none() && !matches!(err, GatewayError::ClientClosed(_))
+            {
                 let id = rec.id.clone();
                 reply::error(session, id.as_deref(), &err).await?;
             }

@@ -35,10 +35,22 @@ pub struct RmcpServer {
     /// Its address.
     pub addr: std::net::SocketAddr,
     sessions: Arc<AtomicUsize>,
+    cancelled: Arc<AtomicUsize>,
+    started: Arc<AtomicUsize>,
     stop: CancellationToken,
 }
 
 impl RmcpServer {
+    /// How many `slow` calls started.
+    pub fn slow_calls_started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    /// How many `slow` calls were dropped before they finished (the caller went away).
+    pub fn slow_calls_cancelled(&self) -> usize {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
     /// How many handler instances (MCP sessions, in stateful mode) were created.
     pub fn sessions_created(&self) -> usize {
         self.sessions.load(Ordering::SeqCst)
@@ -56,6 +68,22 @@ struct TestServer {
     name: String,
     filler: usize,
     remembered: Arc<Mutex<Option<String>>>,
+    cancelled: Arc<AtomicUsize>,
+    started: Arc<AtomicUsize>,
+}
+
+/// Counts a `slow` call as cancelled if it ends (is cancelled or dropped) before it finished.
+struct CancelGuard {
+    counter: Arc<AtomicUsize>,
+    finished: bool,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.counter.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }
 
 fn tool(name: &str, description: &str, properties: Value) -> Tool {
@@ -118,7 +146,7 @@ impl ServerHandler for TestServer {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let args = request.arguments.clone().unwrap_or_default();
         let arg = |k: &str| args.get(k).cloned().unwrap_or(Value::Null);
@@ -132,9 +160,20 @@ impl ServerHandler for TestServer {
                 text((arg("a").as_i64().unwrap_or(0) + arg("b").as_i64().unwrap_or(0)).to_string())
             }
             "slow" => {
-                tokio::time::sleep(Duration::from_millis(arg("millis").as_u64().unwrap_or(0)))
-                    .await;
-                text("done")
+                self.started.fetch_add(1, Ordering::SeqCst);
+                let mut guard = CancelGuard {
+                    counter: self.cancelled.clone(),
+                    finished: false,
+                };
+                let millis = arg("millis").as_u64().unwrap_or(0);
+                // rmcp cancels cooperatively: notifications/cancelled fires the request's token.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(millis)) => {
+                        guard.finished = true;
+                        text("done")
+                    }
+                    _ = context.ct.cancelled() => text("cancelled"),
+                }
             }
             "remember" => {
                 let value = arg("value").as_str().unwrap_or_default().to_owned();
@@ -159,18 +198,24 @@ impl ServerHandler for TestServer {
 pub async fn start_rmcp_server(opts: ServerOpts) -> RmcpServer {
     let stop = CancellationToken::new();
     let sessions = Arc::new(AtomicUsize::new(0));
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(opts.stateful)
         .with_json_response(!opts.stateful)
         .with_cancellation_token(stop.clone());
     let factory = {
         let sessions = sessions.clone();
+        let cancelled = cancelled.clone();
+        let started = started.clone();
         move || {
             sessions.fetch_add(1, Ordering::SeqCst);
             Ok(TestServer {
                 name: opts.name.clone(),
                 filler: opts.filler,
                 remembered: Arc::default(),
+                cancelled: cancelled.clone(),
+                started: started.clone(),
             })
         }
     };
@@ -191,6 +236,8 @@ pub async fn start_rmcp_server(opts: ServerOpts) -> RmcpServer {
         url: format!("http://{addr}/mcp"),
         addr,
         sessions,
+        cancelled,
+        started,
         stop,
     }
 }

@@ -6,6 +6,8 @@
 //! before the client is told to re-initialize). Failures before the response header are
 //! JSON-RPC errors naming the server; a failure inside an SSE stream ends it with one.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
@@ -56,37 +58,118 @@ pub async fn forward(
         c.protocol_version.as_str()
     });
 
-    let mut choice =
+    let choice =
         choose_session(gw, claims, &upstream, stateful, fallback_version, deadline).await?;
+    let opening = open_exchange(
+        gw,
+        claims,
+        caller,
+        &upstream,
+        &target.body,
+        choice.clone(),
+        deadline,
+    );
+    // Until the upstream answers, a client that goes away cancels the upstream request too.
+    let exchange = tokio::select! {
+        exchange = opening => exchange?,
+        gone = client_disconnected(session) => {
+            cancel_upstream(gw, &upstream, &choice, rec.id.as_deref());
+            return Err(client_gone(&gone));
+        }
+    };
+    stream_back(gw, session, rec, &upstream, &choice, exchange, deadline).await
+}
+
+/// Sends the request in the right upstream session and waits for a 2xx response header,
+/// re-opening the session once if the upstream forgot it.
+async fn open_exchange(
+    gw: &Gateway,
+    claims: &SessionClaims,
+    caller: &Caller,
+    upstream: &Upstream,
+    body: &Bytes,
+    mut choice: UpstreamSessionChoice,
+    deadline: Instant,
+) -> Result<Exchange, GatewayError> {
     let mut exchange = within(
         deadline,
-        &upstream,
-        send(gw, &upstream, &choice, caller, &target.body),
+        upstream,
+        send(gw, upstream, &choice, caller, body),
     )
     .await?;
     if exchange.status() == 404 && choice.id.is_some() {
         // The upstream forgot the session (restart, expiry): open a new one once, then retry.
-        exchange.finish(&gw.connector, &upstream).await;
-        choice = within(deadline, &upstream, reopen(gw, claims, &upstream))
+        exchange.finish(&gw.connector, upstream).await;
+        choice = within(deadline, upstream, reopen(gw, claims, upstream))
             .await
             .map_err(|_| GatewayError::UpstreamSessionLost(upstream.name.as_str().to_owned()))?;
         exchange = within(
             deadline,
-            &upstream,
-            send(gw, &upstream, &choice, caller, &target.body),
+            upstream,
+            send(gw, upstream, &choice, caller, body),
         )
         .await?;
     }
     if !(200..300).contains(&exchange.status()) {
         let status = exchange.status();
-        exchange.finish(&gw.connector, &upstream).await;
+        exchange.finish(&gw.connector, upstream).await;
         return Err(UpstreamError::Status {
             server: upstream.name.clone(),
             status,
         }
         .into());
     }
-    stream_back(gw, session, rec, &upstream, exchange, deadline).await
+    Ok(exchange)
+}
+
+/// Completes when the client closes its connection. Bytes of a pipelined next request are
+/// not a disconnect: pingora keeps them and the next idle read pends.
+async fn client_disconnected(session: &mut Session) -> Box<pingora::Error> {
+    loop {
+        if let Err(e) = session.as_downstream_mut().read_body_or_idle(true).await {
+            return e;
+        }
+    }
+}
+
+/// Tells the upstream the request is abandoned (`notifications/cancelled`, as MCP asks,
+/// since a dropped connection alone does not cancel), in the background.
+fn cancel_upstream(
+    gw: &Gateway,
+    upstream: &Arc<Upstream>,
+    choice: &UpstreamSessionChoice,
+    id: Option<&[u8]>,
+) {
+    let Some(request_id) = id.and_then(|id| serde_json::from_slice::<Value>(id).ok()) else {
+        return;
+    };
+    let (connector, upstream, choice) = (gw.connector.clone(), upstream.clone(), choice.clone());
+    tokio::spawn(async move {
+        let session = SessionRef {
+            id: choice.id.as_deref(),
+            version: &choice.version,
+        };
+        let params =
+            serde_json::json!({ "requestId": request_id, "reason": "the client disconnected" });
+        let sent = mcp_client::notify(
+            &connector,
+            &upstream,
+            session,
+            "notifications/cancelled",
+            Some(params),
+        );
+        if let Err(e) = tokio::time::timeout(upstream.timeout, sent)
+            .await
+            .unwrap_or(Ok(()))
+        {
+            tracing::debug!(server = %upstream.name, error = %e, "could not cancel the abandoned request upstream");
+        }
+    });
+}
+
+/// The client went away: dropping the exchange cancels the upstream request.
+fn client_gone(e: &pingora::Error) -> GatewayError {
+    GatewayError::ClientClosed(e.etype().as_str())
 }
 
 async fn choose_session(
@@ -192,7 +275,8 @@ async fn stream_back(
     gw: &Gateway,
     session: &mut Session,
     rec: &mut RequestRecord,
-    upstream: &Upstream,
+    upstream: &Arc<Upstream>,
+    choice: &UpstreamSessionChoice,
     mut exchange: Exchange,
     deadline: Instant,
 ) -> Result<(), GatewayError> {
@@ -219,11 +303,9 @@ async fn stream_back(
     loop {
         let next = tokio::select! {
             chunk = tokio::time::timeout_at(deadline, exchange.chunk(upstream)) => chunk,
-            gone = session.as_downstream_mut().read_body_or_idle(true) => {
-                // The client disconnected: dropping the exchange cancels the upstream request.
-                rec.outcome = "client_closed";
-                let reason = gone.err().map_or("client closed".to_owned(), |e| e.etype().as_str().to_owned());
-                return Err(GatewayError::BodyRead(reason));
+            gone = client_disconnected(session) => {
+                cancel_upstream(gw, upstream, choice, rec.id.as_deref());
+                return Err(client_gone(&gone));
             }
         };
         let failure = match next {

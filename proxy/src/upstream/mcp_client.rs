@@ -89,6 +89,7 @@ pub async fn initialize(
         upstream,
         init.session(),
         "notifications/initialized",
+        None,
     )
     .await?;
     Ok(init)
@@ -207,14 +208,19 @@ pub async fn call(
     }
 }
 
-async fn notify(
+/// Sends a notification (expects 202).
+pub async fn notify(
     connector: &Connector,
     upstream: &Upstream,
     session: SessionRef<'_>,
     method: &str,
+    params: Option<Value>,
 ) -> Result<(), UpstreamError> {
-    let body = serde_json::to_vec(&json!({ "jsonrpc": "2.0", "method": method }))
-        .map_err(|e| protocol(upstream, &e.to_string()))?;
+    let message = match params {
+        Some(p) => json!({ "jsonrpc": "2.0", "method": method, "params": p }),
+        None => json!({ "jsonrpc": "2.0", "method": method }),
+    };
+    let body = serde_json::to_vec(&message).map_err(|e| protocol(upstream, &e.to_string()))?;
     let mut ex = post(connector, upstream, session, body).await?;
     let status = ex.status();
     let _ = ex.read_to_end(upstream, MAX_RESPONSE_BYTES).await?;
