@@ -48,6 +48,34 @@ async fn gateway(u: &Upstreams) -> Sluice {
     sluice
 }
 
+/// One stateful Python upstream `pysf` behind gateway `g`, its catalog loaded, and a client
+/// session opened with the raw client. `extra` goes first in the config (e.g. `[catalog]`),
+/// `server_extra` into the server's table.
+struct OnePython {
+    upstream: ChildGuard,
+    sluice: Sluice,
+    raw: Raw,
+    session: String,
+}
+
+async fn one_python(extra: &str, server_extra: &str) -> OnePython {
+    let upstream = python_server("pysf", true, None).await;
+    let body = format!(
+        "{extra}\n[[servers]]\nname = \"pysf\"\nurl = \"http://{}/mcp\"\n{server_extra}\n\n[[gateways]]\nname = \"g\"\nservers = [\"pysf\"]\n",
+        upstream.addr
+    );
+    let sluice = Sluice::start(&body).await;
+    sluice.wait_tools("g", 10).await;
+    let raw = Raw::new(sluice.url("g"));
+    let session = raw.initialize().await;
+    OnePython {
+        upstream,
+        sluice,
+        raw,
+        session,
+    }
+}
+
 /// (tool, arguments, text the result must contain) for each upstream.
 fn calls() -> Vec<(&'static str, Value, &'static str)> {
     vec![
@@ -150,16 +178,13 @@ async fn python_prompts_and_resources_are_routed() {
 // Two workers: the test thread blocks reading the upstream's stderr while the call runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_killed_mid_call_fails_the_call_and_a_restarted_one_gets_a_new_session() {
-    let mut upstream = python_server("pysf", true, None).await;
+    let OnePython {
+        mut upstream,
+        sluice,
+        raw,
+        session,
+    } = one_python("", "timeout = \"20s\"").await;
     let port = upstream.addr.port();
-    let body = format!(
-        "[[servers]]\nname = \"pysf\"\nurl = \"http://{}/mcp\"\ntimeout = \"20s\"\n\n[[gateways]]\nname = \"g\"\nservers = [\"pysf\"]\n",
-        upstream.addr
-    );
-    let sluice = Sluice::start(&body).await;
-    sluice.wait_tools("g", 10).await;
-    let raw = Raw::new(sluice.url("g"));
-    let session = raw.initialize().await;
     assert_eq!(
         raw.call_tool(&session, "pysf__remember", json!({ "value": "before" }))
             .await["result"]["content"][0]["text"],
@@ -199,15 +224,12 @@ async fn an_upstream_killed_mid_call_fails_the_call_and_a_restarted_one_gets_a_n
 
 #[tokio::test]
 async fn a_list_changed_notification_in_a_response_refreshes_the_catalog_at_once() {
-    let upstream = python_server("pysf", true, None).await;
-    let body = format!(
-        "[catalog]\nrefresh = \"1h\"\n\n[[servers]]\nname = \"pysf\"\nurl = \"http://{}/mcp\"\n\n[[gateways]]\nname = \"g\"\nservers = [\"pysf\"]\n",
-        upstream.addr
-    );
-    let sluice = Sluice::start(&body).await;
-    sluice.wait_tools("g", 10).await;
-    let raw = Raw::new(sluice.url("g"));
-    let session = raw.initialize().await;
+    let OnePython {
+        upstream: _upstream,
+        sluice,
+        raw,
+        session,
+    } = one_python("[catalog]\nrefresh = \"1h\"", "").await;
     let m = raw.call_tool(&session, "pysf__grow", json!({})).await;
     assert_eq!(m["result"]["content"][0]["text"], "grown", "{m}");
     // With a one-hour timer, only the announced change can add the tool now.
@@ -218,15 +240,12 @@ async fn a_list_changed_notification_in_a_response_refreshes_the_catalog_at_once
 
 #[tokio::test]
 async fn sse_responses_stream_through_unbuffered() {
-    let upstream = python_server("pysf", true, None).await;
-    let body = format!(
-        "[[servers]]\nname = \"pysf\"\nurl = \"http://{}/mcp\"\n\n[[gateways]]\nname = \"g\"\nservers = [\"pysf\"]\n",
-        upstream.addr
-    );
-    let sluice = Sluice::start(&body).await;
-    sluice.wait_tools("g", 10).await;
-    let raw = Raw::new(sluice.url("g"));
-    let session = raw.initialize().await;
+    let OnePython {
+        upstream: _upstream,
+        sluice,
+        raw: _raw,
+        session,
+    } = one_python("", "").await;
     let release = harness::temp_path("release");
     let request = json!({
         "jsonrpc": "2.0", "id": 11, "method": "tools/call",
@@ -275,15 +294,12 @@ async fn sse_responses_stream_through_unbuffered() {
 
 #[tokio::test]
 async fn the_clients_credentials_and_session_id_never_reach_the_upstream() {
-    let upstream = python_server("pysf", true, None).await;
-    let body = format!(
-        "[[servers]]\nname = \"pysf\"\nurl = \"http://{}/mcp\"\n\n[[gateways]]\nname = \"g\"\nservers = [\"pysf\"]\n",
-        upstream.addr
-    );
-    let sluice = Sluice::start(&body).await;
-    sluice.wait_tools("g", 10).await;
-    let raw = Raw::new(sluice.url("g"));
-    let session = raw.initialize().await;
+    let OnePython {
+        upstream: _upstream,
+        sluice: _sluice,
+        raw,
+        session,
+    } = one_python("", "").await;
     let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"pysf__seen_headers","arguments":{}}}"#;
     let r = raw
         .post_with(
