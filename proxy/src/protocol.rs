@@ -7,9 +7,6 @@ pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-
 /// The newest version; offered to upstreams and to clients asking for an unknown one.
 pub const LATEST_VERSION: &str = SUPPORTED_VERSIONS[0];
 
-/// The version assumed when a request carries no `MCP-Protocol-Version` header (per spec).
-pub const DEFAULT_VERSION_WITHOUT_HEADER: &str = "2025-03-26";
-
 /// Session header (case-insensitive on the wire).
 pub const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -27,11 +24,6 @@ pub fn negotiate(requested: Option<&str>) -> &'static str {
 /// Whether a version string is one the gateway serves.
 pub fn is_supported(version: &str) -> bool {
     SUPPORTED_VERSIONS.contains(&version)
-}
-
-/// JSON-RPC batches were removed in 2025-06-18; 2025-03-26 allowed them.
-pub fn allows_batches(version: &str) -> bool {
-    version == "2025-03-26"
 }
 
 #[cfg(test)]
