@@ -2,9 +2,11 @@
 # tools/call throughput through Sluice vs. straight to the same upstream, in one run.
 #
 # Upstream: the bundled example server (`sluice example-server`, stateless JSON, 1 thread).
-# Gateway: `sluice proxy` (1 worker thread) in front of it. Load: wrk (Debian package,
-# installed here if missing), one thread, C connections, D seconds per round, rounds
-# interleaved direct/gateway so machine noise hits both alike. Loopback only.
+# Gateway: `sluice proxy` (1 worker thread) in front of it. Baseline proxies, no MCP
+# awareness, 1 worker each: a bare pingora proxy (`cargo build --release --example
+# plain_pingora -p sluice-proxy`, when built) and nginx with keep-alive upstreams (when installed). Load: wrk
+# (Debian package, installed here if missing), one thread, C connections, D seconds per round,
+# rounds interleaved direct/sluice/nginx so machine noise hits all alike. Loopback only.
 #
 # usage: bench/tools-call-rps.sh [ROUNDS=3] [SECONDS=10] [CONNECTIONS=32]
 set -euo pipefail
@@ -17,7 +19,7 @@ if ! command -v wrk >/dev/null; then
   apt-get install -y -qq wrk >/dev/null 2>&1 || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
 fi
 
-UP=127.0.0.1:18081; GW=127.0.0.1:18080; ADMIN=127.0.0.1:18090
+UP=127.0.0.1:18081; GW=127.0.0.1:18080; ADMIN=127.0.0.1:18090; NGX=127.0.0.1:18082; PLAIN=127.0.0.1:18083
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -45,6 +47,36 @@ session=$(curl -si "http://$GW/mcp/bench" -H 'content-type: application/json' \
   | tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}')
 [ -n "$session" ] || { echo "no session from the gateway" >&2; cat "$work/sluice.log" >&2; exit 1; }
 
+targets="direct gateway"
+plain_bin="$(dirname "$BIN")/examples/plain_pingora"
+if [ -x "$plain_bin" ]; then
+  "$plain_bin" "$PLAIN" "$UP" >/dev/null 2>&1 &
+  for _ in $(seq 50); do curl -s "http://$PLAIN/" >/dev/null 2>&1 && break; sleep 0.1; done
+  targets="$targets pingora"
+fi
+if command -v nginx >/dev/null; then
+  cat > "$work/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+error_log $work/nginx-error.log warn;
+pid $work/nginx.pid;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work;
+  proxy_temp_path $work;
+  upstream up { server $UP; keepalive 64; }
+  server {
+    listen $NGX;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+  nginx -c "$work/nginx.conf" >/dev/null 2>&1 &
+  for _ in $(seq 50); do curl -s "http://$NGX/" >/dev/null 2>&1 && break; sleep 0.1; done
+  targets="$targets nginx"
+fi
+
 lua() { # $1 = tool name, $2 = session header or empty
   cat <<LUA
 wrk.method = "POST"
@@ -55,6 +87,8 @@ $( [ -n "$2" ] && echo "wrk.headers[\"Mcp-Session-Id\"] = \"$2\"" )
 LUA
 }
 lua echo "" > "$work/direct.lua"
+cp "$work/direct.lua" "$work/nginx.lua"
+cp "$work/direct.lua" "$work/pingora.lua"
 lua example__echo "$session" > "$work/gateway.lua"
 
 # Sanity: both paths answer the call.
@@ -67,8 +101,13 @@ done
 
 declare -A total
 for r in $(seq "$ROUNDS"); do
-  for target in direct gateway; do
-    url="http://$UP/mcp"; [ "$target" = gateway ] && url="http://$GW/mcp/bench"
+  for target in $targets; do
+    case $target in
+      direct) url="http://$UP/mcp" ;;
+      gateway) url="http://$GW/mcp/bench" ;;
+      nginx) url="http://$NGX/mcp" ;;
+      pingora) url="http://$PLAIN/mcp" ;;
+    esac
     out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$work/$target.lua" "$url")
     rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
     p50=$(echo "$out" | awk '$1=="50%"{print $2}'); p99=$(echo "$out" | awk '$1=="99%"{print $2}')
@@ -77,5 +116,8 @@ for r in $(seq "$ROUNDS"); do
     total[$target]=$(echo "${total[$target]:-0} + $rps" | bc)
   done
 done
-d=$(echo "scale=1; ${total[direct]} / $ROUNDS" | bc); g=$(echo "scale=1; ${total[gateway]} / $ROUNDS" | bc)
-echo "mean over $ROUNDS rounds: direct $d req/s, gateway $g req/s, gateway/direct = $(echo "scale=3; $g / $d" | bc)"
+d=$(echo "scale=1; ${total[direct]} / $ROUNDS" | bc)
+for target in $targets; do
+  m=$(echo "scale=1; ${total[$target]} / $ROUNDS" | bc)
+  echo "mean over $ROUNDS rounds: $target $m req/s, ratio to direct $(echo "scale=3; $m / $d" | bc)"
+done

@@ -1,32 +1,84 @@
 #!/usr/bin/env bash
-# Installs the real MCP peers the tests run against: the official Python SDK (`mcp` from
-# PyPI) in .venv, and the official TypeScript SDK plus server-everything from npm in
-# tests/peers/node. Pinned versions; idempotent; fast when already done.
+# Installs the real MCP peers the tests run against (cmake for the build is
+# scripts/install-build-deps.sh's job):
+#   - .venv with the official Python MCP SDK (`mcp`) and its dependencies, pinned exactly in
+#     tests/peers/python/requirements.txt;
+#   - tests/peers/node/node_modules: the official TypeScript SDK and server-everything, pinned
+#     in tests/peers/node/package.json + package-lock.json (`npm ci`).
+# Idempotent: each part is redone only when its stamp (a hash of its lock file) is missing,
+# so a warm run takes a fraction of a second. PYTHON=... picks the interpreter (python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-MCP_PY_VERSION="2.3.0"
+repo=$(pwd)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
+step="starting"
+trap 'say "FAILED while $step (see the output above)"' ERR
+die() { say "FAILED: $*"; trap - ERR; exit 1; }
 
-command -v python3 >/dev/null || { say "python3 is required"; exit 1; }
-command -v node >/dev/null || { say "node is required"; exit 1; }
-command -v npm >/dev/null || { say "npm is required"; exit 1; }
+# Runs a package-manager command as root: directly, or through sudo when it exists.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root (or sudo) to run: $*"
+  fi
+}
+apt_updated=""
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install $* by hand and rerun"
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+hash_of() { sha256sum "$1" | cut -c1-16; }
 
-stamp=".venv/.sluice-mcp-$MCP_PY_VERSION"
-if [ ! -f "$stamp" ]; then
-  say "creating .venv with mcp==$MCP_PY_VERSION"
-  python3 -m venv .venv
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check "mcp==$MCP_PY_VERSION"
-  touch "$stamp"
+PYTHON="${PYTHON:-python3}"
+command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON is required (Python >= 3.10)"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+  die "Python >= 3.10 is required, $PYTHON is $("$PYTHON" --version 2>&1)"
+command -v node >/dev/null 2>&1 || die "node is required (Node >= 18)"
+command -v npm >/dev/null 2>&1 || die "npm is required"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' ||
+  die "Node >= 18 is required, node is $(node --version)"
+
+# 1. Python peers: .venv from the pinned requirements
+step="setting up the Python venv"
+req="tests/peers/python/requirements.txt"
+mcp_pin=$(sed -n 's/^mcp==//p' "$req")
+py_stamp=".venv/.sluice-peers-$(hash_of "$req")"
+if [ -f "$py_stamp" ] && .venv/bin/python -c '' >/dev/null 2>&1; then
+  say "python: .venv up to date (mcp $mcp_pin)"
+else
+  say "python: creating .venv with mcp==$mcp_pin (pinned in $req)"
+  if ! "$PYTHON" -m venv --clear .venv >/dev/null 2>&1; then
+    # Debian's system Python ships venv/ensurepip separately.
+    py_minor=$("$PYTHON" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
+    say "python: '$PYTHON -m venv' failed; installing python$py_minor-venv with apt-get"
+    apt_install "python$py_minor-venv" || apt_install python3-venv
+    "$PYTHON" -m venv --clear .venv
+  fi
+  step="installing the Python packages of $req"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-input -r "$req"
+  .venv/bin/python -c 'import mcp, uvicorn' || die "the venv cannot import mcp"
+  rm -f .venv/.sluice-*
+  touch "$py_stamp"
+  say "python: installed mcp $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("mcp"))') into $repo/.venv"
 fi
 
+# 2. Node peers: npm ci from the committed lock
+step="installing the npm packages of tests/peers/node"
 node_dir="tests/peers/node"
-lock_sum=$(sha256sum "$node_dir/package-lock.json" | cut -c1-16)
-node_stamp="$node_dir/node_modules/.sluice-$lock_sum"
-if [ ! -f "$node_stamp" ]; then
-  say "installing npm packages in $node_dir"
+node_stamp="$node_dir/node_modules/.sluice-$(hash_of "$node_dir/package-lock.json")"
+if [ -f "$node_stamp" ]; then
+  say "node: $node_dir/node_modules up to date"
+else
+  say "node: npm ci in $node_dir"
   (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error)
   touch "$node_stamp"
+  versions=$(cd "$node_dir" && node -e '
+    const p = (n) => require(`./node_modules/${n}/package.json`).version;
+    console.log(`@modelcontextprotocol/sdk ${p("@modelcontextprotocol/sdk")}, @modelcontextprotocol/server-everything ${p("@modelcontextprotocol/server-everything")}`);')
+  say "node: installed $versions"
 fi
-say "peers ready"
+
+trap - ERR
+say "ready"

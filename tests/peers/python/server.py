@@ -4,6 +4,10 @@ Serves Streamable HTTP at http://127.0.0.1:PORT/mcp, either with sessions and SS
 (--mode stateful, the SDK default) or stateless with JSON responses (--mode stateless).
 Tools prove routing (echo names the server), per-session state (remember/recall), failures
 (fail, slow for killing mid-call) and progress notifications.
+
+The port is bound only once the app is ready (uvicorn runs the lifespan first), so polling
+the TCP port is a sound readiness check. Logs go to stderr; stdout stays empty.
+MCPServer answers tools/list in one page; --page-size N makes it paginate (opaque cursor).
 """
 
 import argparse
@@ -15,16 +19,18 @@ import sys
 
 import mcp_types as types
 import uvicorn
+from mcp import MCPError
 from mcp.server.mcpserver import Context, MCPServer
 
 
-def session_key(ctx: Context) -> str:
-    """The MCP session id the request carried (per-session state lives under it)."""
+def session_key(ctx: Context) -> str | None:
+    """The MCP session id the request carried (per-session state lives under it); None
+    without one (2026-07-28 clients have no sessions)."""
     request = ctx.request_context.request
-    return str(request.headers.get("mcp-session-id")) if request is not None else "none"
+    return request.headers.get("mcp-session-id") if request is not None else None
 
 
-def build(name: str, stateful: bool, filler: int) -> MCPServer:
+def build(name: str, stateful: bool, filler: int, page_size: int = 0) -> MCPServer:
     server = MCPServer(name=f"py-{name}", log_level="WARNING")
     memory: dict[str, str] = {}
 
@@ -80,16 +86,22 @@ def build(name: str, stateful: bool, filler: int) -> MCPServer:
         return json.dumps(dict(request.headers) if request is not None else {})
 
     @server.tool()
-    def fail() -> str:
-        """Fail on purpose."""
-        raise RuntimeError("failed on purpose")
+    def fail() -> types.CallToolResult:
+        """Fail on purpose: a tool error result (isError), not a protocol error."""
+        # A raised exception would reach the client as "Error executing tool fail[: ...]".
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text="failed on purpose")], is_error=True
+        )
 
     @server.tool()
     def remember(value: str, ctx: Context) -> str:
         """Remember a value in this session."""
         if not stateful:
             return "stateless"
-        memory[session_key(ctx)] = value
+        key = session_key(ctx)
+        if key is None:
+            return "no session"
+        memory[key] = value
         return "ok"
 
     @server.tool()
@@ -97,7 +109,10 @@ def build(name: str, stateful: bool, filler: int) -> MCPServer:
         """Recall the value remembered in this session."""
         if not stateful:
             return "stateless"
-        return memory.get(session_key(ctx), "nothing")
+        key = session_key(ctx)
+        if key is None:
+            return "no session"
+        return memory.get(key, "nothing")
 
     for i in range(filler):
         def make(i: int):
@@ -118,6 +133,26 @@ def build(name: str, stateful: bool, filler: int) -> MCPServer:
         """The readme of this server."""
         return f"readme of {name}"
 
+    if page_size > 0:
+
+        async def list_tools_paged(
+            _ctx: object, params: types.PaginatedRequestParams
+        ) -> types.ListToolsResult:
+            tools = await server.list_tools()
+            try:
+                start = int(params.cursor or 0)
+            except ValueError:
+                raise MCPError(types.INVALID_PARAMS, f"bad cursor {params.cursor!r}") from None
+            end = start + page_size
+            return types.ListToolsResult(
+                tools=tools[start:end], next_cursor=str(end) if end < len(tools) else None
+            )
+
+        # MCPServer's own handler ignores the cursor; the low-level server takes a replacement.
+        server._lowlevel_server.add_request_handler(
+            "tools/list", types.PaginatedRequestParams, list_tools_paged
+        )
+
     return server
 
 
@@ -126,13 +161,14 @@ def main() -> None:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--name", default="py")
     p.add_argument("--mode", choices=["stateful", "stateless"], default="stateful")
-    p.add_argument("--filler", type=int, default=0)
+    p.add_argument("--filler", type=int, default=0, help="add tools filler_0..filler_{N-1}")
+    p.add_argument("--page-size", type=int, default=0, help="paginate tools/list (0: one page)")
     p.add_argument("--certfile", help="serve HTTPS with this certificate")
     p.add_argument("--keyfile", help="private key of --certfile")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     stateful = args.mode == "stateful"
-    server = build(args.name, stateful, args.filler)
+    server = build(args.name, stateful, args.filler, args.page_size)
     app = server.streamable_http_app(stateless_http=not stateful, json_response=not stateful)
     uvicorn.run(
         app,
@@ -141,6 +177,8 @@ def main() -> None:
         log_level="warning",
         ssl_certfile=args.certfile,
         ssl_keyfile=args.keyfile,
+        # SIGTERM: stop accepting, give open requests and SSE streams this long, then exit.
+        timeout_graceful_shutdown=3,
     )
 
 
