@@ -21,7 +21,8 @@ fi
 
 UP=127.0.0.1:18081; GW=127.0.0.1:18080; ADMIN=127.0.0.1:18090; NGX=127.0.0.1:18082; PLAIN=127.0.0.1:18083
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+# SIGINT: pingora's fast shutdown (SIGTERM would wait out a grace period).
+trap 'kill -INT $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
 "$BIN" example-server --listen "$UP" --threads 1 >/dev/null 2>&1 &
 cat > "$work/sluice.toml" <<TOML

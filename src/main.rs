@@ -151,10 +151,13 @@ fn example_service(
 }
 
 fn example_only(listen: std::net::SocketAddr, threads: usize) -> ! {
-    let mut server = pingora::server::Server::new(None).unwrap_or_else(|e| {
-        eprintln!("error: {e}");
-        std::process::exit(1)
-    });
+    // A demo upstream has nothing to drain: exit promptly on SIGTERM (pingora waits 300 s).
+    let conf = pingora::server::configuration::ServerConf {
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..Default::default()
+    };
+    let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     server.add_service(example_service(&listen.to_string(), threads));
     let _ = std::io::Write::write_all(

@@ -32,10 +32,12 @@ fn main() {
         eprintln!("usage: plain_pingora LISTEN UPSTREAM");
         std::process::exit(2);
     };
-    let Ok(mut server) = Server::new(None) else {
-        eprintln!("cannot create the pingora server");
-        std::process::exit(1);
+    let conf = pingora::server::configuration::ServerConf {
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..Default::default()
     };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let mut service = http_proxy_service(&server.configuration, PlainProxy { upstream });
     service.add_tcp(&listen);
