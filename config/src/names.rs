@@ -1,29 +1,44 @@
-//! Newtypes for values that must not be confused: server and gateway names (validated
-//! `[a-z0-9-]+`, so a server name can never contain the `__` tool-prefix separator) and
-//! secrets, whose `Debug` and `Display` never print the value.
+//! Names of servers and gateways as distinct types, so one is never passed for the other.
+//! Both are `[a-z0-9-]{1,64}`: a server name can therefore never contain `__`, the separator
+//! of `{server}__{tool}`, and a gateway name is always safe as the path segment of
+//! `/mcp/{name}`.
 
+use std::borrow::Borrow;
 use std::fmt;
 
-/// Longest server or gateway name.
+/// Longest server or gateway name, in bytes (names are ASCII).
 pub const MAX_NAME_LEN: usize = 64;
 
-/// Why a name was refused.
-pub fn name_problem(name: &str) -> Option<String> {
+/// Why a string is not a valid server or gateway name. Never quotes the name itself, which
+/// may have come from the environment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    /// The name is empty.
+    #[error("a name must not be empty")]
+    Empty,
+    /// The name is longer than [`MAX_NAME_LEN`].
+    #[error("a name must be at most {MAX_NAME_LEN} characters long")]
+    TooLong,
+    /// The name contains a character outside `a-z`, `0-9` and `-`.
+    #[error("a name may contain only a-z, 0-9 and '-', not {0:?}")]
+    InvalidChar(char),
+}
+
+fn check(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Some("name must not be empty".into());
+        return Err(NameError::Empty);
     }
     if name.len() > MAX_NAME_LEN {
-        return Some(format!("name longer than {MAX_NAME_LEN} characters"));
+        return Err(NameError::TooLong);
     }
-    if let Some(c) = name
+    match name
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
     {
-        return Some(format!(
-            "name {name:?} contains {c:?}; names use only a-z, 0-9 and '-'"
-        ));
+        Some(c) => Err(NameError::InvalidChar(c)),
+        None => Ok(()),
     }
-    None
 }
 
 macro_rules! name_type {
@@ -34,11 +49,8 @@ macro_rules! name_type {
 
         impl $ty {
             /// Validates and wraps a name.
-            pub fn new(name: &str) -> Result<Self, String> {
-                match name_problem(name) {
-                    Some(problem) => Err(problem),
-                    None => Ok($ty(name.to_owned())),
-                }
+            pub fn new(name: &str) -> Result<Self, NameError> {
+                check(name).map(|()| $ty(name.to_owned()))
             }
 
             /// The name.
@@ -52,11 +64,32 @@ macro_rules! name_type {
                 f.write_str(&self.0)
             }
         }
+
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        /// Lets maps keyed by the name be looked up with a `&str`.
+        impl Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = NameError;
+
+            fn from_str(name: &str) -> Result<Self, NameError> {
+                $ty::new(name)
+            }
+        }
     };
 }
 
 name_type!(
-    /// The name of an upstream MCP server; its tools appear as `{name}__{tool}`.
+    /// The name of an upstream MCP server; its tools are shown to clients as `{name}__{tool}`.
     ServerName
 );
 name_type!(
@@ -64,30 +97,28 @@ name_type!(
     GatewayName
 );
 
-/// A secret value. Printing it shows `***`; read it with [`SecretString::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl SecretString {
-    /// Wraps a secret.
-    pub fn new(secret: String) -> Self {
-        SecretString(secret)
+    #[test]
+    fn lowercase_digits_and_dashes_are_the_only_valid_names() {
+        assert!(ServerName::new("github-2").is_ok());
+        assert_eq!(ServerName::new(""), Err(NameError::Empty));
+        assert_eq!(ServerName::new("a__b"), Err(NameError::InvalidChar('_')));
+        assert_eq!(GatewayName::new("Dev"), Err(NameError::InvalidChar('D')));
+        assert_eq!(GatewayName::new("a/b"), Err(NameError::InvalidChar('/')));
+        assert!(ServerName::new(&"a".repeat(MAX_NAME_LEN)).is_ok());
+        assert_eq!(
+            ServerName::new(&"a".repeat(MAX_NAME_LEN + 1)),
+            Err(NameError::TooLong)
+        );
     }
 
-    /// The secret itself; call only where it is used.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
+    #[test]
+    fn names_look_up_maps_by_str() {
+        let mut m = std::collections::HashMap::new();
+        m.insert(ServerName::new("a").unwrap(), 1);
+        assert_eq!(m.get("a"), Some(&1));
     }
 }

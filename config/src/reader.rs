@@ -1,267 +1,295 @@
-//! Reads values out of the spanned TOML tree, collecting every problem with its byte span
-//! instead of stopping at the first, the way serde deserialisation would.
+//! Typed reads from the spanned TOML tree. Each read either returns a value or records a
+//! problem at the value's byte offset and returns `None`, so one walk finds every problem of a
+//! file where serde would stop at the first.
+//!
+//! Messages quote what the file says, never what the environment supplied: a string that had
+//! `${VAR}` substituted is shown as written, with the variable unexpanded.
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::time::Duration;
 
+use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-/// A problem and where it is.
-pub type Problem = (Range<usize>, String);
+use crate::interpolate::{self, InterpolateError};
+use crate::suggest;
+
+/// A problem and the byte offset it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub offset: usize,
+    pub message: String,
+}
+
+/// A string value after `${VAR}` substitution, with where it is.
+pub(crate) struct Text {
+    /// The value to use.
+    pub value: String,
+    /// Byte span of the string in the source, quotes included.
+    pub span: Range<usize>,
+    /// The value before substitution, when substitution changed it.
+    written: Option<String>,
+}
+
+impl Text {
+    /// The value quoted for a message: as written in the file when it came partly from the
+    /// environment, so no environment value (perhaps a secret) reaches an error.
+    pub fn shown(&self) -> String {
+        match &self.written {
+            Some(w) => format!("{w:?} (after ${{...}} substitution)"),
+            None => format!("{:?}", self.value),
+        }
+    }
+
+    /// Whether part of the value came from the environment.
+    pub fn substituted(&self) -> bool {
+        self.written.is_some()
+    }
+
+    /// Shows `part` (a piece of the value) only if the value holds no environment data.
+    pub fn shown_part(&self, part: &str) -> String {
+        match &self.written {
+            Some(_) => self.shown(),
+            None => format!("{part:?}"),
+        }
+    }
+}
 
 /// Collects problems while values are read.
-pub struct Reader<'e> {
-    env: &'e dyn Fn(&str) -> Option<String>,
-    /// Problems found so far.
-    pub problems: Vec<Problem>,
+pub(crate) struct Reader<'a> {
+    source: &'a str,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<Problem>,
 }
 
-/// A string value read from the file, after `${VAR}` interpolation, with its span.
-pub struct Text {
-    pub value: String,
-    pub span: Range<usize>,
-}
-
-impl<'e> Reader<'e> {
-    pub fn new(env: &'e dyn Fn(&str) -> Option<String>) -> Self {
+impl<'a> Reader<'a> {
+    pub fn new(source: &'a str, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
         Reader {
+            source,
             env,
             problems: Vec::new(),
         }
     }
 
+    /// Records a problem at the start of `span`.
     pub fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.problems.push((span, message.into()));
+        self.problems.push(Problem {
+            offset: span.start,
+            message: message.into(),
+        });
     }
 
-    /// Refuses keys not in `allowed`, suggesting the nearest one.
+    /// The problems found, in the order found.
+    pub fn into_problems(self) -> Vec<Problem> {
+        self.problems
+    }
+
+    /// The source text of a span, if the span is valid.
+    pub fn source_text(&self, span: Range<usize>) -> Option<&'a str> {
+        self.source.get(span)
+    }
+
+    /// Refuses every key of `table` not in `allowed`, suggesting the nearest allowed one.
     pub fn check_keys(&mut self, table: &DeTable<'_>, allowed: &[&str], place: &str) {
         for (key, _) in table.iter() {
             let k: &str = key.get_ref();
-            if allowed.contains(&k) {
-                continue;
+            if !allowed.contains(&k) {
+                let hint = suggest::hint(k, allowed);
+                self.problem(key.span(), format!("unknown key {k:?} in {place}{hint}"));
             }
-            let nearest = allowed
-                .iter()
-                .map(|a| (strsim::jaro_winkler(k, a), *a))
-                .filter(|(score, _)| *score > 0.8)
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            let message = match nearest {
-                Some((_, a)) => format!("unknown key {k:?} in {place}; did you mean {a:?}?"),
-                None => format!(
-                    "unknown key {k:?} in {place}; expected one of: {}",
-                    allowed.join(", ")
-                ),
-            };
-            self.problem(key.span(), message);
         }
     }
 
-    /// A sub-table and its span, if present and a table.
+    /// A sub-table (`[key]` or `key = { ... }`) and its span, if present and a table.
     pub fn table<'t>(
         &mut self,
-        table: &'t DeTable<'t>,
+        parent: &'t DeTable<'t>,
         key: &str,
     ) -> Option<(&'t DeTable<'t>, Range<usize>)> {
-        let value = table.get(key)?;
+        let value = parent.get(key)?;
         match value.get_ref() {
             DeValue::Table(t) => Some((t, value.span())),
             other => {
                 self.problem(
                     value.span(),
-                    format!("{key} must be a table, not {}", kind(other)),
+                    format!("{key} must be a table ([{key}]), not {}", kind(other)),
                 );
                 None
             }
         }
     }
 
-    /// A string, interpolated.
+    /// A string, `${VAR}`-expanded.
     pub fn string(&mut self, table: &DeTable<'_>, key: &str, place: &str) -> Option<Text> {
         let value = table.get(key)?;
-        match value.get_ref() {
-            DeValue::String(s) => {
-                let s = s.to_string();
-                self.interpolate(&s, value.span(), &format!("{place}.{key}"))
-                    .map(|v| Text {
-                        value: v,
-                        span: value.span(),
-                    })
-            }
-            other => {
-                self.problem(
-                    value.span(),
-                    format!("{place}.{key} must be a string, not {}", kind(other)),
-                );
-                None
-            }
-        }
+        self.string_value(value, &format!("{place}.{key}"), "a string")
     }
 
-    /// A string that must be present.
+    /// A string that must be present; its absence is reported at `at`, the span of the
+    /// table's `header`.
     pub fn required_string(
         &mut self,
         table: &DeTable<'_>,
         key: &str,
         place: &str,
+        header: &str,
         at: Range<usize>,
     ) -> Option<Text> {
         if table.get(key).is_none() {
-            self.problem(at, format!("{place} needs {key:?}"));
+            self.problem(
+                at,
+                format!("{header} entry is missing the required key {key:?}"),
+            );
             return None;
         }
         self.string(table, key, place)
     }
 
-    /// An integer within bounds.
-    pub fn integer(
+    fn string_value(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        what: &str,
+        expected: &str,
+    ) -> Option<Text> {
+        let DeValue::String(s) = value.get_ref() else {
+            let found = kind(value.get_ref());
+            self.problem(
+                value.span(),
+                format!("{what} must be {expected}, not {found}"),
+            );
+            return None;
+        };
+        match interpolate::expand(s, self.env) {
+            Ok(e) => Some(Text {
+                written: e.substituted.then(|| s.to_string()),
+                value: e.value.into_owned(),
+                span: value.span(),
+            }),
+            Err(errors) => {
+                for e in errors {
+                    let at = self.locate(value.span(), &e);
+                    self.problem(at..at, format!("{what}: {e}"));
+                }
+                None
+            }
+        }
+    }
+
+    /// Offset in the source of the text an interpolation error is about, inside the string at
+    /// `span`, so a bad `${VAR}` is pointed at exactly. `$${` escapes are skipped; an unclosed
+    /// `${` is the last one. Falls back to the string's start when the text is not there
+    /// verbatim (written with TOML escapes).
+    fn locate(&self, span: Range<usize>, e: &InterpolateError) -> usize {
+        let raw = self.source.get(span.clone()).unwrap_or("");
+        let needle = e.needle();
+        let mut found = raw
+            .match_indices(needle.as_str())
+            .map(|(i, _)| i)
+            .filter(|&i| !raw[..i].ends_with('$'));
+        let at = match e {
+            InterpolateError::Unterminated => found.last(),
+            _ => found.next(),
+        };
+        at.map_or(span.start, |i| span.start + i)
+    }
+
+    /// A non-negative integer within `range`.
+    pub fn count(
         &mut self,
         table: &DeTable<'_>,
         key: &str,
         place: &str,
-        min: i64,
-        max: i64,
-    ) -> Option<i64> {
+        range: RangeInclusive<usize>,
+    ) -> Option<usize> {
         let value = table.get(key)?;
-        let n = match value.get_ref() {
-            DeValue::Integer(i) => {
-                i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok()
-            }
-            other => {
-                self.problem(
-                    value.span(),
-                    format!("{place}.{key} must be an integer, not {}", kind(other)),
-                );
-                return None;
-            }
+        let DeValue::Integer(i) = value.get_ref() else {
+            let found = kind(value.get_ref());
+            self.problem(
+                value.span(),
+                format!("{place}.{key} must be an integer, not {found}"),
+            );
+            return None;
         };
-        match n {
-            Some(n) if (min..=max).contains(&n) => Some(n),
+        let n = i128::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok();
+        match n.and_then(|n| usize::try_from(n).ok()) {
+            Some(n) if range.contains(&n) => Some(n),
             _ => {
                 self.problem(
                     value.span(),
-                    format!("{place}.{key} must be between {min} and {max}"),
+                    format!(
+                        "{place}.{key} must be between {} and {}, not {i}",
+                        range.start(),
+                        range.end()
+                    ),
                 );
                 None
             }
         }
     }
 
-    /// A duration such as `"10s"`, `"250ms"`, `"5m"`, `"24h"`, within bounds.
+    /// A duration written as a string (`"10s"`, `"250ms"`, `"5m"`, `"24h"`) within `range`.
     pub fn duration(
         &mut self,
         table: &DeTable<'_>,
         key: &str,
         place: &str,
-        min: Duration,
-        max: Duration,
+        range: RangeInclusive<Duration>,
     ) -> Option<Duration> {
-        let text = self.string(table, key, place)?;
+        let value = table.get(key)?;
+        let what = format!("{place}.{key}");
+        let text = self.string_value(value, &what, "a duration string such as \"10s\"")?;
         match humantime::parse_duration(text.value.trim()) {
-            Ok(d) if d >= min && d <= max => Some(d),
+            Ok(d) if range.contains(&d) => Some(d),
             Ok(_) => {
+                let (min, max) = (range.start(), range.end());
                 self.problem(
-                    text.span,
+                    text.span.clone(),
                     format!(
-                        "{place}.{key} must be between {} and {}",
-                        humantime::format_duration(min),
-                        humantime::format_duration(max)
+                        "{what} must be between {} and {}, not {}",
+                        humantime::format_duration(*min),
+                        humantime::format_duration(*max),
+                        text.shown()
                     ),
                 );
                 None
             }
             Err(e) => {
-                self.problem(text.span, format!("{place}.{key}: invalid duration {:?} ({e}); use e.g. \"10s\", \"250ms\", \"5m\"", text.value));
+                self.problem(
+                    text.span.clone(),
+                    format!(
+                        "{what}: {} is not a duration ({e}); write e.g. \"250ms\", \"10s\", \"5m\", \"24h\"",
+                        text.shown()
+                    ),
+                );
                 None
             }
         }
     }
 
-    /// An array of strings.
+    /// An array of strings, each `${VAR}`-expanded; `None` if absent or not an array.
     pub fn strings(&mut self, table: &DeTable<'_>, key: &str, place: &str) -> Option<Vec<Text>> {
         let value = table.get(key)?;
+        let what = format!("{place}.{key}");
         let DeValue::Array(items) = value.get_ref() else {
+            let found = kind(value.get_ref());
             self.problem(
                 value.span(),
-                format!("{place}.{key} must be an array of strings"),
+                format!("{what} must be an array of strings, not {found}"),
             );
             return None;
         };
-        let mut out = Vec::new();
-        for item in items.iter() {
-            match item.get_ref() {
-                DeValue::String(s) => {
-                    let s = s.to_string();
-                    if let Some(v) = self.interpolate(&s, item.span(), &format!("{place}.{key}")) {
-                        out.push(Text {
-                            value: v,
-                            span: item.span(),
-                        });
-                    }
-                }
-                other => self.problem(
-                    item.span(),
-                    format!("{place}.{key} must contain strings, not {}", kind(other)),
-                ),
-            }
-        }
-        Some(out)
-    }
-
-    /// Replaces `${VAR}` from the environment; `$${` is a literal `${`.
-    pub fn interpolate(&mut self, s: &str, span: Range<usize>, place: &str) -> Option<String> {
-        if !s.contains('$') {
-            return Some(s.to_owned());
-        }
-        let mut out = String::with_capacity(s.len());
-        let mut rest = s;
-        let mut ok = true;
-        while let Some(i) = rest.find('$') {
-            out.push_str(&rest[..i]);
-            let after = &rest[i..];
-            if let Some(tail) = after.strip_prefix("$${") {
-                out.push_str("${");
-                rest = tail;
-            } else if let Some(tail) = after.strip_prefix("${") {
-                let Some(end) = tail.find('}') else {
-                    self.problem(span.clone(), format!("{place}: unterminated ${{ in value"));
-                    return None;
-                };
-                let name = &tail[..end];
-                let valid = !name.is_empty()
-                    && !name.starts_with(|c: char| c.is_ascii_digit())
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if !valid {
-                    self.problem(
-                        span.clone(),
-                        format!("{place}: invalid environment variable name {name:?}"),
-                    );
-                    ok = false;
-                } else {
-                    match (self.env)(name) {
-                        Some(v) => out.push_str(&v),
-                        None => {
-                            self.problem(
-                                span.clone(),
-                                format!("{place}: environment variable {name} is not set"),
-                            );
-                            ok = false;
-                        }
-                    }
-                }
-                rest = &tail[end + 1..];
-            } else {
-                out.push('$');
-                rest = &after[1..];
-            }
-        }
-        out.push_str(rest);
-        ok.then_some(out)
+        let items = items
+            .iter()
+            .filter_map(|item| {
+                self.string_value(item, &format!("each entry of {what}"), "a string")
+            })
+            .collect();
+        Some(items)
     }
 }
 
 /// A TOML value's kind, for messages.
-pub fn kind(v: &DeValue<'_>) -> &'static str {
+pub(crate) fn kind(v: &DeValue<'_>) -> &'static str {
     match v {
         DeValue::String(_) => "a string",
         DeValue::Integer(_) => "an integer",

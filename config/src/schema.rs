@@ -1,0 +1,180 @@
+//! The validated configuration types and their defaults. Values of these types only come out
+//! of the loader after every check passed, so the proxy can use them without re-validating;
+//! the defaults are named constants so the docs, the loader and the proxy agree on them.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::{GatewayName, SecretString, ServerName};
+
+/// Shortest accepted `sessions.secret`, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[proxy]`: listeners and limits.
+    pub proxy: ProxyConfig,
+    /// `[sessions]`; `None` when the table is absent, and the proxy then seals sessions with a
+    /// random per-process key (sessions do not survive a restart or move between replicas).
+    pub sessions: Option<SessionsConfig>,
+    /// `[catalog]`: how upstream tool lists are fetched and served.
+    pub catalog: CatalogConfig,
+    /// `[[servers]]`, in file order; names are unique.
+    pub servers: Vec<ServerConfig>,
+    /// `[[gateways]]`, in file order; names are unique and every reference resolves.
+    pub gateways: Vec<GatewayConfig>,
+}
+
+impl Config {
+    /// One line for logs and `sluice check`, e.g.
+    /// `2 servers, 1 gateway, listen 127.0.0.1:8080, admin 127.0.0.1:9090`.
+    pub fn summary(&self) -> String {
+        let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+        format!(
+            "{}, {}, listen {}, admin {}",
+            plural(self.servers.len(), "server"),
+            plural(self.gateways.len(), "gateway"),
+            self.proxy.listen,
+            self.proxy.admin_listen
+        )
+    }
+}
+
+/// `[proxy]`: listeners and limits.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Address of the MCP listener.
+    pub listen: SocketAddr,
+    /// Address of the admin listener (`/healthz`, `/readyz`); differs from `listen`.
+    pub admin_listen: SocketAddr,
+    /// Worker threads.
+    pub threads: usize,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may drain after SIGTERM.
+    pub grace_period: Duration,
+    /// Deepest accepted JSON nesting in a request body.
+    pub max_json_depth: usize,
+    /// Pooled upstream connections idle this long are closed.
+    pub upstream_idle_timeout: Duration,
+    /// PEM bundle trusted for `https` upstreams instead of the system roots; checked at load
+    /// to be readable and to hold at least one certificate.
+    pub upstream_ca_file: Option<PathBuf>,
+}
+
+impl ProxyConfig {
+    /// Default `listen`: loopback only, so a fresh install exposes nothing.
+    pub const DEFAULT_LISTEN: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080));
+    /// Default `admin_listen`.
+    pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9090));
+    /// Default `max_body_bytes`: 4 MiB.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
+    /// Default `grace_period`.
+    pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+    /// Default `max_json_depth`.
+    pub const DEFAULT_MAX_JSON_DEPTH: usize = 64;
+    /// Default `upstream_idle_timeout`: below the 60 s keep-alive common in upstream servers,
+    /// so the proxy closes an idle connection before the upstream does.
+    pub const DEFAULT_UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+    /// Default `threads`: the number of cores, or 1 if that is unknown.
+    pub fn default_threads() -> usize {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: Self::DEFAULT_LISTEN,
+            admin_listen: Self::DEFAULT_ADMIN_LISTEN,
+            threads: Self::default_threads(),
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            grace_period: Self::DEFAULT_GRACE_PERIOD,
+            max_json_depth: Self::DEFAULT_MAX_JSON_DEPTH,
+            upstream_idle_timeout: Self::DEFAULT_UPSTREAM_IDLE_TIMEOUT,
+            upstream_ca_file: None,
+        }
+    }
+}
+
+/// `[sessions]`: the key that seals `Mcp-Session-Id` tokens.
+#[derive(Debug, Clone)]
+pub struct SessionsConfig {
+    /// Key material, at least [`MIN_SECRET_BYTES`] bytes; the same on every replica.
+    pub secret: SecretString,
+    /// Session lifetime.
+    pub ttl: Duration,
+}
+
+impl SessionsConfig {
+    /// Default `ttl`.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+}
+
+/// `[catalog]`: how upstream catalogs are fetched and served.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    /// How often upstream tool lists are refetched.
+    pub refresh: Duration,
+    /// Items per `*/list` page.
+    pub page_size: usize,
+    /// Bound on opening upstream sessions during a client's `initialize`.
+    pub init_timeout: Duration,
+}
+
+impl CatalogConfig {
+    /// Default `refresh`.
+    pub const DEFAULT_REFRESH: Duration = Duration::from_secs(5 * 60);
+    /// Default `page_size`.
+    pub const DEFAULT_PAGE_SIZE: usize = 100;
+    /// Default `init_timeout`.
+    pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig {
+            refresh: Self::DEFAULT_REFRESH,
+            page_size: Self::DEFAULT_PAGE_SIZE,
+            init_timeout: Self::DEFAULT_INIT_TIMEOUT,
+        }
+    }
+}
+
+/// `[[servers]]`: one upstream MCP server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Unique name; its tools are shown as `{name}__{tool}`.
+    pub name: ServerName,
+    /// The MCP endpoint; `http` or `https`, with a host.
+    pub url: url::Url,
+    /// Bound on one whole forwarded request.
+    pub timeout: Duration,
+    /// Bound on connecting (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// Bound on each read from the upstream.
+    pub read_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Default `timeout`; also the default `read_timeout`.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default `connect_timeout`.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
+/// `[[gateways]]`: one client-facing endpoint, served at `/mcp/{name}`.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Unique name.
+    pub name: GatewayName,
+    /// Servers whose every tool is shown; each is a declared server, listed once.
+    pub servers: Vec<ServerName>,
+    /// Individually shown tools, `{server}__{tool}`, each of a declared server, listed once.
+    pub tools: Vec<String>,
+}

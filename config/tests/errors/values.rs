@@ -1,0 +1,177 @@
+//! Values of the wrong type, format or range are refused with what was expected.
+
+use crate::{env, errors, only_error};
+use sluice_config::load_str;
+
+#[test]
+fn bad_durations_are_refused() {
+    let e = errors(
+        "[proxy]\ngrace_period = \"10\"\nupstream_idle_timeout = \"0s\"\n[catalog]\nrefresh = \"-5m\"\ninit_timeout = \"1h\"\n[sessions]\nsecret = \"${SLUICE_SESSION_SECRET}\"\nttl = \"forever\"\n",
+    );
+    let m: Vec<(usize, usize, &str)> = e.iter().map(|(l, c, m)| (*l, *c, m.as_str())).collect();
+    assert_eq!(m.len(), 5, "{m:#?}");
+    assert_eq!((m[0].0, m[0].1), (2, 16));
+    assert!(m[0].2.contains("\"10\" is not a duration"), "{}", m[0].2);
+    assert_eq!(
+        m[1].2,
+        "proxy.upstream_idle_timeout must be between 1s and 1day, not \"0s\""
+    );
+    assert!(
+        m[2].2
+            .starts_with("catalog.refresh: \"-5m\" is not a duration"),
+        "{}",
+        m[2].2
+    );
+    assert_eq!(
+        m[3].2,
+        "catalog.init_timeout must be between 10ms and 5m, not \"1h\""
+    );
+    assert!(
+        m[4].2
+            .starts_with("sessions.ttl: \"forever\" is not a duration"),
+        "{}",
+        m[4].2
+    );
+}
+
+#[test]
+fn bad_urls_are_refused() {
+    let src = "[[servers]]\nname = \"a\"\nurl = \"not a url\"\n\
+               [[servers]]\nname = \"b\"\nurl = \"file:///etc/passwd\"\n\
+               [[servers]]\nname = \"c\"\nurl = \"unix:/run/mcp.sock\"\n\
+               [[servers]]\nname = \"d\"\nurl = 5\n";
+    let e = errors(src);
+    let m: Vec<(usize, usize, &str)> = e.iter().map(|(l, c, m)| (*l, *c, m.as_str())).collect();
+    assert_eq!(m.len(), 4, "{m:#?}");
+    assert_eq!((m[0].0, m[0].1), (3, 7));
+    assert!(m[0].2.contains("is not a URL"), "{}", m[0].2);
+    assert!(
+        m[1].2.contains("must use http:// or https://, not file://"),
+        "{}",
+        m[1].2
+    );
+    assert!(m[2].2.contains("not unix://"), "{}", m[2].2);
+    assert_eq!(m[3].2, "servers.url must be a string, not an integer");
+}
+
+#[test]
+fn bad_socket_addresses_and_clashing_listeners_are_refused() {
+    for (src, expect) in [
+        (
+            "[proxy]\nlisten = \"localhost:8080\"\n",
+            "is not an IP address and port",
+        ),
+        (
+            "[proxy]\nlisten = \"127.0.0.1\"\n",
+            "is not an IP address and port",
+        ),
+        (
+            "[proxy]\nlisten = \"127.0.0.1:99999\"\n",
+            "is not an IP address and port",
+        ),
+        (
+            "[proxy]\nlisten = 8080\n",
+            "proxy.listen must be a string, not an integer",
+        ),
+        (
+            "[proxy]\nlisten = \"127.0.0.1:9090\"\n",
+            "proxy.listen must differ from proxy.admin_listen",
+        ),
+    ] {
+        let (line, col, msg) = only_error(src);
+        assert_eq!((line, col), (2, 10), "{src}");
+        assert!(msg.contains(expect), "{src}: {msg}");
+    }
+    let (line, col, msg) =
+        only_error("[proxy]\nlisten = \"0.0.0.0:1\"\nadmin_listen = \"0.0.0.0:1\"\n");
+    assert_eq!((line, col), (3, 16));
+    assert_eq!(msg, "proxy.admin_listen must differ from proxy.listen");
+    assert!(
+        load_str(
+            "[proxy]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n",
+            "t",
+            &env
+        )
+        .is_ok(),
+        "port 0 picks a free port for each"
+    );
+}
+
+#[test]
+fn numbers_out_of_range_or_of_the_wrong_type_are_refused() {
+    let e = errors(
+        "[proxy]\nthreads = 1025\nmax_body_bytes = -1\nmax_json_depth = 1.5\n[catalog]\npage_size = 99999999999999999999999\n",
+    );
+    let m: Vec<(usize, usize, &str)> = e.iter().map(|(l, c, m)| (*l, *c, m.as_str())).collect();
+    assert_eq!(
+        m,
+        [
+            (2, 11, "proxy.threads must be between 1 and 1024, not 1025"),
+            (
+                3,
+                18,
+                "proxy.max_body_bytes must be between 1 and 1073741824, not -1"
+            ),
+            (
+                4,
+                18,
+                "proxy.max_json_depth must be an integer, not a float"
+            ),
+            (
+                6,
+                13,
+                "catalog.page_size must be between 1 and 10000, not 99999999999999999999999"
+            ),
+        ]
+    );
+    assert!(
+        load_str(
+            "[proxy]\nthreads = 0x10\nmax_body_bytes = 1_048_576\n",
+            "t",
+            &env
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn sections_of_the_wrong_shape_are_refused() {
+    let e = errors("proxy = 1\nsessions = \"x\"\nservers = { name = \"a\" }\ngateways = [1]\n");
+    let m: Vec<(usize, usize, &str)> = e.iter().map(|(l, c, m)| (*l, *c, m.as_str())).collect();
+    assert_eq!(
+        m,
+        [
+            (1, 9, "proxy must be a table ([proxy]), not an integer"),
+            (2, 12, "sessions must be a table ([sessions]), not a string"),
+            (
+                3,
+                11,
+                "servers must be an array of tables ([[servers]]), not a table"
+            ),
+            (
+                4,
+                13,
+                "each entry of gateways must be a table, not an integer"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_ca_file_that_cannot_be_read_or_holds_no_certificate_is_refused() {
+    let (line, col, msg) = only_error("[proxy]\nupstream_ca_file = \"/nonexistent/ca.pem\"\n");
+    assert_eq!((line, col), (2, 20));
+    assert!(
+        msg.starts_with("proxy.upstream_ca_file: cannot read"),
+        "{msg}"
+    );
+
+    let path = std::env::temp_dir().join(format!("sluice-config-ca-{}.pem", std::process::id()));
+    std::fs::write(&path, "not a certificate").unwrap();
+    let (_, _, msg) = only_error(&format!(
+        "[proxy]\nupstream_ca_file = {:?}\n",
+        path.display().to_string()
+    ));
+    assert!(msg.contains("holds no PEM certificate"), "{msg}");
+    let _ = std::fs::remove_file(path);
+}

@@ -1,0 +1,232 @@
+//! Valid configurations load with the values written and the documented defaults.
+
+use std::time::Duration;
+
+use sluice_config::{
+    CatalogConfig, Config, ConfigErrors, ProxyConfig, ServerConfig, SessionsConfig, load_file,
+    load_str,
+};
+
+const SECRET: &str = "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t-xx";
+
+fn env(k: &str) -> Option<String> {
+    match k {
+        "SLUICE_SESSION_SECRET" => Some(SECRET.into()),
+        _ => None,
+    }
+}
+
+fn load(src: &str) -> Result<Config, ConfigErrors> {
+    load_str(src, "test.toml", &env)
+}
+
+/// The example of the config contract, every key spelt out.
+const CONTRACT: &str = r#"
+[proxy]
+listen = "127.0.0.1:8080"
+admin_listen = "127.0.0.1:9090"     # /healthz, /readyz
+threads = 2
+max_body_bytes = 4194304
+grace_period = "10s"
+max_json_depth = 64
+upstream_idle_timeout = "50s"
+
+[sessions]
+secret = "${SLUICE_SESSION_SECRET}"
+ttl = "24h"
+
+[catalog]
+refresh = "5m"
+page_size = 100
+init_timeout = "5s"
+
+[[servers]]
+name = "everything"
+url = "http://127.0.0.1:3001/mcp"
+timeout = "30s"
+connect_timeout = "5s"
+read_timeout = "30s"
+
+[[gateways]]
+name = "dev"
+servers = ["everything"]
+tools = ["everything__echo"]
+"#;
+
+#[test]
+fn the_contract_example_loads_with_its_values() {
+    let c = load(CONTRACT).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.proxy.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.proxy.admin_listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(c.proxy.threads, 2);
+    assert_eq!(c.proxy.max_body_bytes, 4_194_304);
+    assert_eq!(c.proxy.grace_period, Duration::from_secs(10));
+    assert_eq!(c.proxy.max_json_depth, 64);
+    assert_eq!(c.proxy.upstream_idle_timeout, Duration::from_secs(50));
+    assert_eq!(c.proxy.upstream_ca_file, None);
+
+    let s = c.sessions.as_ref().expect("sessions");
+    assert_eq!(s.secret.expose(), SECRET);
+    assert_eq!(s.ttl, Duration::from_secs(24 * 3600));
+
+    assert_eq!(c.catalog.refresh, Duration::from_secs(300));
+    assert_eq!(c.catalog.page_size, 100);
+    assert_eq!(c.catalog.init_timeout, Duration::from_secs(5));
+
+    assert_eq!(c.servers.len(), 1);
+    let srv = &c.servers[0];
+    assert_eq!(srv.name.as_str(), "everything");
+    assert_eq!(srv.url.as_str(), "http://127.0.0.1:3001/mcp");
+    assert_eq!(srv.timeout, Duration::from_secs(30));
+    assert_eq!(srv.connect_timeout, Duration::from_secs(5));
+    assert_eq!(srv.read_timeout, Duration::from_secs(30));
+
+    assert_eq!(c.gateways.len(), 1);
+    let g = &c.gateways[0];
+    assert_eq!(g.name.to_string(), "dev");
+    assert_eq!(g.servers[0], srv.name);
+    assert_eq!(g.servers.len(), 1);
+    assert_eq!(g.tools, ["everything__echo"]);
+
+    assert_eq!(
+        c.summary(),
+        "1 server, 1 gateway, listen 127.0.0.1:8080, admin 127.0.0.1:9090"
+    );
+}
+
+#[test]
+fn defaults_apply_when_keys_and_tables_are_absent() {
+    let c = load(
+        "[[servers]]\nname = \"a\"\nurl = \"https://example.com/mcp\"\ntimeout = \"7s\"\n\
+         [[gateways]]\nname = \"g\"\ntools = [\"a__x\"]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let p = &c.proxy;
+    assert_eq!(p.listen, ProxyConfig::DEFAULT_LISTEN);
+    assert_eq!(p.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(p.admin_listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(p.threads, ProxyConfig::default_threads());
+    assert!(p.threads >= 1);
+    assert_eq!(p.max_body_bytes, 4 * 1024 * 1024);
+    assert_eq!(p.grace_period, Duration::from_secs(10));
+    assert_eq!(p.max_json_depth, 64);
+    assert_eq!(p.upstream_idle_timeout, Duration::from_secs(50));
+    assert!(c.sessions.is_none(), "no [sessions] table means None");
+    assert_eq!(c.catalog.refresh, CatalogConfig::DEFAULT_REFRESH);
+    assert_eq!(c.catalog.page_size, 100);
+    assert_eq!(c.catalog.init_timeout, Duration::from_secs(5));
+    let s = &c.servers[0];
+    assert_eq!(s.connect_timeout, ServerConfig::DEFAULT_CONNECT_TIMEOUT);
+    assert_eq!(
+        s.read_timeout,
+        Duration::from_secs(7),
+        "read_timeout follows timeout"
+    );
+    assert!(c.gateways[0].servers.is_empty());
+    assert_eq!(
+        c.summary(),
+        "1 server, 1 gateway, listen 127.0.0.1:8080, admin 127.0.0.1:9090"
+    );
+}
+
+#[test]
+fn sessions_ttl_defaults_to_a_day() {
+    let c = load("[sessions]\nsecret = \"${SLUICE_SESSION_SECRET}\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.sessions.unwrap().ttl, SessionsConfig::DEFAULT_TTL);
+}
+
+#[test]
+fn an_empty_file_is_a_valid_config_with_nothing_to_serve() {
+    let c = load("").unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.servers.is_empty() && c.gateways.is_empty());
+    assert_eq!(
+        c.summary(),
+        "0 servers, 0 gateways, listen 127.0.0.1:8080, admin 127.0.0.1:9090"
+    );
+}
+
+#[test]
+fn environment_variables_are_substituted_in_every_string() {
+    let env = |k: &str| match k {
+        "PORT" => Some("3001".to_owned()),
+        "GW" => Some("dev".to_owned()),
+        "LISTEN" => Some("[::1]:8443".to_owned()),
+        _ => None,
+    };
+    let c = load_str(
+        "[proxy]\nlisten = \"${LISTEN}\"\n[[servers]]\nname = \"a\"\nurl = \"http://127.0.0.1:${PORT}/mcp\"\ntimeout = \"${PORT}ms\"\n\
+         [[gateways]]\nname = \"${GW}\"\nservers = [\"a\"]\n",
+        "t",
+        &env,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.proxy.listen.to_string(), "[::1]:8443");
+    assert_eq!(c.servers[0].url.port(), Some(3001));
+    assert_eq!(c.servers[0].timeout, Duration::from_millis(3001));
+    assert_eq!(c.gateways[0].name.as_str(), "dev");
+}
+
+#[test]
+fn dollar_dollar_brace_is_a_literal_dollar_brace() {
+    let c = load("[[servers]]\nname = \"a\"\nurl = \"http://h/mcp?q=$${X}&p=$5\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.servers[0].url.query(), Some("q=${X}&p=$5"));
+}
+
+#[test]
+fn inline_tables_and_literal_strings_are_accepted() {
+    let c = load(
+        "proxy = { listen = '0.0.0.0:80', admin_listen = '[::]:81' }\n\
+         servers = [{ name = 'a', url = 'https://h:8443/' }]\n\
+         gateways = [{ name = 'g', servers = ['a'] }]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.proxy.listen.port(), 80);
+    assert_eq!(c.servers[0].url.port(), Some(8443));
+}
+
+#[test]
+fn the_quickstart_config_loads_cleanly() {
+    let text = Config::quickstart("http://127.0.0.1:3001/mcp");
+    assert!(!text.contains("[sessions]"));
+    let c = load_str(&text, "<quickstart>", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.proxy.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.proxy.admin_listen.to_string(), "127.0.0.1:9090");
+    assert!(c.sessions.is_none());
+    assert_eq!(c.servers.len(), 1);
+    assert_eq!(c.servers[0].name.as_str(), "example");
+    assert_eq!(c.servers[0].url.as_str(), "http://127.0.0.1:3001/mcp");
+    assert_eq!(c.gateways.len(), 1);
+    assert_eq!(c.gateways[0].name.as_str(), "quickstart");
+    assert_eq!(c.gateways[0].servers.first(), Some(&c.servers[0].name));
+}
+
+#[test]
+fn the_quickstart_url_is_embedded_verbatim_whatever_it_contains() {
+    let url = "http://127.0.0.1:3001/mcp?a=\"b\"&c=\\&d=${NOT_A_VAR}";
+    let text = Config::quickstart(url);
+    let c = load_str(&text, "<quickstart>", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.servers[0].url.as_str(),
+        url::Url::parse(url).unwrap().as_str()
+    );
+}
+
+#[test]
+fn load_file_reads_a_file_and_reports_a_missing_one_without_position() {
+    let dir = std::env::temp_dir().join(format!("sluice-config-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sluice.toml");
+    std::fs::write(&path, Config::quickstart("http://127.0.0.1:1/mcp")).unwrap();
+    let c = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.servers.len(), 1);
+
+    let missing = dir.join("missing.toml");
+    let e = load_file(&missing).expect_err("missing file");
+    assert_eq!(e.errors.len(), 1);
+    assert_eq!((e.errors[0].line, e.errors[0].column), (0, 0));
+    assert_eq!(e.errors[0].file, missing.display().to_string());
+    assert!(e.to_string().contains("cannot read config file"), "{e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
