@@ -62,7 +62,7 @@ where
 pub async fn wait_for_port(addr: SocketAddr) {
     poll(
         &format!("port {addr}"),
-        300,
+        600,
         Duration::from_millis(50),
         || async move { tokio::net::TcpStream::connect(addr).await.ok().map(|_| ()) },
     )
