@@ -139,6 +139,8 @@ impl GatewayCatalog {
         servers: &[Option<Arc<ServerCatalog>>],
         page_size: usize,
     ) -> Self {
+        let names: HashMap<ServerIdx, &str> =
+            server_index.iter().map(|(n, &i)| (i, n.as_str())).collect();
         let mut used: Vec<ServerIdx> = Vec::new();
         let mut whole: Vec<ServerIdx> = Vec::new();
         for s in &cfg.servers {
@@ -172,10 +174,7 @@ impl GatewayCatalog {
             let Some(Some(cat)) = servers.get(i) else {
                 continue;
             };
-            let Some(prefix) = server_index
-                .iter()
-                .find_map(|(name, &idx)| (idx == i).then_some(name.as_str()))
-            else {
+            let Some(prefix) = names.get(&i).copied() else {
                 continue;
             };
             let is_whole = whole.contains(&i);

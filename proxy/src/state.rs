@@ -134,6 +134,14 @@ impl Shared {
         }
     }
 
+    /// One server's last recorded status.
+    pub fn status_of(&self, server: ServerIdx) -> ServerStatus {
+        self.status
+            .get(server)
+            .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .unwrap_or_default()
+    }
+
     /// Ready once every upstream's catalog was fetched or failed at least once.
     pub fn is_ready(&self) -> bool {
         self.attempted.load(Ordering::Acquire) >= self.upstreams.len()

@@ -107,8 +107,10 @@ pub struct Upstream {
     tls: bool,
     host: String,
     port: u16,
-    connect_timeout: Duration,
-    read_timeout: Duration,
+    /// Bound on connecting.
+    pub connect_timeout: Duration,
+    /// Bound on each read or write.
+    pub read_timeout: Duration,
     addr: ArcSwapOption<SocketAddr>,
 }
 

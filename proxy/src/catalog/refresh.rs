@@ -66,7 +66,7 @@ impl CatalogRefresher {
                 }
                 Err(e) => {
                     tracing::warn!(server = %upstream.name, error = %e, retry_in = ?backoff, "catalog fetch failed; tools of this server are absent until it succeeds");
-                    let mut status = self.shared.server_statuses()[upstream.index].1.clone();
+                    let mut status = self.shared.status_of(upstream.index);
                     status.up = false;
                     status.last_error = Some(e.to_string());
                     self.shared.record_fetch(upstream.index, status, first);
@@ -217,10 +217,6 @@ async fn watch_list_changed(connector: &Connector, upstream: &Upstream, session:
         req.remove_header("content-length");
         req.insert_header("accept", "text/event-stream")
             .map_err(bad)?;
-        if let Some(id) = session.id {
-            req.insert_header(crate::protocol::SESSION_HEADER, id)
-                .map_err(bad)?;
-        }
         let mut ex = Exchange::start(connector, upstream, req, bytes::Bytes::new()).await?;
         let status = ex.status();
         if status != 200 {

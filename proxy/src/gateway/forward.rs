@@ -16,7 +16,6 @@ use tokio::time::Instant;
 
 use super::{Caller, Gateway, RequestRecord, write_failed};
 use crate::error::GatewayError;
-use crate::protocol::SESSION_HEADER;
 use crate::reply;
 use crate::session::LazySession;
 use crate::session_token::SessionClaims;
@@ -250,19 +249,7 @@ async fn send(
         id: choice.id.as_deref(),
         version: &choice.version,
     };
-    let mut req = mcp_client::base_request(upstream, "POST", session, body.len())?;
-    let bad = |_| UpstreamError::Protocol {
-        server: upstream.name.clone(),
-        reason: "invalid request header".into(),
-    };
-    req.insert_header("content-type", "application/json")
-        .map_err(bad)?;
-    req.insert_header("accept", "application/json, text/event-stream")
-        .map_err(bad)?;
-    if let Some(id) = &choice.id {
-        req.insert_header(SESSION_HEADER, id.as_str())
-            .map_err(bad)?;
-    }
+    let mut req = mcp_client::post_request(upstream, session, body.len())?;
     apply_credential(&mut req, caller, upstream);
     Exchange::start(&gw.connector, upstream, req, body.clone()).await
 }

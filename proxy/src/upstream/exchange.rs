@@ -152,20 +152,12 @@ fn classify(upstream: &Upstream, e: &Error, phase: Phase) -> UpstreamError {
     match e.etype() {
         ErrorType::ConnectTimedout => UpstreamError::Timeout {
             server,
-            after: upstream
-                .peer()
-                .ok()
-                .and_then(|p| p.options.connection_timeout)
-                .unwrap_or_default(),
+            after: upstream.connect_timeout,
             phase: "connect",
         },
         ErrorType::ReadTimedout | ErrorType::WriteTimedout => UpstreamError::Timeout {
             server,
-            after: upstream
-                .peer()
-                .ok()
-                .and_then(|p| p.options.read_timeout)
-                .unwrap_or_default(),
+            after: upstream.read_timeout,
             phase: if matches!(e.etype(), ErrorType::ReadTimedout) {
                 "waiting for response"
             } else {

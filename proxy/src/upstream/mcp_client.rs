@@ -137,12 +137,10 @@ pub async fn delete_session(
     upstream: &Upstream,
     session: SessionRef<'_>,
 ) -> Result<(), UpstreamError> {
-    let Some(id) = session.id else {
+    if session.id.is_none() {
         return Ok(());
-    };
-    let mut req = base_request(upstream, "DELETE", session, 0)?;
-    req.insert_header(SESSION_HEADER, id)
-        .map_err(|_| protocol(upstream, "session id is not a valid header value"))?;
+    }
+    let req = base_request(upstream, "DELETE", session, 0)?;
     let mut ex = Exchange::start(connector, upstream, req, Bytes::new()).await?;
     let _ = ex.read_to_end(upstream, MAX_RESPONSE_BYTES).await?;
     ex.finish(connector, upstream).await;
@@ -241,19 +239,27 @@ async fn post(
     session: SessionRef<'_>,
     body: Vec<u8>,
 ) -> Result<Exchange, UpstreamError> {
-    let mut req = base_request(upstream, "POST", session, body.len())?;
+    let req = post_request(upstream, session, body.len())?;
+    Exchange::start(connector, upstream, req, Bytes::from(body)).await
+}
+
+/// The header of a JSON-RPC POST in `session`: the one shape every message to an upstream has,
+/// whether the gateway sends it for itself or forwards a client's.
+pub fn post_request(
+    upstream: &Upstream,
+    session: SessionRef<'_>,
+    content_length: usize,
+) -> Result<RequestHeader, UpstreamError> {
+    let mut req = base_request(upstream, "POST", session, content_length)?;
     let bad = |_| protocol(upstream, "invalid header value");
     req.insert_header("content-type", "application/json")
         .map_err(bad)?;
     req.insert_header("accept", "application/json, text/event-stream")
         .map_err(bad)?;
-    if let Some(id) = session.id {
-        req.insert_header(SESSION_HEADER, id).map_err(bad)?;
-    }
-    Exchange::start(connector, upstream, req, Bytes::from(body)).await
+    Ok(req)
 }
 
-/// The request line and the headers every call carries.
+/// The request line and the headers every call carries (the session id when there is one).
 pub fn base_request(
     upstream: &Upstream,
     method: &str,
@@ -268,6 +274,9 @@ pub fn base_request(
         .map_err(bad)?;
     req.insert_header(VERSION_HEADER, session.version)
         .map_err(bad)?;
+    if let Some(id) = session.id {
+        req.insert_header(SESSION_HEADER, id).map_err(bad)?;
+    }
     Ok(req)
 }
 
