@@ -21,6 +21,32 @@
 //! | `sessions` | table | absent | absent: sessions are sealed with a random per-process key (lost on restart, not shared by replicas) |
 //! | `sessions.secret` | string, >= 32 bytes | required in `[sessions]` | key material sealing `Mcp-Session-Id`; the same on every replica; use `"${VAR}"` |
 //! | `sessions.ttl` | duration 1s..=30days | `"24h"` | session lifetime |
+//! | `auth.public_url` | `http(s)` origin | from `Host` | origin clients use; gateway `X` is the protected resource `{public_url}/mcp/X`; required with `[auth.issuer]` (its issuer identifier) |
+//! | `auth.tokens[].name` | 1..=64 of `[A-Za-z0-9-_.]`, unique | required | the caller's name in logs |
+//! | `auth.tokens[].token` | string >= 16 bytes | one of token / token_sha256 | a static bearer token; hashed at load, never kept |
+//! | `auth.tokens[].token_sha256` | 64 hex digits | | SHA-256 of the token, so the file holds no secret |
+//! | `auth.tokens[].claims` | table of string / integer / boolean (or arrays of them) | `{}` | identity the gateway rules match on |
+//! | `auth.providers[].name` | 1..=64 of `[A-Za-z0-9-_.]`, unique | required | referenced by `gateways.auth.providers` |
+//! | `auth.providers[].issuer` | `http(s)` URL, unique | required | exactly the tokens' `iss` |
+//! | `auth.providers[].audiences` | non-empty array of strings | required | a token's `aud` must name one |
+//! | `auth.providers[].jwks_url` | `http(s)` URL | discovered | else `jwks_uri` from `{issuer}/.well-known/openid-configuration` or `oauth-authorization-server` |
+//! | `auth.providers[].algorithms` | RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 | `["RS256", "ES256"]` | HMAC and `none` are refused |
+//! | `auth.providers[].jwks_refresh` | duration 10s..=1day | `"5m"` | background key refresh; also the longest a validated token stays cached |
+//! | `auth.providers[].jwks_max_stale` | duration 0s..=30days | `"1h"` | how long past a refresh the last good keys serve while the provider is down |
+//! | `auth.providers[].leeway` | duration 0s..=10m | `"30s"` | clock skew on `exp` / `nbf` |
+//! | `auth.issuer.signing_key_file` | PEM PKCS#8 P-256 key | required in `[auth.issuer]` | signs Sluice's ES256 access tokens |
+//! | `auth.issuer.token_lifetime` | duration 10s..=1h | `"5m"` | lifetime of issued tokens (never past the assertion's `exp`) |
+//! | `auth.issuer.trusted_providers` | non-empty array of provider names | required | whose ID-JAGs are exchanged |
+//! | `auth.issuer.clients[].client_id` | string, unique | required (at least one client) | must equal the ID-JAG's `client_id` |
+//! | `auth.issuer.clients[].client_secret` | string >= 16 bytes | one of secret / secret_sha256 | hashed at load |
+//! | `auth.issuer.clients[].client_secret_sha256` | 64 hex digits | | |
+//! | `gateways[].auth` | table | absent | absent: the gateway is open; present: every request needs an accepted token |
+//! | `gateways[].auth.tokens` | boolean | `false` | accept `[[auth.tokens]]` |
+//! | `gateways[].auth.providers` | array of declared provider names | `[]` | accept their JWTs |
+//! | `gateways[].auth.id_jag` | boolean | `false` | accept tokens `[auth.issuer]` granted for this gateway |
+//! | `gateways[].auth.scopes` | array of strings | `[]` | advertised in the metadata and 403 challenges |
+//! | `gateways[].auth.rules[].tools` | non-empty array of patterns (`*` = any run) | required | the first rule matching a tool decides it; no match = hidden |
+//! | `gateways[].auth.rules[].require` | table claim = value or [values] | `{}` | all claims must hold: equal one value, or contain one for arrays and space-separated `scope`/`scp`; at most 64 rules |
 //! | `catalog.refresh` | duration 1s..=30days | `"5m"` | how often upstream tool lists are refetched |
 //! | `catalog.page_size` | integer 1..=10000 | `100` | items per `tools/list` page |
 //! | `catalog.init_timeout` | duration 10ms..=5m | `"5s"` | bound on opening upstream sessions during a client's `initialize` |
@@ -55,8 +81,9 @@ use toml::de::DeTable;
 pub use error::{ConfigError, ConfigErrors};
 pub use names::{GatewayName, MAX_NAME_LEN, NameError, ServerName};
 pub use schema::{
-    CatalogConfig, Config, GatewayConfig, MIN_SECRET_BYTES, ProxyConfig, ServerConfig,
-    SessionsConfig,
+    AuthConfig, CatalogConfig, Config, GatewayAuthConfig, GatewayConfig, IssuerClient,
+    IssuerConfig, JwtAlgorithm, MAX_RULES, MIN_SECRET_BYTES, ProviderConfig, ProxyConfig,
+    ServerConfig, SessionsConfig, StaticToken, ToolRule,
 };
 pub use secret::SecretString;
 

@@ -266,6 +266,54 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A boolean.
+    pub fn boolean(&mut self, table: &DeTable<'_>, key: &str, place: &str) -> Option<bool> {
+        let value = table.get(key)?;
+        match value.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                let found = kind(other);
+                self.problem(
+                    value.span(),
+                    format!("{place}.{key} must be true or false, not {found}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A scalar claim value (string, integer or boolean) as JSON; strings are
+    /// `${VAR}`-expanded.
+    pub fn claim_value(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        what: &str,
+    ) -> Option<serde_json::Value> {
+        match value.get_ref() {
+            DeValue::String(_) => self
+                .string_value(value, what, "a string")
+                .map(|t| serde_json::Value::String(t.value)),
+            DeValue::Boolean(b) => Some(serde_json::Value::Bool(*b)),
+            DeValue::Integer(i) => {
+                match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+                    Ok(n) => Some(serde_json::Value::from(n)),
+                    Err(_) => {
+                        self.problem(value.span(), format!("{what}: integer {i} is out of range"));
+                        None
+                    }
+                }
+            }
+            other => {
+                let found = kind(other);
+                self.problem(
+                    value.span(),
+                    format!("{what} must be a string, an integer or a boolean, not {found}"),
+                );
+                None
+            }
+        }
+    }
+
     /// An array of strings, each `${VAR}`-expanded; `None` if absent or not an array.
     pub fn strings(&mut self, table: &DeTable<'_>, key: &str, place: &str) -> Option<Vec<Text>> {
         let value = table.get(key)?;

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use crate::{GatewayName, SecretString, ServerName};
 
+mod auth;
+pub use auth::*;
+
 /// Shortest accepted `sessions.secret`, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -21,6 +24,8 @@ pub struct Config {
     pub sessions: Option<SessionsConfig>,
     /// `[catalog]`: how upstream tool lists are fetched and served.
     pub catalog: CatalogConfig,
+    /// `[auth]`: tokens and identity providers gateways may accept.
+    pub auth: AuthConfig,
     /// `[[servers]]`, in file order; names are unique.
     pub servers: Vec<ServerConfig>,
     /// `[[gateways]]`, in file order; names are unique and every reference resolves.
@@ -177,4 +182,6 @@ pub struct GatewayConfig {
     pub servers: Vec<ServerName>,
     /// Individually shown tools, `{server}__{tool}`, each of a declared server, listed once.
     pub tools: Vec<String>,
+    /// `[gateways.auth]`; `None` = no authentication on this gateway.
+    pub auth: Option<GatewayAuthConfig>,
 }

@@ -2,6 +2,7 @@
 //! through the [`Reader`] and falling back to defaults so that later sections are still checked
 //! after an earlier one had problems.
 
+mod auth;
 mod catalog;
 mod gateways;
 mod proxy;
@@ -13,10 +14,13 @@ use std::ops::Range;
 use toml::de::{DeTable, DeValue};
 
 use crate::reader::{Reader, Text, kind};
+use crate::suggest;
 use crate::{CatalogConfig, Config, NameError, ProxyConfig};
 
 /// The keys allowed at the top level.
-const TOP_LEVEL: &[&str] = &["proxy", "sessions", "catalog", "servers", "gateways"];
+const TOP_LEVEL: &[&str] = &[
+    "proxy", "sessions", "auth", "catalog", "servers", "gateways",
+];
 
 /// Reads the whole document. The result is meaningful only if the reader found no problems.
 pub(crate) fn read_config(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Config {
@@ -32,11 +36,13 @@ pub(crate) fn read_config(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Config {
         Some((t, _)) => catalog::read(r, t),
         None => CatalogConfig::default(),
     };
+    let auth = auth::read(r, doc);
     let servers = servers::read(r, doc);
-    let gateways = gateways::read(r, doc, &servers.declared);
+    let gateways = gateways::read(r, doc, &servers.declared, &auth);
     Config {
         proxy,
         sessions,
+        auth: auth.config,
         catalog,
         servers: servers.configs,
         gateways,
@@ -91,5 +97,18 @@ fn name<T>(
             );
             None
         }
+    }
+}
+
+/// `unknown {what} "x"` with the nearest declared one, or where they are declared.
+fn unknown(what: &str, text: &Text, known: &[String], declared_in: &str) -> String {
+    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+    let shown = text.shown();
+    if known.is_empty() {
+        return format!("unknown {what} {shown}; no {declared_in} are declared");
+    }
+    match suggest::nearest(&text.value, &known) {
+        Some(k) => format!("unknown {what} {shown}; did you mean {k:?}?"),
+        None => format!("unknown {what} {shown}; declared: {}", known.join(", ")),
     }
 }

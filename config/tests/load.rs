@@ -230,3 +230,66 @@ fn load_file_reads_a_file_and_reports_a_missing_one_without_position() {
     assert!(e.to_string().contains("cannot read config file"), "{e}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn auth_sections_load_with_tokens_hashed_and_defaults_applied() {
+    let src = r#"
+[[auth.tokens]]
+name = "ci-bot"
+token = "${SLUICE_SESSION_SECRET}"
+claims = { team = "platform", groups = ["a", "b"], level = 3, admin = true }
+
+[[auth.providers]]
+name = "corp"
+issuer = "http://127.0.0.1:8999"
+audiences = ["sluice"]
+
+[[servers]]
+name = "github"
+url = "http://127.0.0.1:3001/mcp"
+
+[[gateways]]
+name = "dev"
+servers = ["github"]
+[gateways.auth]
+tokens = true
+providers = ["corp"]
+[[gateways.auth.rules]]
+tools = ["github__*"]
+require = { groups = ["eng", "ops"], email_verified = true }
+"#;
+    let c = load(src).expect("valid");
+    let t = &c.auth.tokens[0];
+    assert_eq!(t.name, "ci-bot");
+    use sha2::Digest;
+    let digest: [u8; 32] = sha2::Sha256::digest(SECRET.as_bytes()).into();
+    assert_eq!(t.sha256, digest);
+    assert_eq!(t.claims["groups"], serde_json::json!(["a", "b"]));
+    assert_eq!(t.claims["level"], 3);
+    assert!(
+        !format!("{c:?}").contains(SECRET),
+        "Debug never shows the token"
+    );
+    let p = &c.auth.providers[0];
+    assert_eq!(
+        p.algorithms,
+        sluice_config::ProviderConfig::DEFAULT_ALGORITHMS
+    );
+    assert_eq!(p.jwks_refresh, Duration::from_secs(300));
+    assert_eq!(p.leeway, Duration::from_secs(30));
+    assert!(p.jwks_url.is_none());
+    let g = c.gateways[0].auth.as_ref().expect("gateway auth");
+    assert!(g.tokens && !g.id_jag);
+    assert_eq!(g.providers, ["corp"]);
+    assert_eq!(g.rules[0].tools, ["github__*"]);
+    assert_eq!(
+        g.rules[0].require,
+        [
+            ("email_verified".to_owned(), vec![serde_json::json!(true)]),
+            (
+                "groups".to_owned(),
+                vec![serde_json::json!("eng"), serde_json::json!("ops")]
+            ),
+        ]
+    );
+}

@@ -9,10 +9,11 @@
 pub mod refresh;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
+use sluice_auth::{Decision, Grants, Rules};
 use sluice_config::{GatewayConfig, GatewayName};
 
 use crate::upstream::ServerIdx;
@@ -46,7 +47,13 @@ pub struct Route {
     pub server: ServerIdx,
     /// The upstream's own name as a JSON string literal (with quotes), ready to splice.
     pub upstream_literal: Box<[u8]>,
+    /// Which of the gateway's rules decides who may call it.
+    pub decision: Decision,
 }
+
+/// Most distinct rule outcomes whose filtered `tools/list` is kept; callers differ in few
+/// ways in practice, and past this bound the cache starts over rather than grow.
+const MAX_FILTERED_LISTS: usize = 256;
 
 /// A list result serialised once into pages.
 #[derive(Debug, Clone)]
@@ -128,6 +135,12 @@ pub struct GatewayCatalog {
     resource_routes: HashMap<Box<str>, ServerIdx>,
     /// Literal prefixes of resource templates (text before the first `{`), longest first.
     template_prefixes: Vec<(String, ServerIdx)>,
+    /// With rules: every tool and the rule deciding it, for building filtered lists.
+    ruled_tools: Vec<(Value, Decision)>,
+    /// Filtered `tools/list` pages per distinct rule outcome, built on first use.
+    filtered: Mutex<HashMap<Grants, Arc<ListPages>>>,
+    page_size: usize,
+    has_rules: bool,
 }
 
 impl GatewayCatalog {
@@ -138,7 +151,9 @@ impl GatewayCatalog {
         server_index: &HashMap<String, ServerIdx>,
         servers: &[Option<Arc<ServerCatalog>>],
         page_size: usize,
+        rules: Option<&Rules>,
     ) -> Self {
+        let rules = rules.filter(|r| !r.is_empty());
         let names: HashMap<ServerIdx, &str> =
             server_index.iter().map(|(n, &i)| (i, n.as_str())).collect();
         let mut used: Vec<ServerIdx> = Vec::new();
@@ -187,8 +202,9 @@ impl GatewayCatalog {
                     continue;
                 }
                 let full = format!("{prefix}{PREFIX_SEPARATOR}{name}");
+                let decision = rules.map_or(Decision::Open, |r| r.deciding_rule(&full));
                 tools.push(renamed(tool, "name", &full));
-                tool_routes.insert(full.into_boxed_str(), route(i, name));
+                tool_routes.insert(full.into_boxed_str(), route(i, name, decision));
             }
             if !is_whole {
                 continue;
@@ -199,7 +215,7 @@ impl GatewayCatalog {
                 };
                 let full = format!("{prefix}{PREFIX_SEPARATOR}{name}");
                 prompts.push(renamed(prompt, "name", &full));
-                prompt_routes.insert(full.into_boxed_str(), route(i, name));
+                prompt_routes.insert(full.into_boxed_str(), route(i, name, Decision::Open));
             }
             for resource in &cat.resources {
                 if let Some(uri) = resource.get("uri").and_then(Value::as_str) {
@@ -218,6 +234,21 @@ impl GatewayCatalog {
             }
         }
         template_prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        let ruled_tools = match rules {
+            Some(_) => tools
+                .iter()
+                .map(|t| {
+                    let name = t.get("name").and_then(Value::as_str).unwrap_or_default();
+                    (
+                        t.clone(),
+                        tool_routes
+                            .get(name)
+                            .map_or(Decision::Hidden, |r: &Route| r.decision),
+                    )
+                })
+                .collect(),
+            None => Vec::new(),
+        };
 
         GatewayCatalog {
             name: cfg.name.clone(),
@@ -230,7 +261,35 @@ impl GatewayCatalog {
             prompt_routes,
             resource_routes,
             template_prefixes,
+            ruled_tools,
+            filtered: Mutex::new(HashMap::new()),
+            page_size,
+            has_rules: rules.is_some(),
         }
+    }
+
+    /// The `tools/list` pages a caller with `grants` sees: `None` when the gateway has no
+    /// rules (everyone sees [`GatewayCatalog::tools`]). Built once per distinct outcome.
+    pub fn tools_for(&self, grants: Grants) -> Option<Arc<ListPages>> {
+        if !self.has_rules {
+            return None;
+        }
+        let mut cache = self.filtered.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pages) = cache.get(&grants) {
+            return Some(pages.clone());
+        }
+        let visible: Vec<Value> = self
+            .ruled_tools
+            .iter()
+            .filter(|(_, d)| d.allows(grants))
+            .map(|(t, _)| t.clone())
+            .collect();
+        let pages = Arc::new(ListPages::build("tools", &visible, self.page_size));
+        if cache.len() >= MAX_FILTERED_LISTS {
+            cache.clear();
+        }
+        cache.insert(grants, pages.clone());
+        Some(pages)
     }
 
     /// The route of a prefixed tool name shown by this gateway.
@@ -264,12 +323,14 @@ impl GatewayCatalog {
         owners.all(|i| i == first).then_some(*first)
     }
 
-    /// Names of tools close to `name`, for error messages.
-    pub fn similar_tools(&self, name: &str, limit: usize) -> Vec<&str> {
+    /// Names of tools close to `name` that a caller with `grants` may use, for error
+    /// messages.
+    pub fn similar_tools(&self, name: &str, limit: usize, grants: Option<Grants>) -> Vec<&str> {
         let mut scored: Vec<(usize, &str)> = self
             .tool_routes
-            .keys()
-            .map(|k| (edit_distance(name, k), &**k))
+            .iter()
+            .filter(|(_, r)| grants.is_none_or(|g| r.decision.allows(g)))
+            .map(|(k, _)| (edit_distance(name, k), &**k))
             .filter(|(d, k)| *d <= (k.len().max(name.len()) / 3).max(2))
             .collect();
         scored.sort();
@@ -277,9 +338,10 @@ impl GatewayCatalog {
     }
 }
 
-fn route(server: ServerIdx, upstream_name: &str) -> Route {
+fn route(server: ServerIdx, upstream_name: &str, decision: Decision) -> Route {
     Route {
         server,
+        decision,
         upstream_literal: serde_json::to_vec(upstream_name)
             .unwrap_or_default()
             .into_boxed_slice(),

@@ -17,6 +17,8 @@ pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 /// JSON-RPC internal error.
 pub const INTERNAL_ERROR: i64 = -32603;
+/// Implementation-defined server error: the caller is not authenticated or not allowed.
+pub const UNAUTHORIZED: i64 = -32001;
 
 /// A request the gateway refuses or could not complete.
 #[derive(Debug, Error)]
@@ -119,6 +121,28 @@ pub enum GatewayError {
     /// The gateway itself failed (a bug or a limit), not the client or an upstream.
     #[error("internal gateway error: {0}")]
     Internal(String),
+    /// The request's credential is missing or refused (401).
+    #[error("unauthorized: {error}")]
+    Unauthorized {
+        /// Why.
+        error: sluice_auth::AuthError,
+        /// The gateway's protected-resource metadata URL.
+        metadata_url: String,
+    },
+    /// The caller may not use this tool (403).
+    #[error("tool '{tool}' is not allowed for this caller on gateway '{gateway}': {reason}")]
+    Forbidden {
+        /// The tool (truncated).
+        tool: String,
+        /// The gateway.
+        gateway: String,
+        /// Which rule refused it and what it requires (from the config, no secrets).
+        reason: String,
+        /// The gateway's protected-resource metadata URL.
+        metadata_url: String,
+        /// Scopes the gateway advertises, for the challenge.
+        scope: Option<String>,
+    },
     /// The upstream lost the session and it could not be re-opened.
     #[error(
         "upstream server '{0}' lost the session and could not open a new one; initialize a new session"
@@ -159,6 +183,8 @@ impl GatewayError {
             | GatewayError::BadCursor
             | GatewayError::Upstream(_) => 200,
             GatewayError::Internal(_) => 500,
+            GatewayError::Unauthorized { .. } => 401,
+            GatewayError::Forbidden { .. } => 403,
             // Nobody is left to read it; 499 is what proxies log for this.
             GatewayError::ClientClosed(_) => 499,
         }
@@ -176,6 +202,7 @@ impl GatewayError {
             | GatewayError::InvalidParams(_)
             | GatewayError::BadCursor => INVALID_PARAMS,
             GatewayError::Upstream(_) | GatewayError::Internal(_) => INTERNAL_ERROR,
+            GatewayError::Unauthorized { .. } | GatewayError::Forbidden { .. } => UNAUTHORIZED,
             _ => INVALID_REQUEST,
         }
     }
@@ -213,6 +240,8 @@ impl GatewayError {
             GatewayError::UpstreamSessionLost(_) => "upstream_session_lost",
             GatewayError::Internal(_) => "internal",
             GatewayError::ClientClosed(_) => "client_closed",
+            GatewayError::Unauthorized { .. } => "unauthorized",
+            GatewayError::Forbidden { .. } => "forbidden",
         }
     }
 }
@@ -228,4 +257,40 @@ pub fn truncated(s: &str) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+impl GatewayError {
+    /// The `WWW-Authenticate` challenge of a 401 or 403 (RFC 6750 §3, RFC 9728 §5.1).
+    pub fn challenge(&self) -> Option<String> {
+        let quoted = |s: &str| s.replace(['"', '\\'], "'");
+        match self {
+            GatewayError::Unauthorized {
+                error,
+                metadata_url,
+            } => Some(if error.token_presented() {
+                format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\", resource_metadata=\"{}\"",
+                    quoted(&error.to_string()),
+                    quoted(metadata_url)
+                )
+            } else {
+                format!("Bearer resource_metadata=\"{}\"", quoted(metadata_url))
+            }),
+            GatewayError::Forbidden {
+                metadata_url,
+                scope,
+                ..
+            } => {
+                let scope = scope
+                    .as_deref()
+                    .map(|s| format!(", scope=\"{}\"", quoted(s)))
+                    .unwrap_or_default();
+                Some(format!(
+                    "Bearer error=\"insufficient_scope\"{scope}, resource_metadata=\"{}\"",
+                    quoted(metadata_url)
+                ))
+            }
+            _ => None,
+        }
+    }
 }

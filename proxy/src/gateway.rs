@@ -11,6 +11,7 @@ mod caller;
 mod endpoint;
 mod forward;
 mod local;
+mod oauth;
 mod record;
 mod route;
 
@@ -56,6 +57,9 @@ impl Gateway {
         session: &mut Session,
         rec: &mut RequestRecord,
     ) -> Result<(), GatewayError> {
+        if oauth::is_oauth_path(session.req_header().uri.path()) {
+            return oauth::serve(self, session, rec).await;
+        }
         let snapshot = self.shared.snapshot.load_full();
         let name = endpoint::gateway_name(&session.req_header().uri)?;
         let catalog =
@@ -67,7 +71,10 @@ impl Gateway {
                     name: truncated(name),
                 })?;
         rec.gateway = Some(catalog.name.as_str().to_owned());
-        let caller = caller::authenticate(session, &catalog)?;
+        let caller = caller::authenticate(self, session, &catalog).await?;
+        if let Some(identity) = &caller.identity {
+            rec.caller = Some(identity.display());
+        }
         let method = session.req_header().method.clone();
         match method {
             Method::POST => self.post(session, rec, &snapshot, &catalog, &caller).await,
@@ -118,7 +125,10 @@ impl Gateway {
         }
         match method {
             "ping" => local::result(session, rec, b"{}").await,
-            "tools/list" => local::list(session, rec, &body, &envelope, &catalog.tools).await,
+            "tools/list" => match caller.grants.and_then(|g| catalog.tools_for(g)) {
+                Some(pages) => local::list(session, rec, &body, &envelope, &pages).await,
+                None => local::list(session, rec, &body, &envelope, &catalog.tools).await,
+            },
             "prompts/list" => local::list(session, rec, &body, &envelope, &catalog.prompts).await,
             "resources/list" => {
                 local::list(session, rec, &body, &envelope, &catalog.resources).await
@@ -127,7 +137,26 @@ impl Gateway {
                 local::list(session, rec, &body, &envelope, &catalog.resource_templates).await
             }
             "tools/call" | "prompts/get" | "resources/read" => {
-                let target = route::target(method, &envelope, &body, catalog, rec)?;
+                let target = route::target(method, &envelope, &body, catalog, caller, rec)
+                    .map_err(|e| match (e, &caller.policy) {
+                        (
+                            GatewayError::Forbidden {
+                                tool,
+                                gateway,
+                                reason,
+                                scope,
+                                ..
+                            },
+                            Some(p),
+                        ) => GatewayError::Forbidden {
+                            tool,
+                            gateway,
+                            reason,
+                            scope,
+                            metadata_url: oauth::metadata_url(session, p),
+                        },
+                        (e, _) => e,
+                    })?;
                 forward::forward(self, session, rec, snapshot, &claims, caller, target).await
             }
             other => Err(GatewayError::MethodNotFound(truncated(other))),

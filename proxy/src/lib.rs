@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod auth_keys;
 pub mod catalog;
 pub mod error;
 pub mod gateway;

@@ -74,6 +74,9 @@ pub async fn error(
         // The unread rest of the body makes the connection unusable.
         session.set_keepalive(None);
     }
+    if let Some(challenge) = err.challenge() {
+        return json(session, status, body, &[("www-authenticate", &challenge)]).await;
+    }
     match allow {
         Some(a) => json(session, status, body, &[("allow", a)]).await,
         None => json(session, status, body, &[]).await,

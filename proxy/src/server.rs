@@ -13,6 +13,7 @@ use sluice_config::Config;
 use thiserror::Error;
 
 use crate::admin::Admin;
+use crate::auth_keys::KeyRefresher;
 use crate::catalog::refresh::CatalogRefresher;
 use crate::gateway::Gateway;
 use crate::session_token::{SessionSealer, SessionTokenError};
@@ -25,6 +26,9 @@ pub enum StartError {
     /// The session secret was refused.
     #[error("sessions.secret: {0}")]
     SessionSecret(#[from] SessionTokenError),
+    /// Authentication could not be set up.
+    #[error("auth: {0}")]
+    Auth(#[from] sluice_auth::SetupError),
 }
 
 /// A built, not yet running, proxy server.
@@ -62,7 +66,7 @@ impl ProxyServer {
         let listen = config.proxy.listen.to_string();
         let admin_listen = config.proxy.admin_listen.to_string();
         let threads = config.proxy.threads;
-        let shared = Shared::new(config, sealer);
+        let shared = Shared::new(config, sealer)?;
 
         let mut proxy = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
@@ -85,6 +89,14 @@ impl ProxyServer {
         server.add_service(proxy);
         server.add_service(admin);
         server.add_service(refresher);
+        if let Some(auth) = &shared.auth
+            && !auth.providers().is_empty()
+        {
+            server.add_service(background_service(
+                "identity provider keys",
+                KeyRefresher::new(auth.clone()),
+            ));
+        }
         Ok(ProxyServer { server, shared })
     }
 

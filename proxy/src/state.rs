@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use sluice_auth::{Authenticator, GatewayPolicy};
 use sluice_config::Config;
 
 use crate::catalog::{GatewayCatalog, ServerCatalog};
@@ -56,13 +57,48 @@ pub struct Shared {
     pub lazy_sessions: LazySessions,
     /// Per server: wakes its catalog task for an immediate refetch (a `list_changed` was seen).
     pub refresh_signals: Vec<tokio::sync::Notify>,
+    /// Validates gateway credentials; `None` when no gateway has `[gateways.auth]`.
+    pub auth: Option<Arc<Authenticator>>,
+    /// Per gateway with `[gateways.auth]`: what it accepts and its tool rules.
+    pub policies: HashMap<String, Arc<GatewayPolicy>>,
     status: Vec<Mutex<ServerStatus>>,
     attempted: AtomicUsize,
 }
 
 impl Shared {
     /// Builds the shared state for a validated config.
-    pub fn new(config: Config, sealer: SessionSealer) -> Arc<Self> {
+    pub fn new(
+        config: Config,
+        sealer: SessionSealer,
+    ) -> Result<Arc<Self>, sluice_auth::SetupError> {
+        let needs_auth =
+            !config.auth.is_empty() || config.gateways.iter().any(|g| g.auth.is_some());
+        let auth = if needs_auth {
+            let id_jag_gateways: Vec<String> = config
+                .gateways
+                .iter()
+                .filter(|g| g.auth.as_ref().is_some_and(|a| a.id_jag))
+                .map(|g| g.name.as_str().to_owned())
+                .collect();
+            Some(Arc::new(Authenticator::new(
+                &config.auth,
+                &id_jag_gateways,
+            )?))
+        } else {
+            None
+        };
+        let policies = match &auth {
+            Some(a) => config
+                .gateways
+                .iter()
+                .filter_map(|g| {
+                    let cfg = g.auth.as_ref()?;
+                    let name = g.name.as_str();
+                    Some((name.to_owned(), Arc::new(a.policy(name, cfg))))
+                })
+                .collect(),
+            None => HashMap::new(),
+        };
         let upstreams: Vec<Arc<Upstream>> = config
             .servers
             .iter()
@@ -93,12 +129,14 @@ impl Shared {
             revoked: RevokedSessions::new(ttl),
             lazy_sessions: LazySessions::new(ttl),
             refresh_signals,
+            auth,
+            policies,
             status,
             attempted: AtomicUsize::new(0),
             config,
         });
         shared.rebuild(vec![None; shared.upstreams.len()]);
-        shared
+        Ok(shared)
     }
 
     /// Publishes a new snapshot built from these server catalogs.
@@ -109,7 +147,9 @@ impl Shared {
             .gateways
             .iter()
             .map(|g| {
-                let catalog = GatewayCatalog::build(g, &self.server_index, &servers, page_size);
+                let rules = self.policies.get(g.name.as_str()).map(|p| &p.rules);
+                let catalog =
+                    GatewayCatalog::build(g, &self.server_index, &servers, page_size, rules);
                 (g.name.as_str().to_owned(), Arc::new(catalog))
             })
             .collect();

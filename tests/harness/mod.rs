@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod idp;
 pub mod rmcp_peers;
 pub mod sdk_peers;
 
@@ -90,6 +91,11 @@ impl Sluice {
     /// Like [`Sluice::start`] with extra keys in the `[proxy]` table.
     pub async fn start_with(body: &str, proxy_extra: &str) -> Sluice {
         let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        Self::start_at(listen, body, proxy_extra).await
+    }
+
+    /// Like [`Sluice::start_with`] on a chosen MCP listener (for configs that name it).
+    pub async fn start_at(listen: SocketAddr, body: &str, proxy_extra: &str) -> Sluice {
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let config = format!(
             "[proxy]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nthreads = 1\ngrace_period = \"1s\"\n{proxy_extra}\n\n[sessions]\nsecret = \"{TEST_SECRET}\"\n\n{body}\n"

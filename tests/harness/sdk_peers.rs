@@ -17,7 +17,7 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let p = repo().join(".venv/bin/python");
     assert!(
         p.exists(),
@@ -27,7 +27,7 @@ fn python() -> PathBuf {
     p
 }
 
-fn node_peers() -> PathBuf {
+pub fn node_peers() -> PathBuf {
     let p = repo().join("tests/peers/node");
     assert!(
         p.join("node_modules").exists(),

@@ -6,18 +6,23 @@ use std::collections::HashSet;
 
 use toml::de::DeTable;
 
-use super::{array_of_tables, name};
+use super::auth::Auth;
+use super::{array_of_tables, name, unknown};
 use crate::reader::{Reader, Text};
+use crate::schema::{GatewayAuthConfig, MAX_RULES, ToolRule};
 use crate::suggest;
 use crate::{GatewayConfig, GatewayName, ServerName};
 
-const KEYS: &[&str] = &["name", "servers", "tools"];
+const KEYS: &[&str] = &["name", "servers", "tools", "auth"];
+const AUTH_KEYS: &[&str] = &["tokens", "providers", "id_jag", "scopes", "rules"];
+const RULE_KEYS: &[&str] = &["tools", "require"];
 const P: &str = "gateways";
 
 pub(super) fn read(
     r: &mut Reader<'_>,
     doc: &DeTable<'_>,
     declared: &[String],
+    auth: &Auth,
 ) -> Vec<GatewayConfig> {
     let known: Vec<&str> = declared.iter().map(String::as_str).collect();
     let mut out = Vec::new();
@@ -67,11 +72,15 @@ pub(super) fn read(
             }
         }
 
+        let gateway_auth = r
+            .table(t, "auth")
+            .and_then(|(a, span)| read_auth(r, a, span, auth));
         if let Some(name) = gateway_name {
             out.push(GatewayConfig {
                 name,
                 servers,
                 tools,
+                auth: gateway_auth,
             });
         }
     }
@@ -135,4 +144,153 @@ fn unknown_server(text: &Text, server: &str, known: &[&str]) -> String {
             known.join(", ")
         ),
     }
+}
+
+/// `[gateways.auth]`: what the gateway accepts and its tool rules.
+fn read_auth(
+    r: &mut Reader<'_>,
+    t: &DeTable<'_>,
+    span: std::ops::Range<usize>,
+    auth: &Auth,
+) -> Option<GatewayAuthConfig> {
+    const P: &str = "gateways.auth";
+    r.check_keys(t, AUTH_KEYS, "[gateways.auth]");
+    let tokens = r.boolean(t, "tokens", P).unwrap_or(false);
+    let id_jag = r.boolean(t, "id_jag", P).unwrap_or(false);
+    let mut ok = true;
+    let mut providers = Vec::new();
+    for p in r.strings(t, "providers", P).unwrap_or_default() {
+        if auth.providers.contains(&p.value) {
+            if providers.contains(&p.value) {
+                r.problem(
+                    p.span.clone(),
+                    format!("provider {} is listed twice in this gateway", p.shown()),
+                );
+            } else {
+                providers.push(p.value);
+            }
+        } else {
+            ok = false;
+            r.problem(
+                p.span.clone(),
+                unknown("provider", &p, &auth.providers, "[[auth.providers]]"),
+            );
+        }
+    }
+    if tokens
+        && auth.config.tokens.is_empty()
+        && let Some(v) = t.get("tokens")
+    {
+        r.problem(
+            v.span(),
+            "gateways.auth.tokens = true but no [[auth.tokens]] are declared",
+        );
+    }
+    if id_jag
+        && !auth.has_issuer
+        && let Some(v) = t.get("id_jag")
+    {
+        r.problem(v.span(), "gateways.auth.id_jag = true needs [auth.issuer]");
+    }
+    let typed = |k: &str, bool_kind: bool| {
+        t.get(k).is_none_or(|v| {
+            matches!(
+                (v.get_ref(), bool_kind),
+                (toml::de::DeValue::Boolean(_), true) | (toml::de::DeValue::Array(_), false)
+            )
+        })
+    };
+    let well_typed = typed("tokens", true) && typed("id_jag", true) && typed("providers", false);
+    if !tokens && !id_jag && providers.is_empty() && ok && well_typed {
+        r.problem(
+            span.clone(),
+            "[gateways.auth] accepts no credential, so it would refuse every request: set tokens = true, providers = [\"name\"] or id_jag = true",
+        );
+    }
+    let scopes = r
+        .strings(t, "scopes", P)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| s.value)
+        .collect();
+    let mut rules = Vec::new();
+    let entries = super::array_of_tables(r, t, "rules");
+    if entries.len() > MAX_RULES {
+        r.problem(
+            span,
+            format!(
+                "[gateways.auth] has {} rules; at most {MAX_RULES} are allowed",
+                entries.len()
+            ),
+        );
+        ok = false;
+    }
+    for (rt, rspan) in entries {
+        match read_rule(r, rt, rspan) {
+            Some(rule) => rules.push(rule),
+            None => ok = false,
+        }
+    }
+    ok.then_some(GatewayAuthConfig {
+        tokens,
+        providers,
+        id_jag,
+        scopes,
+        rules,
+    })
+}
+
+fn read_rule(
+    r: &mut Reader<'_>,
+    t: &DeTable<'_>,
+    span: std::ops::Range<usize>,
+) -> Option<ToolRule> {
+    const P: &str = "gateways.auth.rules";
+    r.check_keys(t, RULE_KEYS, "[[gateways.auth.rules]]");
+    let tools: Vec<String> = match r.strings(t, "tools", P) {
+        Some(list) if !list.is_empty() => {
+            let mut out = Vec::new();
+            for p in list {
+                if p.value.is_empty() || p.value.contains("**") {
+                    r.problem(p.span.clone(), format!("gateways.auth.rules.tools pattern {} must be a tool name where * matches any run of characters", p.shown()));
+                    return None;
+                }
+                out.push(p.value);
+            }
+            out
+        }
+        Some(_) => {
+            r.problem(
+                span,
+                "gateways.auth.rules.tools must name at least one tool pattern",
+            );
+            return None;
+        }
+        None => {
+            if t.get("tools").is_none() {
+                r.problem(span, "[[gateways.auth.rules]] entry is missing the required key \"tools\" (patterns such as \"github__*\")");
+            }
+            return None;
+        }
+    };
+    let mut require = Vec::new();
+    if let Some((req, _)) = r.table(t, "require") {
+        for (k, v) in req.iter() {
+            let key: &str = k.get_ref();
+            let what = format!("{P}.require.{key}");
+            let values = match v.get_ref() {
+                toml::de::DeValue::Array(items) if !items.is_empty() => items
+                    .iter()
+                    .map(|i| r.claim_value(i, &what))
+                    .collect::<Option<Vec<_>>>()?,
+                toml::de::DeValue::Array(_) => {
+                    r.problem(v.span(), format!("{what} must name at least one value"));
+                    return None;
+                }
+                _ => vec![r.claim_value(v, &what)?],
+            };
+            require.push((key.to_owned(), values));
+        }
+    }
+    Some(ToolRule { tools, require })
 }

@@ -1,6 +1,7 @@
 //! Invalid configurations: every problem is reported, each at its exact line and column, with
 //! a message an operator can act on and never a secret.
 
+mod auth;
 mod environment;
 mod positions;
 mod references;

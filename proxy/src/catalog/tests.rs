@@ -29,6 +29,7 @@ fn gateway(servers: &[&str], tools: &[&str]) -> GatewayConfig {
             .map(|s| ServerName::new(s).expect("valid server name"))
             .collect(),
         tools: tools.iter().map(|t| t.to_string()).collect(),
+        auth: None,
     }
 }
 
@@ -46,7 +47,13 @@ fn tools_are_prefixed_and_routed_to_their_server_with_the_upstream_name() {
         server(&["create_issue", "search"], false),
         server(&["read"], true),
     ];
-    let cat = GatewayCatalog::build(&gateway(&["github", "files"], &[]), &index(), &servers, 100);
+    let cat = GatewayCatalog::build(
+        &gateway(&["github", "files"], &[]),
+        &index(),
+        &servers,
+        100,
+        None,
+    );
     let listed = page_json(&cat.tools, None);
     let names: Vec<&str> = listed["tools"]
         .as_array()
@@ -72,7 +79,7 @@ fn pages_chain_through_next_cursor_and_bad_cursors_are_refused() {
     let tools: Vec<String> = (0..5).map(|i| format!("t{i}")).collect();
     let tools: Vec<&str> = tools.iter().map(String::as_str).collect();
     let servers = vec![server(&tools, false), None];
-    let cat = GatewayCatalog::build(&gateway(&["github"], &[]), &index(), &servers, 2);
+    let cat = GatewayCatalog::build(&gateway(&["github"], &[]), &index(), &servers, 2, None);
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..10 {
@@ -102,6 +109,7 @@ fn allow_list_picks_single_tools_without_prompts_or_resources() {
         &index(),
         &servers,
         100,
+        None,
     );
     assert!(cat.route_tool("github__search").is_some());
     assert!(cat.route_tool("github__create_issue").is_none());
@@ -114,16 +122,34 @@ fn allow_list_picks_single_tools_without_prompts_or_resources() {
 #[test]
 fn a_server_without_a_catalog_contributes_nothing() {
     let servers = vec![None, server(&["read"], true)];
-    let cat = GatewayCatalog::build(&gateway(&["github", "files"], &[]), &index(), &servers, 100);
+    let cat = GatewayCatalog::build(
+        &gateway(&["github", "files"], &[]),
+        &index(),
+        &servers,
+        100,
+        None,
+    );
     assert_eq!(cat.tools.len(), 1);
-    let empty = GatewayCatalog::build(&gateway(&["github"], &[]), &index(), &[None, None], 100);
+    let empty = GatewayCatalog::build(
+        &gateway(&["github"], &[]),
+        &index(),
+        &[None, None],
+        100,
+        None,
+    );
     assert_eq!(page_json(&empty.tools, None), json!({ "tools": [] }));
 }
 
 #[test]
 fn resources_route_by_listed_uri_then_template_prefix() {
     let servers = vec![server(&["a"], false), server(&["b", "c"], false)];
-    let cat = GatewayCatalog::build(&gateway(&["github", "files"], &[]), &index(), &servers, 100);
+    let cat = GatewayCatalog::build(
+        &gateway(&["github", "files"], &[]),
+        &index(),
+        &servers,
+        100,
+        None,
+    );
     assert_eq!(cat.route_resource("note://1/readme"), Some(0));
     assert_eq!(cat.route_resource("note://2/readme"), Some(1));
     assert_eq!(cat.route_resource("tmpl2://42"), Some(1));
@@ -132,7 +158,7 @@ fn resources_route_by_listed_uri_then_template_prefix() {
         None,
         "ambiguous owner is refused"
     );
-    let one = GatewayCatalog::build(&gateway(&["files"], &[]), &index(), &servers, 100);
+    let one = GatewayCatalog::build(&gateway(&["files"], &[]), &index(), &servers, 100, None);
     assert_eq!(
         one.route_resource("unknown://x"),
         Some(1),
@@ -143,10 +169,13 @@ fn resources_route_by_listed_uri_then_template_prefix() {
 #[test]
 fn similar_tool_names_are_suggested() {
     let servers = vec![server(&["create_issue", "search"], false), None];
-    let cat = GatewayCatalog::build(&gateway(&["github"], &[]), &index(), &servers, 100);
+    let cat = GatewayCatalog::build(&gateway(&["github"], &[]), &index(), &servers, 100, None);
     assert_eq!(
-        cat.similar_tools("github__serch", 3),
+        cat.similar_tools("github__serch", 3, None),
         vec!["github__search"]
     );
-    assert!(cat.similar_tools("zzzzzzzzzzzzzzzzzzzz", 3).is_empty());
+    assert!(
+        cat.similar_tools("zzzzzzzzzzzzzzzzzzzz", 3, None)
+            .is_empty()
+    );
 }

@@ -1,22 +1,62 @@
-//! The authentication step: who is calling this gateway.
+//! The authentication step: who is calling this gateway, and which tools they may use.
 //!
-//! Gateways in this configuration have no authentication, so every caller is anonymous; the
-//! gateway-auth work adds static tokens and JWT validation here and returns their claims. The
-//! client's `Authorization` header is never forwarded upstream by the forward step.
+//! A gateway without `[gateways.auth]` has anonymous callers who see every tool. With it, the
+//! request's bearer token goes to the [`sluice_auth::Authenticator`] (a warm token is one hash
+//! lookup), and the caller's claims are checked against the gateway's rules once, giving the
+//! [`Grants`] that filter `tools/list` and gate `tools/call`. The client's `Authorization`
+//! header is never forwarded upstream by the forward step.
+
+use std::sync::Arc;
 
 use pingora::proxy::Session;
+use sluice_auth::{GatewayPolicy, Grants, Identity};
 
+use super::Gateway;
+use super::oauth;
 use crate::catalog::GatewayCatalog;
 use crate::error::GatewayError;
+use crate::session::unix_now;
 
 /// The authenticated identity of a request.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
-    /// Stable name for logs (`anonymous` without authentication).
-    pub subject: Option<String>,
+    /// Who it is; `None` on a gateway without authentication.
+    pub identity: Option<Arc<Identity>>,
+    /// Which rules the caller satisfies; `None` when the gateway has no rules.
+    pub grants: Option<Grants>,
+    /// The gateway's policy, for refusal messages.
+    pub policy: Option<Arc<GatewayPolicy>>,
 }
 
 /// Authenticates the request for this gateway.
-pub fn authenticate(_session: &Session, _gateway: &GatewayCatalog) -> Result<Caller, GatewayError> {
-    Ok(Caller::default())
+pub async fn authenticate(
+    gw: &Gateway,
+    session: &Session,
+    catalog: &GatewayCatalog,
+) -> Result<Caller, GatewayError> {
+    let (Some(policy), Some(auth)) = (
+        gw.shared.policies.get(catalog.name.as_str()),
+        gw.shared.auth.as_ref(),
+    ) else {
+        return Ok(Caller::default());
+    };
+    let header = session
+        .req_header()
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    match auth.authenticate(policy, header, unix_now()).await {
+        Ok(identity) => {
+            let grants = (!policy.rules.is_empty()).then(|| policy.rules.grants(&identity.claims));
+            Ok(Caller {
+                identity: Some(identity),
+                grants,
+                policy: Some(policy.clone()),
+            })
+        }
+        Err(error) => Err(GatewayError::Unauthorized {
+            error,
+            metadata_url: oauth::metadata_url(session, policy),
+        }),
+    }
 }

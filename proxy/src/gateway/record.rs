@@ -22,6 +22,8 @@ pub struct RequestRecord {
     pub target: Option<String>,
     /// The upstream server it went to.
     pub server: Option<String>,
+    /// The authenticated caller (`authority:subject`), on gateways with authentication.
+    pub caller: Option<String>,
     /// Outcome label.
     pub outcome: &'static str,
     /// The error message, if it failed.
@@ -40,6 +42,7 @@ impl RequestRecord {
             id: None,
             target: None,
             server: None,
+            caller: None,
             outcome: "ok",
             error: None,
             request_bytes: 0,
@@ -58,6 +61,7 @@ impl RequestRecord {
             method = self.method.as_deref().unwrap_or("-"),
             target = self.target.as_deref().unwrap_or("-"),
             server = self.server.as_deref().unwrap_or("-"),
+            caller = self.caller.as_deref().unwrap_or("-"),
             status,
             outcome = self.outcome,
             error = self.error.as_deref().unwrap_or("-"),

@@ -6,6 +6,7 @@
 use bytes::Bytes;
 
 use super::RequestRecord;
+use super::caller::Caller;
 use super::forward::Target;
 use crate::catalog::GatewayCatalog;
 use crate::error::{GatewayError, truncated};
@@ -17,6 +18,7 @@ pub fn target(
     envelope: &Envelope<'_>,
     body: &Bytes,
     catalog: &GatewayCatalog,
+    caller: &Caller,
     rec: &mut RequestRecord,
 ) -> Result<Target, GatewayError> {
     let gateway = || catalog.name.as_str().to_owned();
@@ -51,7 +53,7 @@ pub fn target(
                 name: truncated(name),
                 gateway: gateway(),
                 similar: catalog
-                    .similar_tools(name, 3)
+                    .similar_tools(name, 3, caller.grants)
                     .into_iter()
                     .map(str::to_owned)
                     .collect(),
@@ -64,6 +66,11 @@ pub fn target(
                 gateway: gateway(),
             })?
     };
+    if let Some(grants) = caller.grants
+        && !route.decision.allows(grants)
+    {
+        return Err(refused(name, catalog, caller, route.decision));
+    }
     // The span came from scanning this very body, so the splice cannot fail but for a bug.
     let body = jsonrpc::replace_span(body, field.span, &route.upstream_literal)
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
@@ -71,4 +78,32 @@ pub fn target(
         server: route.server,
         body,
     })
+}
+
+/// The 403 for a tool the caller's claims do not allow.
+fn refused(
+    name: &str,
+    catalog: &GatewayCatalog,
+    caller: &Caller,
+    decision: sluice_auth::Decision,
+) -> GatewayError {
+    let (reason, scope) = match &caller.policy {
+        Some(policy) => {
+            let reason = match decision {
+                sluice_auth::Decision::Rule(n) => policy.rules.describe(n),
+                _ => "no rule of this gateway allows it".to_owned(),
+            };
+            let scope = (!policy.scopes.is_empty()).then(|| policy.scopes.join(" "));
+            (reason, scope)
+        }
+        None => ("refused".to_owned(), None),
+    };
+    GatewayError::Forbidden {
+        tool: truncated(name),
+        gateway: catalog.name.as_str().to_owned(),
+        reason,
+        // Filled in by the gateway, which has the request's Host.
+        metadata_url: String::new(),
+        scope,
+    }
 }

@@ -1,0 +1,43 @@
+//! Who a request comes from, as the gateway's later steps (rules, credentials, logs, spans)
+//! see it. An identity is shared (`Arc`) between the validated-token cache and the requests
+//! using it, so a warm request clones a pointer, not claims.
+
+use serde_json::{Map, Value};
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A static token from `[[auth.tokens]]`.
+    Token,
+    /// A JWT of provider `index` in `[[auth.providers]]`.
+    Provider(usize),
+    /// An access token Sluice's own issuer signed for one gateway (`aud`).
+    Issued {
+        /// The protected resource (gateway URL) the token is for.
+        audience: String,
+    },
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// How it was authenticated.
+    pub source: Source,
+    /// The token name, or the JWT's provider (or `sluice` for issued tokens).
+    pub authority: String,
+    /// The token name, or the JWT's `sub`.
+    pub subject: String,
+    /// The JWT's `iss`.
+    pub issuer: Option<String>,
+    /// The claims the rules see.
+    pub claims: Map<String, Value>,
+    /// `exp`, seconds since the epoch.
+    pub expires_at: Option<u64>,
+}
+
+impl Identity {
+    /// `authority:subject`, for logs (never a token).
+    pub fn display(&self) -> String {
+        format!("{}:{}", self.authority, self.subject)
+    }
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# What gateway authentication costs a warm tools/call, in one run, interleaved:
+#   open  - a gateway without [gateways.auth]
+#   token - the same upstream behind a static bearer token
+#   jwt   - behind an RS256 JWT from a real IdP (tests/peers/node/idp.mjs, oauth2-mock-server),
+#           validated once and then served from the token cache
+# For each: req/s and p50/p99 from wrk, and the gateway's CPU time per request (utime+stime
+# of the sluice process from /proc, divided by requests). Cold signature checks per second
+# come from `cargo bench -p sluice-auth` (auth/benches/verify.rs).
+#
+# usage: bench/auth-overhead.sh [ROUNDS=3] [SECONDS=10] [CONNECTIONS=32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS="${1:-3}"; SECS="${2:-10}"; CONNS="${3:-32}"
+BIN="${SLUICE_BIN:-${CARGO_TARGET_DIR:-target}/release/sluice}"
+[ -x "$BIN" ] || { echo "build first: cargo build --release (or set SLUICE_BIN)" >&2; exit 1; }
+[ -d tests/peers/node/node_modules ] || { echo "run scripts/setup.sh first (the IdP peer)" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then
+  apt-get install -y -qq wrk >/dev/null 2>&1 || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
+fi
+
+UP=127.0.0.1:18181; GW=127.0.0.1:18180; ADMIN=127.0.0.1:18190
+TOKEN=bench-static-token-0123456789abcdef
+work=$(mktemp -d)
+trap 'exec 3>&- 2>/dev/null || true; kill -INT $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+"$BIN" example-server --listen "$UP" --threads 1 >/dev/null 2>&1 &
+mkfifo "$work/idp.in"
+node tests/peers/node/idp.mjs < "$work/idp.in" > "$work/idp.out" &
+exec 3>"$work/idp.in"
+for _ in $(seq 100); do grep -q issuer "$work/idp.out" 2>/dev/null && break; sleep 0.1; done
+ISSUER=$(sed -n 's/.*"issuer":"\([^"]*\)".*/\1/p' "$work/idp.out" | head -1)
+[ -n "$ISSUER" ] || { echo "the IdP did not start" >&2; exit 1; }
+echo '{"op":"token","claims":{"sub":"bench","aud":"sluice","groups":["eng"]},"expires_in":3600}' >&3
+for _ in $(seq 100); do [ "$(wc -l < "$work/idp.out")" -ge 2 ] && break; sleep 0.1; done
+JWT=$(sed -n '2s/.*"token":"\([^"]*\)".*/\1/p' "$work/idp.out")
+[ -n "$JWT" ] || { echo "the IdP minted no token" >&2; exit 1; }
+
+cat > "$work/sluice.toml" <<TOML
+[proxy]
+listen = "$GW"
+admin_listen = "$ADMIN"
+threads = 1
+[sessions]
+secret = "bench-secret-bench-secret-bench-secret-00"
+[[auth.tokens]]
+name = "bench"
+token = "$TOKEN"
+[[auth.providers]]
+name = "corp"
+issuer = "$ISSUER"
+audiences = ["sluice"]
+[[servers]]
+name = "example"
+url = "http://$UP/mcp"
+[[gateways]]
+name = "open"
+servers = ["example"]
+[[gateways]]
+name = "token"
+servers = ["example"]
+[gateways.auth]
+tokens = true
+[[gateways]]
+name = "jwt"
+servers = ["example"]
+[gateways.auth]
+providers = ["corp"]
+[[gateways.auth.rules]]
+tools = ["example__*"]
+require = { groups = "eng" }
+TOML
+SLUICE_LOG=warn "$BIN" proxy --config "$work/sluice.toml" >/dev/null 2>"$work/sluice.log" &
+SLUICE_PID=$!
+for _ in $(seq 100); do curl -sf "http://$ADMIN/readyz" | grep -q '"tools":3' && break; sleep 0.1; done
+
+init() { # $1 gateway, $2 bearer or empty
+  curl -si "http://$GW/mcp/$1" -H 'content-type: application/json' \
+    -H 'accept: application/json, text/event-stream' ${2:+-H "authorization: Bearer $2"} \
+    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+    | tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}'
+}
+lua() { # $1 session, $2 bearer or empty
+  cat <<LUA
+wrk.method = "POST"
+wrk.body = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"example__echo","arguments":{"text":"hello from the benchmark"}}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["Mcp-Session-Id"] = "$1"
+$( [ -n "$2" ] && echo "wrk.headers[\"Authorization\"] = \"Bearer $2\"" )
+LUA
+}
+declare -A bearer=([open]="" [token]="$TOKEN" [jwt]="$JWT")
+for g in open token jwt; do
+  s=$(init "$g" "${bearer[$g]}")
+  [ -n "$s" ] || { echo "no session on gateway $g" >&2; cat "$work/sluice.log" >&2; exit 1; }
+  lua "$s" "${bearer[$g]}" > "$work/$g.lua"
+  curl -sf "http://$GW/mcp/$g" -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+    -H "mcp-session-id: $s" ${bearer[$g]:+-H "authorization: Bearer ${bearer[$g]}"} \
+    --data "$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$work/$g.lua")" | grep -q 'hello from the benchmark' \
+    || { echo "gateway $g does not answer tools/call" >&2; exit 1; }
+done
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SLUICE_PID/stat"; }
+TCK=$(getconf CLK_TCK)
+declare -A total cpu
+for r in $(seq "$ROUNDS"); do
+  for g in open token jwt; do
+    before=$(cpu_ticks)
+    out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$work/$g.lua" "http://$GW/mcp/$g")
+    after=$(cpu_ticks)
+    rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
+    reqs=$(echo "$out" | awk '/requests in/{print $1}')
+    p50=$(echo "$out" | awk '$1=="50%"{print $2}'); p99=$(echo "$out" | awk '$1=="99%"{print $2}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/{print $NF}'); non2xx=${non2xx:-0}
+    us=$(echo "scale=2; ($after - $before) * 1000000 / $TCK / $reqs" | bc)
+    printf 'round %d  %-6s %10s req/s  p50 %8s  p99 %8s  cpu %6s us/req  non-2xx %s\n' "$r" "$g" "$rps" "$p50" "$p99" "$us" "$non2xx"
+    total[$g]=$(echo "${total[$g]:-0} + $rps" | bc)
+    cpu[$g]=$(echo "${cpu[$g]:-0} + $us" | bc)
+  done
+done
+base=$(echo "scale=1; ${total[open]} / $ROUNDS" | bc)
+basecpu=$(echo "scale=2; ${cpu[open]} / $ROUNDS" | bc)
+for g in open token jwt; do
+  m=$(echo "scale=1; ${total[$g]} / $ROUNDS" | bc)
+  c=$(echo "scale=2; ${cpu[$g]} / $ROUNDS" | bc)
+  echo "mean over $ROUNDS rounds: $g $m req/s (ratio to open $(echo "scale=3; $m / $base" | bc)), cpu $c us/req (+$(echo "scale=2; $c - $basecpu" | bc) us vs open)"
+done
