@@ -101,5 +101,57 @@ fn warm(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, cold, warm);
+/// A JWT served from the validated-token cache: a token Sluice's own issuer signed, validated
+/// once, then authenticated again and again (SHA-256 plus one cache lookup).
+fn warm_jwt(c: &mut Criterion) {
+    use sluice_config::{IssuerClient, IssuerConfig};
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
+    );
+    let key_file =
+        std::env::temp_dir().join(format!("sluice-bench-key-{}.pem", std::process::id()));
+    std::fs::write(&key_file, pem).unwrap();
+    let cfg = AuthConfig {
+        public_url: Some("http://127.0.0.1:8080".parse().unwrap()),
+        issuer: Some(IssuerConfig {
+            signing_key_file: key_file.clone(),
+            token_lifetime: std::time::Duration::from_secs(300),
+            trusted_providers: vec![],
+            clients: Vec::<IssuerClient>::new(),
+        }),
+        ..AuthConfig::default()
+    };
+    let auth = Authenticator::new(&cfg, &["bench".to_owned()]).unwrap();
+    let _ = std::fs::remove_file(&key_file);
+    let policy = auth.policy(
+        "bench",
+        &GatewayAuthConfig {
+            id_jag: true,
+            ..GatewayAuthConfig::default()
+        },
+    );
+    let now = 1_800_000_000u64;
+    let token = auth
+        .issuer()
+        .unwrap()
+        .sign(&json!({"iss": "http://127.0.0.1:8080", "sub": "bench", "aud": "http://127.0.0.1:8080/mcp/bench", "exp": now + 3600}))
+        .unwrap();
+    let header = format!("Bearer {token}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(auth.authenticate(&policy, Some(header.as_bytes()), now))
+        .expect("the issued token validates");
+    c.bench_function("warm/jwt_cached", |b| {
+        b.iter(|| {
+            rt.block_on(auth.authenticate(&policy, Some(black_box(header.as_bytes())), now))
+                .unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, cold, warm, warm_jwt);
 criterion_main!(benches);

@@ -179,3 +179,57 @@ fn similar_tool_names_are_suggested() {
             .is_empty()
     );
 }
+
+#[test]
+fn rules_filter_the_tool_list_once_per_distinct_outcome() {
+    use sluice_config::ToolRule;
+    let rules = Rules::new(&[
+        ToolRule {
+            tools: vec!["github__*".into()],
+            require: vec![("groups".into(), vec![json!("eng")])],
+        },
+        ToolRule {
+            tools: vec!["files__read".into()],
+            require: vec![],
+        },
+    ]);
+    let servers = vec![
+        server(&["create_issue", "search"], false),
+        server(&["read", "write"], false),
+    ];
+    let cat = GatewayCatalog::build(
+        &gateway(&["github", "files"], &[]),
+        &index(),
+        &servers,
+        100,
+        Some(&rules),
+    );
+    let names = |pages: &ListPages| -> Vec<String> {
+        page_json(pages, None)["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let eng = rules.grants(json!({"groups": ["eng"]}).as_object().unwrap());
+    let other = rules.grants(json!({"groups": ["sales"]}).as_object().unwrap());
+    let for_eng = cat.tools_for(eng).expect("rules filter");
+    assert_eq!(
+        names(&for_eng),
+        ["github__create_issue", "github__search", "files__read"]
+    );
+    assert_eq!(names(&cat.tools_for(other).unwrap()), ["files__read"]);
+    assert!(
+        Arc::ptr_eq(&for_eng, &cat.tools_for(eng).unwrap()),
+        "built once per outcome"
+    );
+    assert!(!cat.route_tool("files__write").unwrap().decision.allows(eng));
+    assert_eq!(
+        cat.similar_tools("github__serch", 3, Some(other)),
+        Vec::<&str>::new(),
+        "no suggestion names a tool the caller may not use"
+    );
+    let open = GatewayCatalog::build(&gateway(&["github"], &[]), &index(), &servers, 100, None);
+    assert!(open.tools_for(eng).is_none(), "no rules: the shared pages");
+}
