@@ -105,8 +105,11 @@ done
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$SLUICE_PID/stat"; }
 TCK=$(getconf CLK_TCK)
 declare -A total cpu
+order=(open token jwt)
 for r in $(seq "$ROUNDS"); do
-  for g in open token jwt; do
+  # Rotate the order each round so drift in machine load does not favour one target.
+  shift_by=$(( (r - 1) % 3 ))
+  for g in "${order[@]:$shift_by}" "${order[@]:0:$shift_by}"; do
     before=$(cpu_ticks)
     out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$work/$g.lua" "http://$GW/mcp/$g")
     after=$(cpu_ticks)
