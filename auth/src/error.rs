@@ -44,6 +44,27 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Every [`AuthError::reason`] label, in [`AuthError::reason_index`] order.
+    pub const REASONS: [&'static str; 11] = [
+        "missing",
+        "malformed",
+        "unknown_token",
+        "issuer_not_accepted",
+        "algorithm",
+        "unknown_key",
+        "bad_signature",
+        "expired",
+        "not_yet_valid",
+        "wrong_audience",
+        "keys_unavailable",
+    ];
+
+    /// The position of this error's reason in [`AuthError::REASONS`].
+    pub fn reason_index(&self) -> usize {
+        let reason = self.reason();
+        Self::REASONS.iter().position(|r| *r == reason).unwrap_or(0)
+    }
+
     /// A short stable label (`sluice_auth_failures_total{reason}`).
     pub fn reason(&self) -> &'static str {
         match self {

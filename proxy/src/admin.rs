@@ -1,6 +1,7 @@
 //! The admin listener: `/healthz` (the process serves) and `/readyz` (every upstream's catalog
 //! was fetched or failed once, so gateways show what they can). `/readyz` also reports each
-//! upstream's state as JSON, which operators and tests read.
+//! upstream's state as JSON, which operators and tests read. `/metrics` is the Prometheus
+//! text exposition ([`crate::metrics`]).
 
 use std::sync::Arc;
 
@@ -30,6 +31,15 @@ impl ServeHttp for Admin {
         let path = session.req_header().uri.path().to_owned();
         match path.as_str() {
             "/healthz" => respond(200, json!({ "status": "ok" })),
+            "/metrics" => {
+                let body = self.shared.metrics.render().into_bytes();
+                Response::builder()
+                    .status(200)
+                    .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                    .header("content-length", body.len())
+                    .body(body)
+                    .unwrap_or_default()
+            }
             "/readyz" => {
                 let ready = self.shared.is_ready();
                 let servers: serde_json::Map<String, serde_json::Value> = self

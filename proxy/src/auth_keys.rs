@@ -17,12 +17,13 @@ const RETRY_START: Duration = Duration::from_millis(500);
 /// The background service that refreshes every provider's keys.
 pub struct KeyRefresher {
     auth: Arc<Authenticator>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl KeyRefresher {
     /// A refresher for the authenticator's providers.
-    pub fn new(auth: Arc<Authenticator>) -> Self {
-        KeyRefresher { auth }
+    pub fn new(auth: Arc<Authenticator>, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        KeyRefresher { auth, metrics }
     }
 
     async fn run_one(&self, index: usize) {
@@ -30,7 +31,10 @@ impl KeyRefresher {
         let refresh = provider.config.jwks_refresh;
         let mut retry = RETRY_START;
         loop {
-            let wait = match provider.keys.refresh().await {
+            let outcome = provider.keys.refresh().await;
+            self.metrics
+                .jwks_refresh(&provider.config.name, outcome.is_ok());
+            let wait = match outcome {
                 Ok(n) => {
                     tracing::info!(provider = %provider.config.name, keys = n, "identity provider keys fetched");
                     retry = RETRY_START;

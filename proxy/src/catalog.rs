@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use sluice_auth::{Decision, Grants, Rules};
 use sluice_config::{GatewayConfig, GatewayName};
 
+use crate::metrics::{GatewayMetrics, ToolMetrics};
 use crate::upstream::ServerIdx;
 
 /// Separator between the server prefix and the upstream's own name.
@@ -49,6 +50,8 @@ pub struct Route {
     pub upstream_literal: Box<[u8]>,
     /// Which of the gateway's rules decides who may call it.
     pub decision: Decision,
+    /// Its metric handles (tools only; prompts share the gateway's `other`).
+    pub metrics: Arc<ToolMetrics>,
 }
 
 /// Most distinct rule outcomes whose filtered `tools/list` is kept; callers differ in few
@@ -120,6 +123,8 @@ impl ListPages {
 pub struct GatewayCatalog {
     /// The gateway.
     pub name: GatewayName,
+    /// The gateway's metric handles.
+    pub metrics: Arc<GatewayMetrics>,
     /// Servers this gateway uses, for session fan-out.
     pub servers: Vec<ServerIdx>,
     /// `tools/list` pages.
@@ -152,6 +157,7 @@ impl GatewayCatalog {
         servers: &[Option<Arc<ServerCatalog>>],
         page_size: usize,
         rules: Option<&Rules>,
+        metrics: Arc<GatewayMetrics>,
     ) -> Self {
         let rules = rules.filter(|r| !r.is_empty());
         let names: HashMap<ServerIdx, &str> =
@@ -204,7 +210,8 @@ impl GatewayCatalog {
                 let full = format!("{prefix}{PREFIX_SEPARATOR}{name}");
                 let decision = rules.map_or(Decision::Open, |r| r.deciding_rule(&full));
                 tools.push(renamed(tool, "name", &full));
-                tool_routes.insert(full.into_boxed_str(), route(i, name, decision));
+                let handles = metrics.tool(prefix, &full);
+                tool_routes.insert(full.into_boxed_str(), route(i, name, decision, handles));
             }
             if !is_whole {
                 continue;
@@ -215,7 +222,11 @@ impl GatewayCatalog {
                 };
                 let full = format!("{prefix}{PREFIX_SEPARATOR}{name}");
                 prompts.push(renamed(prompt, "name", &full));
-                prompt_routes.insert(full.into_boxed_str(), route(i, name, Decision::Open));
+                let handles = metrics.other_tool.clone();
+                prompt_routes.insert(
+                    full.into_boxed_str(),
+                    route(i, name, Decision::Open, handles),
+                );
             }
             for resource in &cat.resources {
                 if let Some(uri) = resource.get("uri").and_then(Value::as_str) {
@@ -250,8 +261,10 @@ impl GatewayCatalog {
             None => Vec::new(),
         };
 
+        metrics.set_catalog_tools(tools.len());
         GatewayCatalog {
             name: cfg.name.clone(),
+            metrics,
             servers: used,
             tools: ListPages::build("tools", &tools, page_size),
             prompts: ListPages::build("prompts", &prompts, page_size),
@@ -338,10 +351,16 @@ impl GatewayCatalog {
     }
 }
 
-fn route(server: ServerIdx, upstream_name: &str, decision: Decision) -> Route {
+fn route(
+    server: ServerIdx,
+    upstream_name: &str,
+    decision: Decision,
+    metrics: Arc<ToolMetrics>,
+) -> Route {
     Route {
         server,
         decision,
+        metrics,
         upstream_literal: serde_json::to_vec(upstream_name)
             .unwrap_or_default()
             .into_boxed_slice(),

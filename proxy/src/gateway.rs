@@ -71,7 +71,14 @@ impl Gateway {
                     name: truncated(name),
                 })?;
         rec.gateway = Some(catalog.name.as_str().to_owned());
-        let caller = caller::authenticate(self, session, &catalog).await?;
+        rec.gateway_metrics = Some(catalog.metrics.clone());
+        let caller = caller::authenticate(self, session, &catalog)
+            .await
+            .inspect_err(|e| {
+                if let GatewayError::Unauthorized { error, .. } = e {
+                    catalog.metrics.auth_failure(error);
+                }
+            })?;
         if let Some(identity) = &caller.identity {
             rec.caller = Some(identity.display());
         }
@@ -266,6 +273,16 @@ impl ProxyHttp for Gateway {
         if let Err(err) = self.serve(session, rec).await {
             rec.outcome = err.kind();
             rec.error = Some(err.to_string());
+            if matches!(err.http_status(), 400..=499)
+                && !matches!(
+                    err,
+                    GatewayError::Unauthorized { .. }
+                        | GatewayError::Forbidden { .. }
+                        | GatewayError::ClientClosed(_)
+                )
+            {
+                self.shared.metrics.bad_request(err.kind());
+            }
             if session.response_written().is_none() && !matches!(err, GatewayError::ClientClosed(_))
             {
                 let id = rec.id.clone();
@@ -276,6 +293,6 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, rec: &mut RequestRecord) {
-        rec.finish(session, e);
+        rec.finish(session, e, &self.shared.metrics);
     }
 }

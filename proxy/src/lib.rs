@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod error;
 pub mod gateway;
 pub mod jsonrpc;
+pub mod metrics;
 pub mod protocol;
 pub mod reply;
 pub mod server;

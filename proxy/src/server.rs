@@ -94,7 +94,7 @@ impl ProxyServer {
         {
             server.add_service(background_service(
                 "identity provider keys",
-                KeyRefresher::new(auth.clone()),
+                KeyRefresher::new(auth.clone(), shared.metrics.clone()),
             ));
         }
         Ok(ProxyServer { server, shared })

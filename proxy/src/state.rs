@@ -13,6 +13,7 @@ use sluice_auth::{Authenticator, GatewayPolicy};
 use sluice_config::Config;
 
 use crate::catalog::{GatewayCatalog, ServerCatalog};
+use crate::metrics::{GatewayMetrics, Metrics};
 use crate::session::{LazySessions, RevokedSessions};
 use crate::session_token::SessionSealer;
 use crate::upstream::{ServerIdx, Upstream};
@@ -61,6 +62,10 @@ pub struct Shared {
     pub auth: Option<Arc<Authenticator>>,
     /// Per gateway with `[gateways.auth]`: what it accepts and its tool rules.
     pub policies: HashMap<String, Arc<GatewayPolicy>>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Per gateway: its pre-resolved metric handles (also reachable from its catalog).
+    pub gateway_metrics: HashMap<String, Arc<GatewayMetrics>>,
     status: Vec<Mutex<ServerStatus>>,
     attempted: AtomicUsize,
 }
@@ -112,6 +117,17 @@ impl Shared {
             .map(|(i, s)| (s.name.as_str().to_owned(), i))
             .collect();
         let status = config.servers.iter().map(|_| Mutex::default()).collect();
+        let server_names: Vec<String> = config
+            .servers
+            .iter()
+            .map(|s| s.name.as_str().to_owned())
+            .collect();
+        let metrics = Metrics::new(&server_names);
+        let gateway_metrics = config
+            .gateways
+            .iter()
+            .map(|g| (g.name.as_str().to_owned(), metrics.gateway(g.name.as_str())))
+            .collect();
         let refresh_signals = config
             .servers
             .iter()
@@ -131,6 +147,8 @@ impl Shared {
             refresh_signals,
             auth,
             policies,
+            metrics,
+            gateway_metrics,
             status,
             attempted: AtomicUsize::new(0),
             config,
@@ -148,8 +166,19 @@ impl Shared {
             .iter()
             .map(|g| {
                 let rules = self.policies.get(g.name.as_str()).map(|p| &p.rules);
-                let catalog =
-                    GatewayCatalog::build(g, &self.server_index, &servers, page_size, rules);
+                let metrics = self
+                    .gateway_metrics
+                    .get(g.name.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| self.metrics.gateway(g.name.as_str()));
+                let catalog = GatewayCatalog::build(
+                    g,
+                    &self.server_index,
+                    &servers,
+                    page_size,
+                    rules,
+                    metrics,
+                );
                 (g.name.as_str().to_owned(), Arc::new(catalog))
             })
             .collect();
@@ -166,6 +195,7 @@ impl Shared {
 
     /// Records the outcome of a catalog fetch for the admin endpoint.
     pub fn record_fetch(&self, server: ServerIdx, status: ServerStatus, first_attempt: bool) {
+        self.metrics.set_upstream_up(server, status.up);
         if let Some(slot) = self.status.get(server) {
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = status;
         }

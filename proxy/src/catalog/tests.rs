@@ -33,6 +33,10 @@ fn gateway(servers: &[&str], tools: &[&str]) -> GatewayConfig {
     }
 }
 
+fn metrics() -> Arc<crate::metrics::GatewayMetrics> {
+    crate::metrics::Metrics::new(&["github".into(), "files".into()]).gateway("dev")
+}
+
 fn index() -> HashMap<String, ServerIdx> {
     HashMap::from([("github".to_owned(), 0), ("files".to_owned(), 1)])
 }
@@ -53,6 +57,7 @@ fn tools_are_prefixed_and_routed_to_their_server_with_the_upstream_name() {
         &servers,
         100,
         None,
+        metrics(),
     );
     let listed = page_json(&cat.tools, None);
     let names: Vec<&str> = listed["tools"]
@@ -79,7 +84,14 @@ fn pages_chain_through_next_cursor_and_bad_cursors_are_refused() {
     let tools: Vec<String> = (0..5).map(|i| format!("t{i}")).collect();
     let tools: Vec<&str> = tools.iter().map(String::as_str).collect();
     let servers = vec![server(&tools, false), None];
-    let cat = GatewayCatalog::build(&gateway(&["github"], &[]), &index(), &servers, 2, None);
+    let cat = GatewayCatalog::build(
+        &gateway(&["github"], &[]),
+        &index(),
+        &servers,
+        2,
+        None,
+        metrics(),
+    );
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..10 {
@@ -110,6 +122,7 @@ fn allow_list_picks_single_tools_without_prompts_or_resources() {
         &servers,
         100,
         None,
+        metrics(),
     );
     assert!(cat.route_tool("github__search").is_some());
     assert!(cat.route_tool("github__create_issue").is_none());
@@ -128,6 +141,7 @@ fn a_server_without_a_catalog_contributes_nothing() {
         &servers,
         100,
         None,
+        metrics(),
     );
     assert_eq!(cat.tools.len(), 1);
     let empty = GatewayCatalog::build(
@@ -136,6 +150,7 @@ fn a_server_without_a_catalog_contributes_nothing() {
         &[None, None],
         100,
         None,
+        metrics(),
     );
     assert_eq!(page_json(&empty.tools, None), json!({ "tools": [] }));
 }
@@ -149,6 +164,7 @@ fn resources_route_by_listed_uri_then_template_prefix() {
         &servers,
         100,
         None,
+        metrics(),
     );
     assert_eq!(cat.route_resource("note://1/readme"), Some(0));
     assert_eq!(cat.route_resource("note://2/readme"), Some(1));
@@ -158,7 +174,14 @@ fn resources_route_by_listed_uri_then_template_prefix() {
         None,
         "ambiguous owner is refused"
     );
-    let one = GatewayCatalog::build(&gateway(&["files"], &[]), &index(), &servers, 100, None);
+    let one = GatewayCatalog::build(
+        &gateway(&["files"], &[]),
+        &index(),
+        &servers,
+        100,
+        None,
+        metrics(),
+    );
     assert_eq!(
         one.route_resource("unknown://x"),
         Some(1),
@@ -169,7 +192,14 @@ fn resources_route_by_listed_uri_then_template_prefix() {
 #[test]
 fn similar_tool_names_are_suggested() {
     let servers = vec![server(&["create_issue", "search"], false), None];
-    let cat = GatewayCatalog::build(&gateway(&["github"], &[]), &index(), &servers, 100, None);
+    let cat = GatewayCatalog::build(
+        &gateway(&["github"], &[]),
+        &index(),
+        &servers,
+        100,
+        None,
+        metrics(),
+    );
     assert_eq!(
         cat.similar_tools("github__serch", 3, None),
         vec!["github__search"]
@@ -203,6 +233,7 @@ fn rules_filter_the_tool_list_once_per_distinct_outcome() {
         &servers,
         100,
         Some(&rules),
+        metrics(),
     );
     let names = |pages: &ListPages| -> Vec<String> {
         page_json(pages, None)["tools"]
@@ -230,6 +261,13 @@ fn rules_filter_the_tool_list_once_per_distinct_outcome() {
         Vec::<&str>::new(),
         "no suggestion names a tool the caller may not use"
     );
-    let open = GatewayCatalog::build(&gateway(&["github"], &[]), &index(), &servers, 100, None);
+    let open = GatewayCatalog::build(
+        &gateway(&["github"], &[]),
+        &index(),
+        &servers,
+        100,
+        None,
+        metrics(),
+    );
     assert!(open.tools_for(eng).is_none(), "no rules: the shared pages");
 }

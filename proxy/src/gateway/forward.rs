@@ -50,6 +50,7 @@ pub async fn forward(
 ) -> Result<(), GatewayError> {
     let upstream = gw.shared.upstreams[target.server].clone();
     rec.server = Some(upstream.name.as_str().to_owned());
+    rec.upstream = Some((target.server, std::time::Instant::now()));
     let deadline = Instant::now() + upstream.timeout;
     let catalog = snapshot.servers.get(target.server).and_then(Option::as_ref);
     let stateful = catalog.is_none_or(|c| c.stateful);
@@ -300,6 +301,9 @@ async fn stream_back(
                 if is_sse && mentions_list_changed(&chunk) {
                     gw.shared.request_refresh(upstream.index);
                 }
+                if !rec.tool_error && rec.tool_metrics.is_some() && says_is_error(&chunk) {
+                    rec.tool_error = true;
+                }
                 session
                     .write_response_body(Some(chunk), false)
                     .await
@@ -356,6 +360,28 @@ fn mentions_list_changed(chunk: &[u8]) -> bool {
     chunk.windows(MARKER.len()).any(|w| w == MARKER)
 }
 
+/// Whether a response chunk carries `"isError": true` as a JSON key (not inside a string, where
+/// its quotes would be escaped). Cheap: no parse. A key split across two chunks is missed, and
+/// such a call counts as `ok`.
+fn says_is_error(chunk: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"isError\"";
+    let mut from = 0;
+    while let Some(at) = chunk[from..].windows(KEY.len()).position(|w| w == KEY) {
+        let start = from + at;
+        from = start + KEY.len();
+        if start > 0 && chunk[start - 1] == b'\\' {
+            continue;
+        }
+        let rest = chunk[from..].trim_ascii_start();
+        if let Some(value) = rest.strip_prefix(b":")
+            && value.trim_ascii_start().starts_with(b"true")
+        {
+            return true;
+        }
+    }
+    false
+}
+
 async fn within<T>(
     deadline: Instant,
     upstream: &Upstream,
@@ -370,4 +396,26 @@ async fn within<T>(
                 phase: "waiting for the response",
             })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::says_is_error;
+
+    #[test]
+    fn is_error_is_found_as_a_key_only() {
+        assert!(says_is_error(
+            br#"{"result":{"content":[],"isError":true}}"#
+        ));
+        assert!(says_is_error(
+            b"data: {\"result\":{\"isError\" :  true}}\n\n"
+        ));
+        assert!(!says_is_error(
+            br#"{"result":{"content":[],"isError":false}}"#
+        ));
+        assert!(!says_is_error(
+            br#"{"result":{"content":[{"type":"text","text":"{\"isError\":true}"}]}}"#
+        ));
+        assert!(!says_is_error(b""));
+    }
 }

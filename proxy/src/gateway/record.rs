@@ -1,11 +1,14 @@
 //! The record step: one structured access-log line per request, written in pingora's
 //! `logging` phase once the response is complete (or failed). Metrics and spans attach here.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use pingora::Error;
 use pingora::proxy::Session;
+
+use crate::metrics::{GatewayMetrics, Metrics, ToolMetrics, ToolOutcome};
 
 /// What the request path learned about one request, for the record step.
 #[derive(Debug)]
@@ -30,6 +33,14 @@ pub struct RequestRecord {
     pub error: Option<String>,
     /// Request body size.
     pub request_bytes: usize,
+    /// The gateway's metric handles, once the gateway is known.
+    pub gateway_metrics: Option<Arc<GatewayMetrics>>,
+    /// The called tool's metric handles, once routed.
+    pub tool_metrics: Option<Arc<ToolMetrics>>,
+    /// The upstream (by index) and when the exchange with it began.
+    pub upstream: Option<(usize, Instant)>,
+    /// A tool result said `isError: true`.
+    pub tool_error: bool,
 }
 
 impl RequestRecord {
@@ -46,14 +57,36 @@ impl RequestRecord {
             outcome: "ok",
             error: None,
             request_bytes: 0,
+            gateway_metrics: None,
+            tool_metrics: None,
+            upstream: None,
+            tool_error: false,
         }
     }
 
-    /// Emits the access log line.
-    pub fn finish(&mut self, session: &Session, e: Option<&Error>) {
+    /// Counts the request in the metrics and emits the access log line.
+    pub fn finish(&mut self, session: &Session, e: Option<&Error>, metrics: &Metrics) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         if e.is_some() && self.outcome == "ok" {
             self.outcome = "connection_error";
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        if let Some((server, began)) = self.upstream
+            && let Some(h) = metrics.upstream_duration.get(server)
+        {
+            h.observe(began.elapsed().as_secs_f64());
+        }
+        if let Some(gm) = &self.gateway_metrics {
+            let method = match self.method.as_deref() {
+                Some(m) => m,
+                None if session.req_header().method == http::Method::DELETE => "DELETE",
+                None => "-",
+            };
+            gm.request(method, status);
+            if method == "tools/call" {
+                let tool = self.tool_metrics.as_ref().unwrap_or(&gm.other_tool);
+                tool.observe(self.tool_outcome(), elapsed);
+            }
         }
         tracing::info!(
             target: "sluice::access",
@@ -68,5 +101,21 @@ impl RequestRecord {
             request_bytes = self.request_bytes,
             duration_us = self.started.elapsed().as_micros() as u64,
         );
+    }
+
+    /// How a `tools/call` ended, from the outcome label and the result.
+    fn tool_outcome(&self) -> ToolOutcome {
+        match self.outcome {
+            "ok" if self.tool_error => ToolOutcome::ToolError,
+            "ok" => ToolOutcome::Ok,
+            "upstream_timeout" => ToolOutcome::Timeout,
+            "upstream_error"
+            | "upstream_session_lost"
+            | "connection_error"
+            | "client_closed"
+            | "internal" => ToolOutcome::UpstreamError,
+            "forbidden" => ToolOutcome::Denied,
+            _ => ToolOutcome::Invalid,
+        }
     }
 }

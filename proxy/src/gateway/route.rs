@@ -66,6 +66,9 @@ pub fn target(
                 gateway: gateway(),
             })?
     };
+    if method == "tools/call" {
+        rec.tool_metrics = Some(route.metrics.clone());
+    }
     if let Some(grants) = caller.grants
         && !route.decision.allows(grants)
     {

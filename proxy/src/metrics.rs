@@ -1,0 +1,312 @@
+//! Prometheus metrics, served on the admin listener at `/metrics`.
+//!
+//! Label sets are bounded: gateways and servers come from the config, tools from the catalog
+//! (anything else is `other`), methods from a fixed list (else `other`), statuses from a fixed
+//! list (else `other`), reasons from fixed enums. The request path takes no lock and does no
+//! hash lookup for a metric: every handle it touches is resolved ahead of time — per tool when
+//! the catalog is built ([`ToolMetrics`] in each route), per gateway at start
+//! ([`GatewayMetrics`], reached through the gateway's catalog), per server by index — or, for
+//! the request counter, resolved once per (method, status) cell and kept in a `OnceLock`.
+
+use std::sync::{Arc, OnceLock};
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use sluice_auth::AuthError;
+
+/// JSON-RPC methods counted under their own name; anything else is `other`.
+pub const METHODS: [&str; 16] = [
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "prompts/list",
+    "prompts/get",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "server/discover",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "DELETE",
+    "-",
+    "oauth",
+    "other",
+];
+
+/// HTTP statuses counted under their own code; anything else is `other`.
+pub const STATUSES: [&str; 18] = [
+    "200", "202", "400", "401", "403", "404", "405", "406", "413", "415", "429", "499", "500",
+    "502", "503", "504", "0", "other",
+];
+const STATUS_CODES: [u16; 17] = [
+    200, 202, 400, 401, 403, 404, 405, 406, 413, 415, 429, 499, 500, 502, 503, 504, 0,
+];
+
+/// How a `tools/call` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolOutcome {
+    /// A result without `isError: true`.
+    Ok = 0,
+    /// A result with `isError: true`.
+    ToolError = 1,
+    /// The upstream failed (refused, reset, non-2xx, lost session).
+    UpstreamError = 2,
+    /// The upstream did not answer in time.
+    Timeout = 3,
+    /// A rule refused the caller.
+    Denied = 4,
+    /// The call was not valid (unknown tool, bad params, unauthenticated).
+    Invalid = 5,
+}
+
+const OUTCOMES: [&str; 6] = [
+    "ok",
+    "tool_error",
+    "upstream_error",
+    "timeout",
+    "denied",
+    "invalid",
+];
+
+/// Handles for one tool of one gateway.
+#[derive(Debug)]
+pub struct ToolMetrics {
+    calls: [IntCounter; 6],
+    duration: Histogram,
+}
+
+impl ToolMetrics {
+    /// Counts one call and its duration.
+    pub fn observe(&self, outcome: ToolOutcome, seconds: f64) {
+        self.calls[outcome as usize].inc();
+        self.duration.observe(seconds);
+    }
+}
+
+/// Handles for one gateway.
+pub struct GatewayMetrics {
+    gateway: String,
+    requests: Vec<OnceLock<IntCounter>>,
+    auth_failures: Vec<IntCounter>,
+    /// Calls of tools the gateway does not show.
+    pub other_tool: Arc<ToolMetrics>,
+    catalog_tools: IntGauge,
+    root: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for GatewayMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayMetrics")
+            .field("gateway", &self.gateway)
+            .finish()
+    }
+}
+
+impl GatewayMetrics {
+    /// Counts one request.
+    pub fn request(&self, method: &str, status: u16) {
+        let m = METHODS
+            .iter()
+            .position(|x| *x == method)
+            .unwrap_or(METHODS.len() - 1);
+        let s = STATUS_CODES
+            .iter()
+            .position(|x| *x == status)
+            .unwrap_or(STATUSES.len() - 1);
+        let cell = &self.requests[m * STATUSES.len() + s];
+        cell.get_or_init(|| {
+            self.root
+                .requests
+                .with_label_values(&[&self.gateway, METHODS[m], STATUSES[s]])
+        })
+        .inc();
+    }
+
+    /// Counts a refused credential.
+    pub fn auth_failure(&self, error: &AuthError) {
+        self.auth_failures[error.reason_index()].inc();
+    }
+
+    /// Handles for a tool of this gateway, `server__tool` on `server`.
+    pub fn tool(&self, server: &str, tool: &str) -> Arc<ToolMetrics> {
+        Arc::new(self.root.tool_metrics(&self.gateway, server, tool))
+    }
+
+    /// Sets the number of tools the gateway shows.
+    pub fn set_catalog_tools(&self, n: usize) {
+        self.catalog_tools.set(n as i64);
+    }
+}
+
+/// Every metric of one proxy process.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    tool_calls: IntCounterVec,
+    tool_duration: HistogramVec,
+    auth_failures: IntCounterVec,
+    bad_requests: IntCounterVec,
+    catalog_tools: IntGaugeVec,
+    jwks_refresh: IntCounterVec,
+    /// `sluice_upstream_duration_seconds` per server index.
+    pub upstream_duration: Vec<Histogram>,
+    upstream_up_by_index: Vec<IntGauge>,
+}
+
+impl Metrics {
+    /// Registers every metric; `servers` are the configured server names by index.
+    pub fn new(servers: &[String]) -> Arc<Self> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str]| {
+            let h =
+                HistogramVec::new(HistogramOpts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        let requests = counter(
+            "sluice_requests_total",
+            "Requests to gateway endpoints, by gateway, JSON-RPC method and HTTP status.",
+            &["gateway", "method", "status"],
+        );
+        let tool_calls = counter(
+            "sluice_tool_calls_total",
+            "tools/call requests by gateway, server, tool and outcome (ok, tool_error, upstream_error, timeout, denied, invalid).",
+            &["gateway", "server", "tool", "outcome"],
+        );
+        let tool_duration = histogram(
+            "sluice_tool_call_duration_seconds",
+            "Duration of tools/call requests at the gateway, to the end of the response.",
+            &["gateway", "server", "tool"],
+        );
+        let upstream = histogram(
+            "sluice_upstream_duration_seconds",
+            "Duration of forwarded exchanges with an upstream, to the end of its response.",
+            &["server"],
+        );
+        let auth_failures = counter(
+            "sluice_auth_failures_total",
+            "Requests refused for their credential, by gateway and reason.",
+            &["gateway", "reason"],
+        );
+        let bad_requests = counter(
+            "sluice_bad_requests_total",
+            "Requests refused as malformed or not allowed, by reason.",
+            &["reason"],
+        );
+        let catalog_tools = gauge(
+            "sluice_catalog_tools",
+            "Tools each gateway shows.",
+            &["gateway"],
+        );
+        let upstream_up = gauge(
+            "sluice_upstream_up",
+            "1 when the last catalog fetch from the upstream succeeded.",
+            &["server"],
+        );
+        let jwks_refresh = counter(
+            "sluice_jwks_refresh_total",
+            "Background key-set refreshes of identity providers, by outcome.",
+            &["provider", "outcome"],
+        );
+        let build = gauge(
+            "sluice_build_info",
+            "Always 1; the version in a label.",
+            &["version"],
+        );
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let upstream_duration = servers
+            .iter()
+            .map(|s| upstream.with_label_values(&[s]))
+            .collect();
+        let upstream_up_by_index = servers
+            .iter()
+            .map(|s| upstream_up.with_label_values(&[s]))
+            .collect();
+        Arc::new(Metrics {
+            registry,
+            requests,
+            tool_calls,
+            tool_duration,
+            auth_failures,
+            bad_requests,
+            catalog_tools,
+            jwks_refresh,
+            upstream_duration,
+            upstream_up_by_index,
+        })
+    }
+
+    /// Handles for one gateway.
+    pub fn gateway(self: &Arc<Self>, gateway: &str) -> Arc<GatewayMetrics> {
+        Arc::new(GatewayMetrics {
+            gateway: gateway.to_owned(),
+            requests: (0..METHODS.len() * STATUSES.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+            auth_failures: AuthError::REASONS
+                .iter()
+                .map(|r| self.auth_failures.with_label_values(&[gateway, r]))
+                .collect(),
+            other_tool: Arc::new(self.tool_metrics(gateway, "-", "other")),
+            catalog_tools: self.catalog_tools.with_label_values(&[gateway]),
+            root: self.clone(),
+        })
+    }
+
+    fn tool_metrics(&self, gateway: &str, server: &str, tool: &str) -> ToolMetrics {
+        ToolMetrics {
+            calls: OUTCOMES.map(|o| {
+                self.tool_calls
+                    .with_label_values(&[gateway, server, tool, o])
+            }),
+            duration: self
+                .tool_duration
+                .with_label_values(&[gateway, server, tool]),
+        }
+    }
+
+    /// Counts a refused request (an error path, so a labelled lookup is fine here).
+    pub fn bad_request(&self, reason: &str) {
+        self.bad_requests.with_label_values(&[reason]).inc();
+    }
+
+    /// Records whether an upstream's last catalog fetch succeeded.
+    pub fn set_upstream_up(&self, server: usize, up: bool) {
+        if let Some(g) = self.upstream_up_by_index.get(server) {
+            g.set(i64::from(up));
+        }
+    }
+
+    /// Counts a background key-set refresh.
+    pub fn jwks_refresh(&self, provider: &str, ok: bool) {
+        self.jwks_refresh
+            .with_label_values(&[provider, if ok { "ok" } else { "error" }])
+            .inc();
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_default()
+    }
+}
