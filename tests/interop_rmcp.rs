@@ -180,9 +180,9 @@ async fn a_client_that_disconnects_cancels_the_upstream_call() {
         || async { (alpha.slow_calls_cancelled() == 1).then_some(()) },
     )
     .await;
-    assert!(
-        sluice.log().contains("outcome=\"client_closed\""),
-        "{}",
-        sluice.log()
-    );
+    sluice
+        .wait_access("the access log to record the client closing", |l| {
+            l["outcome"] == "client_closed"
+        })
+        .await;
 }

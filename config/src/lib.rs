@@ -50,6 +50,11 @@
 //! | `catalog.refresh` | duration 1s..=30days | `"5m"` | how often upstream tool lists are refetched |
 //! | `catalog.page_size` | integer 1..=10000 | `100` | items per `tools/list` page |
 //! | `catalog.init_timeout` | duration 10ms..=5m | `"5s"` | bound on opening upstream sessions during a client's `initialize` |
+//! | `telemetry.otlp_endpoint` | `http(s)` URL | absent (tracing off) | OTLP/HTTP protobuf receiver; a bare origin gets `/v1/traces` |
+//! | `telemetry.sampling_ratio` | number 0.0..=1.0 | `1.0` | fraction of new traces sampled; a sampled incoming `traceparent` is always followed |
+//! | `telemetry.service_name` | string | `"sluice"` | `service.name` of exported spans |
+//! | `telemetry.access_log` | `"stdout"`, `"off"` or a file path | `"stdout"` | one JSON line per request |
+//! | `telemetry.metrics` | boolean | `true` | count requests in `/metrics` (off only to measure the cost) |
 //! | `servers[].name` | `[a-z0-9-]`, 1..=64 chars, unique | required | tools appear as `{name}__{tool}` |
 //! | `servers[].url` | `http`/`https` URL with a host | required | the upstream's MCP endpoint |
 //! | `servers[].timeout` | duration 1ms..=1day | `"30s"` | bound on one whole forwarded request |
@@ -81,9 +86,9 @@ use toml::de::DeTable;
 pub use error::{ConfigError, ConfigErrors};
 pub use names::{GatewayName, MAX_NAME_LEN, NameError, ServerName};
 pub use schema::{
-    AuthConfig, CatalogConfig, Config, GatewayAuthConfig, GatewayConfig, IssuerClient,
+    AccessLog, AuthConfig, CatalogConfig, Config, GatewayAuthConfig, GatewayConfig, IssuerClient,
     IssuerConfig, JwtAlgorithm, MAX_RULES, MIN_SECRET_BYTES, ProviderConfig, ProxyConfig,
-    ServerConfig, SessionsConfig, StaticToken, ToolRule,
+    ServerConfig, SessionsConfig, StaticToken, TelemetryConfig, ToolRule,
 };
 pub use secret::SecretString;
 

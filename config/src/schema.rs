@@ -26,6 +26,8 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// `[auth]`: tokens and identity providers gateways may accept.
     pub auth: AuthConfig,
+    /// `[telemetry]`: traces, access log, metrics.
+    pub telemetry: TelemetryConfig,
     /// `[[servers]]`, in file order; names are unique.
     pub servers: Vec<ServerConfig>,
     /// `[[gateways]]`, in file order; names are unique and every reference resolves.
@@ -184,4 +186,43 @@ pub struct GatewayConfig {
     pub tools: Vec<String>,
     /// `[gateways.auth]`; `None` = no authentication on this gateway.
     pub auth: Option<GatewayAuthConfig>,
+}
+
+/// `[telemetry]`: OpenTelemetry traces, the access log and metrics.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP (protobuf) traces endpoint; `None` = tracing off. A bare origin gets
+    /// `/v1/traces`.
+    pub otlp_endpoint: Option<url::Url>,
+    /// Fraction of new traces sampled (a sampled incoming `traceparent` is always followed).
+    pub sampling_ratio: f64,
+    /// `service.name` of exported spans.
+    pub service_name: String,
+    /// Where the JSON access log goes.
+    pub access_log: AccessLog,
+    /// Whether `/metrics` counts requests (off only to measure what metrics cost).
+    pub metrics: bool,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: None,
+            sampling_ratio: 1.0,
+            service_name: "sluice".to_owned(),
+            access_log: AccessLog::Stdout,
+            metrics: true,
+        }
+    }
+}
+
+/// Where access log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLog {
+    /// One JSON line per request on standard output.
+    Stdout,
+    /// Appended to this file.
+    File(PathBuf),
+    /// Not written.
+    Off,
 }

@@ -8,6 +8,7 @@ mod gateways;
 mod proxy;
 mod servers;
 mod sessions;
+mod telemetry;
 
 use std::ops::Range;
 
@@ -19,7 +20,13 @@ use crate::{CatalogConfig, Config, NameError, ProxyConfig};
 
 /// The keys allowed at the top level.
 const TOP_LEVEL: &[&str] = &[
-    "proxy", "sessions", "auth", "catalog", "servers", "gateways",
+    "proxy",
+    "sessions",
+    "auth",
+    "catalog",
+    "telemetry",
+    "servers",
+    "gateways",
 ];
 
 /// Reads the whole document. The result is meaningful only if the reader found no problems.
@@ -36,6 +43,10 @@ pub(crate) fn read_config(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Config {
         Some((t, _)) => catalog::read(r, t),
         None => CatalogConfig::default(),
     };
+    let telemetry = match r.table(doc, "telemetry") {
+        Some((t, _)) => telemetry::read(r, t),
+        None => crate::schema::TelemetryConfig::default(),
+    };
     let auth = auth::read(r, doc);
     let servers = servers::read(r, doc);
     let gateways = gateways::read(r, doc, &servers.declared, &auth);
@@ -43,6 +54,7 @@ pub(crate) fn read_config(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Config {
         proxy,
         sessions,
         auth: auth.config,
+        telemetry,
         catalog,
         servers: servers.configs,
         gateways,

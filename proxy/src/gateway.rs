@@ -72,13 +72,27 @@ impl Gateway {
                 })?;
         rec.gateway = Some(catalog.name.as_str().to_owned());
         rec.gateway_metrics = Some(catalog.metrics.clone());
-        let caller = caller::authenticate(self, session, &catalog)
-            .await
-            .inspect_err(|e| {
-                if let GatewayError::Unauthorized { error, .. } = e {
-                    catalog.metrics.auth_failure(error);
-                }
-            })?;
+        let auth_span = rec.span.as_ref().and_then(|cx| {
+            self.shared
+                .telemetry
+                .child(cx, "auth", opentelemetry::trace::SpanKind::Internal)
+        });
+        let caller = caller::authenticate(self, session, &catalog).await;
+        if let Some(cx) = auth_span {
+            use opentelemetry::trace::TraceContextExt;
+            if let Err(GatewayError::Unauthorized { error, .. }) = &caller {
+                cx.span()
+                    .set_attribute(opentelemetry::KeyValue::new("error.type", error.reason()));
+            }
+            cx.span().end();
+        }
+        let caller = caller.inspect_err(|e| {
+            if let GatewayError::Unauthorized { error, .. } = e
+                && self.shared.metrics.enabled
+            {
+                catalog.metrics.auth_failure(error);
+            }
+        })?;
         if let Some(identity) = &caller.identity {
             rec.caller = Some(identity.display());
         }
@@ -270,6 +284,7 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         rec: &mut RequestRecord,
     ) -> pingora::Result<bool> {
+        rec.span = self.shared.telemetry.start_request(session.req_header());
         if let Err(err) = self.serve(session, rec).await {
             rec.outcome = err.kind();
             rec.error = Some(err.to_string());
@@ -293,6 +308,6 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, rec: &mut RequestRecord) {
-        rec.finish(session, e, &self.shared.metrics);
+        rec.finish(session, e, &self.shared);
     }
 }

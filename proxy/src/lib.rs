@@ -7,6 +7,7 @@
 //! share nothing.
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod admin;
 pub mod auth_keys;
 pub mod catalog;
@@ -21,6 +22,7 @@ pub mod session;
 pub mod session_token;
 pub mod sse;
 pub mod state;
+pub mod telemetry;
 pub mod upstream;
 
 pub use server::{ProxyServer, StartError};

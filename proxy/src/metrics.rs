@@ -151,6 +151,10 @@ pub struct Metrics {
     bad_requests: IntCounterVec,
     catalog_tools: IntGaugeVec,
     jwks_refresh: IntCounterVec,
+    /// `sluice_access_log_dropped_total`.
+    pub access_log_dropped: IntCounter,
+    /// Whether requests are counted (`telemetry.metrics`).
+    pub enabled: bool,
     /// `sluice_upstream_duration_seconds` per server index.
     pub upstream_duration: Vec<Histogram>,
     upstream_up_by_index: Vec<IntGauge>,
@@ -158,7 +162,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers every metric; `servers` are the configured server names by index.
-    pub fn new(servers: &[String]) -> Arc<Self> {
+    pub fn new(servers: &[String], enabled: bool) -> Arc<Self> {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
@@ -227,6 +231,14 @@ impl Metrics {
             "Background key-set refreshes of identity providers, by outcome.",
             &["provider", "outcome"],
         );
+        let dropped = IntCounter::new(
+            "sluice_access_log_dropped_total",
+            "Access log lines dropped because the writer fell behind.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(dropped.clone()))
+            .expect("unique metric");
         let build = gauge(
             "sluice_build_info",
             "Always 1; the version in a label.",
@@ -250,6 +262,8 @@ impl Metrics {
             bad_requests,
             catalog_tools,
             jwks_refresh,
+            access_log_dropped: dropped,
+            enabled,
             upstream_duration,
             upstream_up_by_index,
         })

@@ -29,6 +29,12 @@ pub enum StartError {
     /// Authentication could not be set up.
     #[error("auth: {0}")]
     Auth(#[from] sluice_auth::SetupError),
+    /// Tracing could not be set up.
+    #[error("{0}")]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
+    /// The access log file could not be opened.
+    #[error("telemetry.access_log: {0}")]
+    AccessLog(String),
 }
 
 /// A built, not yet running, proxy server.

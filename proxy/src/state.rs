@@ -12,10 +12,12 @@ use arc_swap::ArcSwap;
 use sluice_auth::{Authenticator, GatewayPolicy};
 use sluice_config::Config;
 
+use crate::access_log::AccessLog;
 use crate::catalog::{GatewayCatalog, ServerCatalog};
 use crate::metrics::{GatewayMetrics, Metrics};
 use crate::session::{LazySessions, RevokedSessions};
 use crate::session_token::SessionSealer;
+use crate::telemetry::Telemetry;
 use crate::upstream::{ServerIdx, Upstream};
 
 /// The routing snapshot: upstream catalogs and the gateway catalogs built from them.
@@ -66,6 +68,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Per gateway: its pre-resolved metric handles (also reachable from its catalog).
     pub gateway_metrics: HashMap<String, Arc<GatewayMetrics>>,
+    /// OpenTelemetry traces (a no-op without `telemetry.otlp_endpoint`).
+    pub telemetry: Telemetry,
+    /// The JSON access log.
+    pub access_log: AccessLog,
     status: Vec<Mutex<ServerStatus>>,
     attempted: AtomicUsize,
 }
@@ -75,7 +81,7 @@ impl Shared {
     pub fn new(
         config: Config,
         sealer: SessionSealer,
-    ) -> Result<Arc<Self>, sluice_auth::SetupError> {
+    ) -> Result<Arc<Self>, crate::server::StartError> {
         let needs_auth =
             !config.auth.is_empty() || config.gateways.iter().any(|g| g.auth.is_some());
         let auth = if needs_auth {
@@ -122,12 +128,18 @@ impl Shared {
             .iter()
             .map(|s| s.name.as_str().to_owned())
             .collect();
-        let metrics = Metrics::new(&server_names);
+        let metrics = Metrics::new(&server_names, config.telemetry.metrics);
         let gateway_metrics = config
             .gateways
             .iter()
             .map(|g| (g.name.as_str().to_owned(), metrics.gateway(g.name.as_str())))
             .collect();
+        let telemetry = Telemetry::new(&config.telemetry)?;
+        let access_log = AccessLog::start(
+            &config.telemetry.access_log,
+            metrics.access_log_dropped.clone(),
+        )
+        .map_err(|e| crate::server::StartError::AccessLog(e.to_string()))?;
         let refresh_signals = config
             .servers
             .iter()
@@ -149,6 +161,8 @@ impl Shared {
             policies,
             metrics,
             gateway_metrics,
+            telemetry,
+            access_log,
             status,
             attempted: AtomicUsize::new(0),
             config,

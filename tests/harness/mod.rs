@@ -78,6 +78,7 @@ pub struct Sluice {
     /// The admin listener.
     pub admin: SocketAddr,
     log: PathBuf,
+    access: PathBuf,
     config: PathBuf,
 }
 
@@ -104,11 +105,13 @@ impl Sluice {
         std::fs::write(&path, config).expect("write config");
         let log = temp_path("sluice.log");
         let log_file = std::fs::File::create(&log).expect("create log");
+        let access = temp_path("access.log");
+        let access_file = std::fs::File::create(&access).expect("create access log");
         let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["proxy", "--config"])
             .arg(&path)
             .env("SLUICE_LOG", "info,pingora=warn")
-            .stdout(Stdio::null())
+            .stdout(access_file)
             .stderr(log_file)
             .spawn()
             .expect("spawn sluice");
@@ -117,6 +120,7 @@ impl Sluice {
             listen,
             admin,
             log,
+            access,
             config: path,
         };
         sluice.wait_ready().await;
@@ -183,6 +187,28 @@ impl Sluice {
     }
 }
 
+impl Sluice {
+    /// The JSON access log lines written so far (stdout of the process).
+    pub fn access_log(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.access)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("access log line {l:?}: {e}"))
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) for an access log line that `matches`, and returns it.
+    pub async fn wait_access(&self, what: &str, matches: impl Fn(&Value) -> bool) -> Value {
+        let matches = &matches;
+        poll(what, 400, Duration::from_millis(25), || async move {
+            self.access_log().into_iter().find(|l| matches(l))
+        })
+        .await
+    }
+}
+
 impl Drop for Sluice {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -192,6 +218,7 @@ impl Drop for Sluice {
         }
         let _ = std::fs::remove_file(&self.config);
         let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(&self.access);
     }
 }
 

@@ -34,7 +34,7 @@ fn gateway(servers: &[&str], tools: &[&str]) -> GatewayConfig {
 }
 
 fn metrics() -> Arc<crate::metrics::GatewayMetrics> {
-    crate::metrics::Metrics::new(&["github".into(), "files".into()]).gateway("dev")
+    crate::metrics::Metrics::new(&["github".into(), "files".into()], true).gateway("dev")
 }
 
 fn index() -> HashMap<String, ServerIdx> {

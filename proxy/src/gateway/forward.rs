@@ -60,10 +60,30 @@ pub async fn forward(
 
     let choice =
         choose_session(gw, claims, &upstream, stateful, fallback_version, deadline).await?;
+    let upstream_span = rec.span.as_ref().and_then(|cx| {
+        gw.shared
+            .telemetry
+            .child(cx, "POST", opentelemetry::trace::SpanKind::Client)
+    });
+    if let Some(cx) = &upstream_span {
+        crate::telemetry::set(
+            cx,
+            [
+                opentelemetry::KeyValue::new("sluice.server", upstream.name.as_str().to_owned()),
+                opentelemetry::KeyValue::new("server.address", upstream.authority.clone()),
+                opentelemetry::KeyValue::new("http.request.method", "POST"),
+            ],
+        );
+    }
+    let outbound = Outbound {
+        caller,
+        span: upstream_span.as_ref(),
+        client_trace: crate::telemetry::client_trace_headers(session.req_header()),
+    };
     let opening = open_exchange(
         gw,
         claims,
-        caller,
+        &outbound,
         &upstream,
         &target.body,
         choice.clone(),
@@ -77,7 +97,31 @@ pub async fn forward(
             return Err(client_gone(&gone));
         }
     };
-    stream_back(gw, session, rec, &upstream, &choice, exchange, deadline).await
+    let status = exchange.status();
+    let result = stream_back(gw, session, rec, &upstream, &choice, exchange, deadline).await;
+    rec.upstream_elapsed = rec.upstream.map(|(_, began)| began.elapsed());
+    if let Some(cx) = upstream_span {
+        use opentelemetry::trace::TraceContextExt;
+        cx.span().set_attribute(opentelemetry::KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        ));
+        if result.is_err() || rec.outcome != "ok" {
+            cx.span()
+                .set_status(opentelemetry::trace::Status::error(rec.outcome));
+        }
+        cx.span().end();
+    }
+    result
+}
+
+/// What the upstream request carries from the client's side: the caller (for the credential
+/// step) and the trace context (the upstream span when traced, else the client's own
+/// `traceparent` / `tracestate`).
+struct Outbound<'a> {
+    caller: &'a Caller,
+    span: Option<&'a opentelemetry::Context>,
+    client_trace: Vec<(&'static str, http::HeaderValue)>,
 }
 
 /// Sends the request in the right upstream session and waits for a 2xx response header,
@@ -85,7 +129,7 @@ pub async fn forward(
 async fn open_exchange(
     gw: &Gateway,
     claims: &SessionClaims,
-    caller: &Caller,
+    outbound: &Outbound<'_>,
     upstream: &Upstream,
     body: &Bytes,
     mut choice: UpstreamSessionChoice,
@@ -94,7 +138,7 @@ async fn open_exchange(
     let mut exchange = within(
         deadline,
         upstream,
-        send(gw, upstream, &choice, caller, body),
+        send(gw, upstream, &choice, outbound, body),
     )
     .await?;
     if exchange.status() == 404 && choice.id.is_some() {
@@ -106,7 +150,7 @@ async fn open_exchange(
         exchange = within(
             deadline,
             upstream,
-            send(gw, upstream, &choice, caller, body),
+            send(gw, upstream, &choice, outbound, body),
         )
         .await?;
     }
@@ -243,7 +287,7 @@ async fn send(
     gw: &Gateway,
     upstream: &Upstream,
     choice: &UpstreamSessionChoice,
-    caller: &Caller,
+    outbound: &Outbound<'_>,
     body: &Bytes,
 ) -> Result<Exchange, UpstreamError> {
     let session = SessionRef {
@@ -251,7 +295,10 @@ async fn send(
         version: &choice.version,
     };
     let mut req = mcp_client::post_request(upstream, session, body.len())?;
-    apply_credential(&mut req, caller, upstream);
+    gw.shared
+        .telemetry
+        .inject(outbound.span, &outbound.client_trace, &mut req);
+    apply_credential(&mut req, outbound.caller, upstream);
     Exchange::start(&gw.connector, upstream, req, body.clone()).await
 }
 

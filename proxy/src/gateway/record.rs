@@ -1,5 +1,6 @@
 //! The record step: one structured access-log line per request, written in pingora's
-//! `logging` phase once the response is complete (or failed). Metrics and spans attach here.
+//! `logging` phase once the response is complete (or failed); metrics are counted and the
+//! request's span is ended here too.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,7 +9,10 @@ use bytes::Bytes;
 use pingora::Error;
 use pingora::proxy::Session;
 
-use crate::metrics::{GatewayMetrics, Metrics, ToolMetrics, ToolOutcome};
+use crate::access_log::Line;
+use crate::metrics::{GatewayMetrics, ToolMetrics, ToolOutcome};
+use crate::state::Shared;
+use opentelemetry::trace::TraceContextExt as _;
 
 /// What the request path learned about one request, for the record step.
 #[derive(Debug)]
@@ -41,6 +45,10 @@ pub struct RequestRecord {
     pub upstream: Option<(usize, Instant)>,
     /// A tool result said `isError: true`.
     pub tool_error: bool,
+    /// The request's server span, when traced.
+    pub span: Option<opentelemetry::Context>,
+    /// How long the upstream exchange took, once it ended.
+    pub upstream_elapsed: Option<std::time::Duration>,
 }
 
 impl RequestRecord {
@@ -61,46 +69,104 @@ impl RequestRecord {
             tool_metrics: None,
             upstream: None,
             tool_error: false,
+            span: None,
+            upstream_elapsed: None,
         }
     }
 
-    /// Counts the request in the metrics and emits the access log line.
-    pub fn finish(&mut self, session: &Session, e: Option<&Error>, metrics: &Metrics) {
+    /// Counts the request in the metrics, ends its span and writes its access log line.
+    pub fn finish(&mut self, session: &Session, e: Option<&Error>, shared: &Shared) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         if e.is_some() && self.outcome == "ok" {
             self.outcome = "connection_error";
         }
-        let elapsed = self.started.elapsed().as_secs_f64();
-        if let Some((server, began)) = self.upstream
-            && let Some(h) = metrics.upstream_duration.get(server)
-        {
-            h.observe(began.elapsed().as_secs_f64());
-        }
-        if let Some(gm) = &self.gateway_metrics {
-            let method = match self.method.as_deref() {
-                Some(m) => m,
-                None if session.req_header().method == http::Method::DELETE => "DELETE",
-                None => "-",
-            };
-            gm.request(method, status);
-            if method == "tools/call" {
-                let tool = self.tool_metrics.as_ref().unwrap_or(&gm.other_tool);
-                tool.observe(self.tool_outcome(), elapsed);
+        let elapsed = self.started.elapsed();
+        let upstream = self
+            .upstream_elapsed
+            .or_else(|| self.upstream.map(|(_, began)| began.elapsed()));
+        let method = match self.method.as_deref() {
+            Some(m) => m,
+            None if session.req_header().method == http::Method::DELETE => "DELETE",
+            None => "-",
+        };
+        let metrics = &shared.metrics;
+        if metrics.enabled {
+            if let (Some((server, _)), Some(took)) = (self.upstream, upstream)
+                && let Some(h) = metrics.upstream_duration.get(server)
+            {
+                h.observe(took.as_secs_f64());
+            }
+            if let Some(gm) = &self.gateway_metrics {
+                gm.request(method, status);
+                if method == "tools/call" {
+                    let tool = self.tool_metrics.as_ref().unwrap_or(&gm.other_tool);
+                    tool.observe(self.tool_outcome(), elapsed.as_secs_f64());
+                }
             }
         }
-        tracing::info!(
-            target: "sluice::access",
-            gateway = self.gateway.as_deref().unwrap_or("-"),
-            method = self.method.as_deref().unwrap_or("-"),
-            target = self.target.as_deref().unwrap_or("-"),
-            server = self.server.as_deref().unwrap_or("-"),
-            caller = self.caller.as_deref().unwrap_or("-"),
-            status,
-            outcome = self.outcome,
-            error = self.error.as_deref().unwrap_or("-"),
-            request_bytes = self.request_bytes,
-            duration_us = self.started.elapsed().as_micros() as u64,
-        );
+        let trace_id = self.span.as_ref().map(|cx| {
+            self.end_span(cx, method, status);
+            cx.span().span_context().trace_id().to_string()
+        });
+        if shared.access_log.enabled() {
+            shared.access_log.write(&Line {
+                time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                gateway: self.gateway.as_deref(),
+                method: self.method.as_deref(),
+                target: self.target.as_deref(),
+                server: self.server.as_deref(),
+                caller: self.caller.as_deref(),
+                status,
+                outcome: self.outcome,
+                error: self.error.as_deref(),
+                duration_ms: elapsed.as_secs_f64() * 1e3,
+                upstream_ms: upstream.map(|d| d.as_secs_f64() * 1e3),
+                bytes_in: self.request_bytes,
+                bytes_out: session.body_bytes_sent(),
+                trace_id,
+            });
+        }
+    }
+
+    /// Names the server span after the MCP semantic conventions, sets its attributes and
+    /// ends it.
+    fn end_span(&self, cx: &opentelemetry::Context, method: &str, status: u16) {
+        use opentelemetry::KeyValue;
+        use opentelemetry::trace::{Status, TraceContextExt};
+        let span = cx.span();
+        span.update_name(crate::telemetry::span_name(method, self.target.as_deref()));
+        let mut attrs = vec![
+            KeyValue::new("mcp.method.name", method.to_owned()),
+            KeyValue::new("http.response.status_code", i64::from(status)),
+            KeyValue::new("sluice.outcome", self.outcome),
+        ];
+        if let Some(id) = &self.id {
+            attrs.push(KeyValue::new(
+                "jsonrpc.request.id",
+                String::from_utf8_lossy(id).trim_matches('"').to_owned(),
+            ));
+        }
+        if let Some(g) = &self.gateway {
+            attrs.push(KeyValue::new("sluice.gateway", g.clone()));
+        }
+        if let Some(s) = &self.server {
+            attrs.push(KeyValue::new("sluice.server", s.clone()));
+        }
+        if let Some(c) = &self.caller {
+            attrs.push(KeyValue::new("enduser.id", c.clone()));
+        }
+        if method == "tools/call"
+            && let Some(t) = &self.target
+        {
+            attrs.push(KeyValue::new("gen_ai.tool.name", t.clone()));
+            attrs.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
+        }
+        if self.outcome != "ok" && self.outcome != "accepted" {
+            attrs.push(KeyValue::new("error.type", self.outcome));
+            span.set_status(Status::error(self.outcome));
+        }
+        crate::telemetry::set(cx, attrs);
+        span.end();
     }
 
     /// How a `tools/call` ended, from the outcome label and the result.

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# What observability costs a warm tools/call, in one run, interleaved (order rotated per
+# round). Four gateway processes in front of the same example server, 1 worker thread each:
+#   off        - telemetry.metrics = false, no tracing, access_log = "off"
+#   metrics    - metrics on
+#   trace-0.01 - metrics on, OTLP tracing at sampling_ratio 0.01
+#   trace-1    - metrics on, OTLP tracing at sampling_ratio 1.0
+#   +log       - metrics on, JSON access log to a file
+# Spans go to tests/peers/python/otlp_receiver.py (a real OTLP/HTTP protobuf receiver).
+# Reports req/s, p50/p99 (wrk) and each gateway's CPU time per request (/proc utime+stime).
+#
+# usage: bench/telemetry-overhead.sh [ROUNDS=3] [SECONDS=8] [CONNECTIONS=32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS="${1:-3}"; SECS="${2:-8}"; CONNS="${3:-32}"
+BIN="${SLUICE_BIN:-${CARGO_TARGET_DIR:-target}/release/sluice}"
+[ -x "$BIN" ] || { echo "build first: cargo build --release (or set SLUICE_BIN)" >&2; exit 1; }
+[ -x .venv/bin/python ] || { echo "run scripts/setup.sh first (the OTLP receiver)" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then
+  apt-get install -y -qq wrk >/dev/null 2>&1 || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
+fi
+
+UP=127.0.0.1:18381
+work=$(mktemp -d)
+trap 'exec 3>&- 2>/dev/null || true; kill -INT $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+
+"$BIN" example-server --listen "$UP" --threads 1 >/dev/null 2>&1 &
+mkfifo "$work/otlp.in"
+.venv/bin/python tests/peers/python/otlp_receiver.py < "$work/otlp.in" > "$work/otlp.out" &
+exec 3>"$work/otlp.in"
+for _ in $(seq 100); do grep -q port "$work/otlp.out" 2>/dev/null && break; sleep 0.1; done
+OTLP=$(sed -n 's/.*"port": \([0-9]*\).*/\1/p' "$work/otlp.out" | head -1)
+[ -n "$OTLP" ] || { echo "the OTLP receiver did not start" >&2; exit 1; }
+
+targets=(off metrics trace-0.01 trace-1 +log)
+declare -A port telemetry pid
+port=([off]=18380 [metrics]=18382 [trace-0.01]=18384 [trace-1]=18386 [+log]=18388)
+telemetry=(
+  [off]='metrics = false
+access_log = "off"'
+  [metrics]='access_log = "off"'
+  [trace-0.01]="access_log = \"off\"
+otlp_endpoint = \"http://127.0.0.1:$OTLP\"
+sampling_ratio = 0.01"
+  [trace-1]="access_log = \"off\"
+otlp_endpoint = \"http://127.0.0.1:$OTLP\"
+sampling_ratio = 1.0"
+  [+log]="access_log = \"$work/access.log\""
+)
+for t in "${targets[@]}"; do
+  p=${port[$t]}
+  cat > "$work/$t.toml" <<TOML
+[proxy]
+listen = "127.0.0.1:$p"
+admin_listen = "127.0.0.1:$((p + 1000))"
+threads = 1
+[sessions]
+secret = "bench-secret-bench-secret-bench-secret-00"
+[telemetry]
+${telemetry[$t]}
+[[servers]]
+name = "example"
+url = "http://$UP/mcp"
+[[gateways]]
+name = "bench"
+servers = ["example"]
+TOML
+  SLUICE_LOG=warn "$BIN" proxy --config "$work/$t.toml" >/dev/null 2>"$work/$t.log" &
+  pid[$t]=$!
+done
+for t in "${targets[@]}"; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$((port[$t] + 1000))/readyz" | grep -q '"tools":3' && break; sleep 0.1; done
+  s=$(curl -si "http://127.0.0.1:${port[$t]}/mcp/bench" -H 'content-type: application/json' \
+    -H 'accept: application/json, text/event-stream' \
+    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+    | tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}')
+  [ -n "$s" ] || { echo "no session from $t" >&2; cat "$work/$t.log" >&2; exit 1; }
+  cat > "$work/$t.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"example__echo","arguments":{"text":"hello from the benchmark"}}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["Mcp-Session-Id"] = "$s"
+LUA
+done
+
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+declare -A total cpu
+n=${#targets[@]}
+for r in $(seq "$ROUNDS"); do
+  shift_by=$(( (r - 1) % n ))
+  for t in "${targets[@]:$shift_by}" "${targets[@]:0:$shift_by}"; do
+    before=$(cpu_ticks "${pid[$t]}")
+    out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$work/$t.lua" "http://127.0.0.1:${port[$t]}/mcp/bench")
+    after=$(cpu_ticks "${pid[$t]}")
+    rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
+    reqs=$(echo "$out" | awk '/requests in/{print $1}')
+    p50=$(echo "$out" | awk '$1=="50%"{print $2}'); p99=$(echo "$out" | awk '$1=="99%"{print $2}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/{print $NF}'); non2xx=${non2xx:-0}
+    us=$(echo "scale=2; ($after - $before) * 1000000 / $TCK / $reqs" | bc)
+    printf 'round %d  %-10s %10s req/s  p50 %8s  p99 %8s  cpu %6s us/req  non-2xx %s\n' "$r" "$t" "$rps" "$p50" "$p99" "$us" "$non2xx"
+    total[$t]=$(echo "${total[$t]:-0} + $rps" | bc)
+    cpu[$t]=$(echo "${cpu[$t]:-0} + $us" | bc)
+  done
+done
+base=$(echo "scale=1; ${total[off]} / $ROUNDS" | bc)
+basecpu=$(echo "scale=2; ${cpu[off]} / $ROUNDS" | bc)
+for t in "${targets[@]}"; do
+  m=$(echo "scale=1; ${total[$t]} / $ROUNDS" | bc)
+  c=$(echo "scale=2; ${cpu[$t]} / $ROUNDS" | bc)
+  echo "mean over $ROUNDS rounds: $t $m req/s (ratio to off $(echo "scale=3; $m / $base" | bc)), cpu $c us/req (+$(echo "scale=2; $c - $basecpu" | bc) us vs off)"
+done
+echo "spans received: $(grep -c trace_id "$work/otlp.out" || true)"
