@@ -1,12 +1,13 @@
 //! The access log: one JSON line per request, written by a dedicated thread so a slow
 //! stdout or disk never stalls a worker. Lines go through a bounded queue; when it is full a
 //! line is dropped and counted (`sluice_access_log_dropped_total`) rather than block a request.
-//! A line holds names, sizes, times and outcomes only — never a token, credential or tool
-//! argument.
+//! Lines are flushed at least every 100 ms. A line holds names, sizes, times and outcomes
+//! only — never a token, credential or tool argument.
 
 use std::fs::OpenOptions;
 use std::io::{self, BufWriter, Write};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 use serde::Serialize;
@@ -67,7 +68,7 @@ impl AccessLog {
         let (tx, rx) = sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("sluice-access-log".into())
-            .spawn(move || write_lines(rx, BufWriter::new(out)))?;
+            .spawn(move || write_lines(rx, BufWriter::with_capacity(64 * 1024, out)))?;
         Ok(AccessLog {
             tx: Some(tx),
             dropped,
@@ -92,21 +93,43 @@ impl AccessLog {
     }
 }
 
+/// Longest a written line waits in the buffer before it is flushed.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// Writes lines as they come, flushing when the buffer fills or [`FLUSH_EVERY`] passed, not
+/// per line: at thousands of requests a second a flush per line is a syscall per request.
 fn write_lines(rx: Receiver<Vec<u8>>, mut out: BufWriter<Box<dyn Write + Send>>) {
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(line) = next {
-            if out
-                .write_all(&line)
-                .and_then(|()| out.write_all(b"\n"))
-                .is_err()
-            {
+    let mut last_flush = Instant::now();
+    let mut pending = false;
+    loop {
+        let wait = if pending {
+            FLUSH_EVERY.saturating_sub(last_flush.elapsed())
+        } else {
+            Duration::from_secs(3600)
+        };
+        match rx.recv_timeout(wait) {
+            Ok(line) => {
+                if out
+                    .write_all(&line)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .is_err()
+                {
+                    return;
+                }
+                pending = true;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = out.flush();
                 return;
             }
-            next = rx.try_recv().ok();
         }
-        if out.flush().is_err() {
-            return;
+        if pending && last_flush.elapsed() >= FLUSH_EVERY {
+            if out.flush().is_err() {
+                return;
+            }
+            pending = false;
+            last_flush = Instant::now();
         }
     }
 }

@@ -106,9 +106,13 @@ impl Telemetry {
         Some(parent.with_span(span))
     }
 
-    /// A child span of `parent` (ended when the returned context's span is ended).
+    /// A child span of `parent` (ended when the returned context's span is ended); `None`
+    /// when the parent is not sampled, so an unsampled request builds no further spans.
     pub fn child(&self, parent: &Context, name: &'static str, kind: SpanKind) -> Option<Context> {
         let tracer = self.tracer.as_ref()?;
+        if !parent.span().is_recording() {
+            return None;
+        }
         let span = tracer
             .span_builder(name)
             .with_kind(kind)
@@ -150,6 +154,11 @@ pub fn client_trace_headers(req: &RequestHeader) -> Vec<(&'static str, http::Hea
         .iter()
         .filter_map(|name| req.headers.get(*name).map(|v| (*name, v.clone())))
         .collect()
+}
+
+/// Whether the span of `cx` is sampled (worth naming and annotating).
+pub fn recording(cx: &Context) -> bool {
+    cx.span().is_recording()
 }
 
 /// Sets attributes on the span of `cx`.

@@ -77,7 +77,8 @@ pub async fn forward(
     }
     let outbound = Outbound {
         caller,
-        span: upstream_span.as_ref(),
+        // An unsampled request has no upstream span: its own context carries the trace on.
+        span: upstream_span.as_ref().or(rec.span.as_ref()),
         client_trace: crate::telemetry::client_trace_headers(session.req_header()),
     };
     let opening = open_exchange(

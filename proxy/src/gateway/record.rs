@@ -104,11 +104,14 @@ impl RequestRecord {
                 }
             }
         }
-        let trace_id = self.span.as_ref().map(|cx| {
+        if let Some(cx) = &self.span {
             self.end_span(cx, method, status);
-            cx.span().span_context().trace_id().to_string()
-        });
+        }
         if shared.access_log.enabled() {
+            let trace_id = self
+                .span
+                .as_ref()
+                .map(|cx| cx.span().span_context().trace_id().to_string());
             shared.access_log.write(&Line {
                 time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
                 gateway: self.gateway.as_deref(),
@@ -134,6 +137,10 @@ impl RequestRecord {
         use opentelemetry::KeyValue;
         use opentelemetry::trace::{Status, TraceContextExt};
         let span = cx.span();
+        if !span.is_recording() {
+            span.end();
+            return;
+        }
         span.update_name(crate::telemetry::span_name(method, self.target.as_deref()));
         let mut attrs = vec![
             KeyValue::new("mcp.method.name", method.to_owned()),
