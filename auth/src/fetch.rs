@@ -41,6 +41,9 @@ pub enum HttpError {
 /// The HTTP client for IdP documents: short timeouts, few redirects, no proxy from the
 /// environment.
 pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+    // reqwest panics without a process-wide rustls provider; the binary installs ring first,
+    // embedders (and benches) may not have.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(10))

@@ -220,6 +220,9 @@ impl ExportClient {
             })
             .map_err(|e| e.to_string())?;
         let runtime = rx.recv().map_err(|e| e.to_string())??;
+        // reqwest panics without a process-wide rustls provider; the binary installs ring
+        // first, embedders may not have.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
