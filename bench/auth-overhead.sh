@@ -14,11 +14,9 @@ cd "$(dirname "$0")/.."
 
 ROUNDS="${1:-3}"; SECS="${2:-10}"; CONNS="${3:-32}"
 BIN="${SLUICE_BIN:-${CARGO_TARGET_DIR:-target}/release/sluice}"
-[ -x "$BIN" ] || { echo "build first: cargo build --release (or set SLUICE_BIN)" >&2; exit 1; }
+. bench/lib.sh
+bench_require
 [ -d tests/peers/node/node_modules ] || { echo "run scripts/setup.sh first (the IdP peer)" >&2; exit 1; }
-if ! command -v wrk >/dev/null; then
-  apt-get install -y -qq wrk >/dev/null 2>&1 || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
-fi
 
 UP=127.0.0.1:18181; GW=127.0.0.1:18180; ADMIN=127.0.0.1:18190
 TOKEN=bench-static-token-0123456789abcdef
@@ -102,31 +100,9 @@ for g in open token jwt; do
     || { echo "gateway $g does not answer tools/call" >&2; exit 1; }
 done
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SLUICE_PID/stat"; }
-TCK=$(getconf CLK_TCK)
-declare -A total cpu
-order=(open token jwt)
 for r in $(seq "$ROUNDS"); do
-  # Rotate the order each round so drift in machine load does not favour one target.
-  shift_by=$(( (r - 1) % 3 ))
-  for g in "${order[@]:$shift_by}" "${order[@]:0:$shift_by}"; do
-    before=$(cpu_ticks)
-    out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$work/$g.lua" "http://$GW/mcp/$g")
-    after=$(cpu_ticks)
-    rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
-    reqs=$(echo "$out" | awk '/requests in/{print $1}')
-    p50=$(echo "$out" | awk '$1=="50%"{print $2}'); p99=$(echo "$out" | awk '$1=="99%"{print $2}')
-    non2xx=$(echo "$out" | awk '/Non-2xx/{print $NF}'); non2xx=${non2xx:-0}
-    us=$(echo "scale=2; ($after - $before) * 1000000 / $TCK / $reqs" | bc)
-    printf 'round %d  %-6s %10s req/s  p50 %8s  p99 %8s  cpu %6s us/req  non-2xx %s\n' "$r" "$g" "$rps" "$p50" "$p99" "$us" "$non2xx"
-    total[$g]=$(echo "${total[$g]:-0} + $rps" | bc)
-    cpu[$g]=$(echo "${cpu[$g]:-0} + $us" | bc)
+  for g in $(bench_order "$r" open token jwt); do
+    bench_run "$r" "$g" "http://$GW/mcp/$g" "$work/$g.lua" "$SLUICE_PID"
   done
 done
-base=$(echo "scale=1; ${total[open]} / $ROUNDS" | bc)
-basecpu=$(echo "scale=2; ${cpu[open]} / $ROUNDS" | bc)
-for g in open token jwt; do
-  m=$(echo "scale=1; ${total[$g]} / $ROUNDS" | bc)
-  c=$(echo "scale=2; ${cpu[$g]} / $ROUNDS" | bc)
-  echo "mean over $ROUNDS rounds: $g $m req/s (ratio to open $(echo "scale=3; $m / $base" | bc)), cpu $c us/req (+$(echo "scale=2; $c - $basecpu" | bc) us vs open)"
-done
+bench_summary open open token jwt

@@ -15,11 +15,9 @@ cd "$(dirname "$0")/.."
 
 ROUNDS="${1:-3}"; SECS="${2:-8}"; CONNS="${3:-32}"
 BIN="${SLUICE_BIN:-${CARGO_TARGET_DIR:-target}/release/sluice}"
-[ -x "$BIN" ] || { echo "build first: cargo build --release (or set SLUICE_BIN)" >&2; exit 1; }
+. bench/lib.sh
+bench_require
 [ -x .venv/bin/python ] || { echo "run scripts/setup.sh first (the OTLP receiver)" >&2; exit 1; }
-if ! command -v wrk >/dev/null; then
-  apt-get install -y -qq wrk >/dev/null 2>&1 || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
-fi
 
 UP=127.0.0.1:18381
 work=$(mktemp -d)
@@ -85,31 +83,10 @@ wrk.headers["Mcp-Session-Id"] = "$s"
 LUA
 done
 
-TCK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-declare -A total cpu
-n=${#targets[@]}
 for r in $(seq "$ROUNDS"); do
-  shift_by=$(( (r - 1) % n ))
-  for t in "${targets[@]:$shift_by}" "${targets[@]:0:$shift_by}"; do
-    before=$(cpu_ticks "${pid[$t]}")
-    out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$work/$t.lua" "http://127.0.0.1:${port[$t]}/mcp/bench")
-    after=$(cpu_ticks "${pid[$t]}")
-    rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
-    reqs=$(echo "$out" | awk '/requests in/{print $1}')
-    p50=$(echo "$out" | awk '$1=="50%"{print $2}'); p99=$(echo "$out" | awk '$1=="99%"{print $2}')
-    non2xx=$(echo "$out" | awk '/Non-2xx/{print $NF}'); non2xx=${non2xx:-0}
-    us=$(echo "scale=2; ($after - $before) * 1000000 / $TCK / $reqs" | bc)
-    printf 'round %d  %-10s %10s req/s  p50 %8s  p99 %8s  cpu %6s us/req  non-2xx %s\n' "$r" "$t" "$rps" "$p50" "$p99" "$us" "$non2xx"
-    total[$t]=$(echo "${total[$t]:-0} + $rps" | bc)
-    cpu[$t]=$(echo "${cpu[$t]:-0} + $us" | bc)
+  for t in $(bench_order "$r" "${targets[@]}"); do
+    bench_run "$r" "$t" "http://127.0.0.1:${port[$t]}/mcp/bench" "$work/$t.lua" "${pid[$t]}"
   done
 done
-base=$(echo "scale=1; ${total[off]} / $ROUNDS" | bc)
-basecpu=$(echo "scale=2; ${cpu[off]} / $ROUNDS" | bc)
-for t in "${targets[@]}"; do
-  m=$(echo "scale=1; ${total[$t]} / $ROUNDS" | bc)
-  c=$(echo "scale=2; ${cpu[$t]} / $ROUNDS" | bc)
-  echo "mean over $ROUNDS rounds: $t $m req/s (ratio to off $(echo "scale=3; $m / $base" | bc)), cpu $c us/req (+$(echo "scale=2; $c - $basecpu" | bc) us vs off)"
-done
+bench_summary off "${targets[@]}"
 echo "spans received: $(grep -c trace_id "$work/otlp.out" || true)"

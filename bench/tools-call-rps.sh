@@ -14,10 +14,8 @@ cd "$(dirname "$0")/.."
 
 ROUNDS="${1:-3}"; SECS="${2:-10}"; CONNS="${3:-32}"
 BIN="${SLUICE_BIN:-${CARGO_TARGET_DIR:-target}/release/sluice}"
-[ -x "$BIN" ] || { echo "build first: cargo build --release (or set SLUICE_BIN)" >&2; exit 1; }
-if ! command -v wrk >/dev/null; then
-  apt-get install -y -qq wrk >/dev/null 2>&1 || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
-fi
+. bench/lib.sh
+bench_require
 
 UP=127.0.0.1:18081; GW=127.0.0.1:18080; ADMIN=127.0.0.1:18090; NGX=127.0.0.1:18082; PLAIN=127.0.0.1:18083
 work=$(mktemp -d)
@@ -100,25 +98,10 @@ for t in "direct http://$UP/mcp" "gateway http://$GW/mcp/bench"; do
     || { echo "$1 path does not answer tools/call" >&2; exit 1; }
 done
 
-declare -A total
+declare -A url=([direct]="http://$UP/mcp" [gateway]="http://$GW/mcp/bench" [nginx]="http://$NGX/mcp" [pingora]="http://$PLAIN/mcp")
 for r in $(seq "$ROUNDS"); do
   for target in $targets; do
-    case $target in
-      direct) url="http://$UP/mcp" ;;
-      gateway) url="http://$GW/mcp/bench" ;;
-      nginx) url="http://$NGX/mcp" ;;
-      pingora) url="http://$PLAIN/mcp" ;;
-    esac
-    out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$work/$target.lua" "$url")
-    rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
-    p50=$(echo "$out" | awk '$1=="50%"{print $2}'); p99=$(echo "$out" | awk '$1=="99%"{print $2}')
-    non2xx=$(echo "$out" | awk '/Non-2xx/{print $NF}'); non2xx=${non2xx:-0}
-    printf 'round %d  %-8s %10s req/s  p50 %8s  p99 %8s  non-2xx %s\n' "$r" "$target" "$rps" "$p50" "$p99" "$non2xx"
-    total[$target]=$(echo "${total[$target]:-0} + $rps" | bc)
+    bench_run "$r" "$target" "${url[$target]}" "$work/$target.lua"
   done
 done
-d=$(echo "scale=1; ${total[direct]} / $ROUNDS" | bc)
-for target in $targets; do
-  m=$(echo "scale=1; ${total[$target]} / $ROUNDS" | bc)
-  echo "mean over $ROUNDS rounds: $target $m req/s, ratio to direct $(echo "scale=3; $m / $d" | bc)"
-done
+bench_summary direct $targets

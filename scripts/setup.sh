@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the real MCP peers the tests run against (cmake for the build is
 # scripts/install-build-deps.sh's job):
-#   - .venv with the official Python MCP SDK (`mcp`) and its dependencies, pinned exactly in
+#   - .venv with the official Python MCP SDK (`mcp`), the OTLP protobuf definitions
+#     (`opentelemetry-proto`) and their dependencies, pinned exactly in
 #     tests/peers/python/requirements.txt;
-#   - tests/peers/node/node_modules: the official TypeScript SDK and server-everything, pinned
-#     in tests/peers/node/package.json + package-lock.json (`npm ci`).
+#   - tests/peers/node/node_modules: the official TypeScript SDK, server-everything and the
+#     test identity provider (oauth2-mock-server, jose), pinned in tests/peers/node/package.json
+#     + package-lock.json (`npm ci`).
 # Idempotent: each part is redone only when its stamp (a hash of its lock file) is missing,
 # so a warm run takes a fraction of a second. PYTHON=... picks the interpreter (python3).
 set -euo pipefail

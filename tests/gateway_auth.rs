@@ -150,9 +150,8 @@ async fn init_with(raw: &Raw, token: &str) -> RawResponse {
 
 /// Initializes with `token` and returns the session id (asserting 200).
 async fn session(raw: &Raw, token: &str) -> String {
-    let r = init_with(raw, token).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.headers["mcp-session-id"].to_str().unwrap().to_owned()
+    raw.initialize_with(&[("authorization", &bearer(token))])
+        .await
 }
 
 async fn tools(raw: &Raw, token: &str) -> Vec<String> {

@@ -94,16 +94,9 @@ async fn every_tool_call_outcome_and_refusal_is_counted_with_bounded_labels() {
             .status,
         401
     );
-    let auth = [("authorization", format!("Bearer {TOKEN}"))];
-    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let init = locked
-        .post_with(
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}}"#,
-            None,
-            &auth,
-        )
-        .await;
-    let ls = init.headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [("authorization", bearer.as_str())];
+    let ls = locked.initialize_with(&auth).await;
     let denied = locked
         .post_with(
             &call("example__add", json!({"a": 1, "b": 2})),
@@ -221,16 +214,9 @@ async fn the_dashboard_and_alerts_query_only_exported_metrics() {
     sluice.wait_tools("dev", 3).await;
     // Families appear once a series exists: make one of each kind.
     let dev = Raw::new(sluice.url("dev"));
-    let auth = [("authorization", format!("Bearer {TOKEN}"))];
-    let auth: Vec<(&str, &str)> = auth.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let init = dev
-        .post_with(
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}}"#,
-            None,
-            &auth,
-        )
-        .await;
-    let s = init.headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [("authorization", bearer.as_str())];
+    let s = dev.initialize_with(&auth).await;
     dev.post_with(
         &call("example__echo", json!({"text": "x"})),
         Some(&s),

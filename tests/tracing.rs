@@ -78,6 +78,15 @@ impl Drop for Receiver {
     }
 }
 
+/// The headers the Python server's `seen_headers` tool reports it received.
+fn seen_headers(r: &harness::RawResponse) -> Value {
+    let text = r.message()["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no tool text in {}", r.body))
+        .to_owned();
+    serde_json::from_str(&text).expect("seen_headers returns JSON")
+}
+
 fn find<'a>(spans: &'a [Value], name: &str) -> &'a Value {
     spans
         .iter()
@@ -100,14 +109,7 @@ async fn a_client_trace_is_continued_through_auth_and_upstream_spans_and_sent_up
     sluice.wait_tools("dev", 10).await;
     let raw = Raw::new(sluice.url("dev"));
     let auth = format!("Bearer {TOKEN}");
-    let init = raw
-        .post_with(
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}}"#,
-            None,
-            &[("authorization", &auth)],
-        )
-        .await;
-    let session = init.headers["mcp-session-id"].to_str().unwrap().to_owned();
+    let session = raw.initialize_with(&[("authorization", &auth)]).await;
     // Sampling ratio 0 for new traces, but the client's sampled traceparent is followed.
     let traceparent = format!("00-{TRACE}-{PARENT}-01");
     let call = json!({"jsonrpc": "2.0", "id": "c-1", "method": "tools/call",
@@ -120,12 +122,7 @@ async fn a_client_trace_is_continued_through_auth_and_upstream_spans_and_sent_up
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let seen: Value = serde_json::from_str(
-        r.message()["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let seen = seen_headers(&r);
 
     let spans = receiver
         .wait(TRACE, &["tools/call py__seen_headers", "auth", "POST"])
@@ -172,12 +169,7 @@ async fn a_client_trace_is_continued_through_auth_and_upstream_spans_and_sent_up
             &[("authorization", &auth)],
         )
         .await;
-    let seen: Value = serde_json::from_str(
-        r.message()["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let seen = seen_headers(&r);
     let unsampled = seen["traceparent"].as_str().expect("context is propagated");
     assert!(unsampled.ends_with("-00"), "{unsampled}");
 
@@ -218,12 +210,7 @@ async fn without_tracing_the_clients_trace_context_passes_through_unchanged() {
             &[("traceparent", &traceparent), ("tracestate", "vendor=1")],
         )
         .await;
-    let seen: Value = serde_json::from_str(
-        r.message()["result"]["content"][0]["text"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
+    let seen = seen_headers(&r);
     assert_eq!(seen["traceparent"], traceparent);
     assert_eq!(seen["tracestate"], "vendor=1");
     let line = sluice

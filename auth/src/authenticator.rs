@@ -84,30 +84,29 @@ impl Authenticator {
             .tokens
             .iter()
             .map(|t| {
-                let identity = Identity {
-                    source: Source::Token,
-                    authority: "token".to_owned(),
-                    subject: t.name.clone(),
-                    issuer: None,
-                    claims: t.claims.clone(),
-                    expires_at: None,
-                };
+                let identity = Identity::new(
+                    Source::Token,
+                    "token",
+                    &t.name,
+                    None,
+                    t.claims.clone(),
+                    None,
+                );
                 (t.sha256, Arc::new(identity))
             })
             .collect();
-        let http = if cfg.providers.is_empty() {
-            None
+        let providers: Vec<Provider> = if cfg.providers.is_empty() {
+            Vec::new()
         } else {
-            Some(crate::fetch::client().map_err(|e| SetupError::Http(e.to_string()))?)
+            let http = crate::fetch::client().map_err(|e| SetupError::Http(e.to_string()))?;
+            cfg.providers
+                .iter()
+                .map(|p| Provider {
+                    config: p.clone(),
+                    keys: ProviderKeys::new(p, http.clone()),
+                })
+                .collect()
         };
-        let providers: Vec<Provider> = cfg
-            .providers
-            .iter()
-            .map(|p| Provider {
-                config: p.clone(),
-                keys: ProviderKeys::remote(p, http.clone().unwrap_or_default()),
-            })
-            .collect();
         let by_issuer = providers
             .iter()
             .enumerate()
@@ -272,14 +271,14 @@ impl Authenticator {
         let ttl = Duration::from_secs(exp.saturating_sub(now)).min(provider.config.jwks_refresh);
         let subject = subject(&unverified);
         Ok((
-            Identity {
-                source: Source::Provider(index),
-                authority: provider.config.name.clone(),
-                subject,
-                issuer: Some(iss),
-                claims: unverified.claims,
-                expires_at: Some(exp),
-            },
+            Identity::new(
+                Source::Provider(index),
+                &provider.config.name,
+                &subject,
+                Some(iss),
+                unverified.claims,
+                Some(exp),
+            ),
             ttl,
         ))
     }
@@ -311,14 +310,14 @@ impl Authenticator {
         }
         let subject = subject(unverified);
         Ok((
-            Identity {
-                source: Source::Issued { audience: resource },
-                authority: "sluice".to_owned(),
-                subject,
-                issuer: Some(iss),
-                claims: unverified.claims.clone(),
-                expires_at: Some(exp),
-            },
+            Identity::new(
+                Source::Issued { audience: resource },
+                "sluice",
+                &subject,
+                Some(iss),
+                unverified.claims.clone(),
+                Some(exp),
+            ),
             Duration::from_secs(exp.saturating_sub(now)),
         ))
     }

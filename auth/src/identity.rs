@@ -23,21 +23,38 @@ pub enum Source {
 pub struct Identity {
     /// How it was authenticated.
     pub source: Source,
-    /// The token name, or the JWT's provider (or `sluice` for issued tokens).
-    pub authority: String,
-    /// The token name, or the JWT's `sub`.
-    pub subject: String,
     /// The JWT's `iss`.
     pub issuer: Option<String>,
     /// The claims the rules see.
     pub claims: Map<String, Value>,
     /// `exp`, seconds since the epoch.
     pub expires_at: Option<u64>,
+    /// `authority:subject`, built once so logging a cached identity copies nothing.
+    label: String,
 }
 
 impl Identity {
-    /// `authority:subject`, for logs (never a token).
-    pub fn display(&self) -> String {
-        format!("{}:{}", self.authority, self.subject)
+    /// An identity; `authority` is the token name's kind (`token`), the JWT's provider, or
+    /// `sluice` for issued tokens, and `subject` the token name or the JWT's `sub`.
+    pub fn new(
+        source: Source,
+        authority: &str,
+        subject: &str,
+        issuer: Option<String>,
+        claims: Map<String, Value>,
+        expires_at: Option<u64>,
+    ) -> Self {
+        Identity {
+            source,
+            issuer,
+            claims,
+            expires_at,
+            label: format!("{authority}:{subject}"),
+        }
+    }
+
+    /// `authority:subject`, for logs and spans (never a token).
+    pub fn display(&self) -> &str {
+        &self.label
     }
 }

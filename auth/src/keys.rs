@@ -10,7 +10,6 @@
 //! fails closed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
@@ -33,27 +32,22 @@ pub struct KeySet {
     pub fetched_at: Instant,
 }
 
-struct Remote {
-    http: reqwest::Client,
-    issuer: String,
-    configured_url: Option<Url>,
-    refresh: Duration,
-    max_stale: Duration,
-}
-
 struct FetchState {
     last_attempt: Option<Instant>,
     discovered_url: Option<Url>,
 }
 
-/// The cached keys of one provider (or the fixed key of Sluice's own issuer).
+/// The cached keys of one provider.
 pub struct ProviderKeys {
     /// Provider name, for messages.
     pub name: String,
     current: ArcSwapOption<KeySet>,
-    remote: Option<Remote>,
+    http: reqwest::Client,
+    issuer: String,
+    configured_url: Option<Url>,
+    /// How long a fetched set is trusted: `jwks_refresh + jwks_max_stale`.
+    trusted_for: Duration,
     fetch: Mutex<FetchState>,
-    fetches: AtomicU64,
 }
 
 /// Why a fetch failed (logged; never sent to a client, since it may describe the IdP).
@@ -72,65 +66,31 @@ pub enum FetchError {
 
 impl ProviderKeys {
     /// Keys fetched from a provider.
-    pub fn remote(cfg: &ProviderConfig, http: reqwest::Client) -> Self {
+    pub fn new(cfg: &ProviderConfig, http: reqwest::Client) -> Self {
         ProviderKeys {
             name: cfg.name.clone(),
             current: ArcSwapOption::empty(),
-            remote: Some(Remote {
-                http,
-                issuer: cfg.issuer.clone(),
-                configured_url: cfg.jwks_url.clone(),
-                refresh: cfg.jwks_refresh,
-                max_stale: cfg.jwks_max_stale,
-            }),
+            http,
+            issuer: cfg.issuer.clone(),
+            configured_url: cfg.jwks_url.clone(),
+            trusted_for: cfg.jwks_refresh + cfg.jwks_max_stale,
             fetch: Mutex::new(FetchState {
                 last_attempt: None,
                 discovered_url: None,
             }),
-            fetches: AtomicU64::new(0),
-        }
-    }
-
-    /// A fixed key set that is never fetched.
-    pub fn fixed(name: &str, keys: Vec<VerifyingKey>) -> Self {
-        ProviderKeys {
-            name: name.to_owned(),
-            current: ArcSwapOption::from_pointee(KeySet {
-                keys,
-                fetched_at: Instant::now(),
-            }),
-            remote: None,
-            fetch: Mutex::new(FetchState {
-                last_attempt: None,
-                discovered_url: None,
-            }),
-            fetches: AtomicU64::new(0),
         }
     }
 
     /// The key set if it may still be trusted.
     pub fn usable(&self) -> Option<Arc<KeySet>> {
-        let set = self.current.load_full()?;
-        match &self.remote {
-            Some(r) if set.fetched_at.elapsed() > r.refresh + r.max_stale => None,
-            _ => Some(set),
-        }
-    }
-
-    /// Key set fetches attempted so far.
-    pub fn fetch_count(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
-    }
-
-    /// How often the background task refreshes, or `None` for a fixed set.
-    pub fn refresh_interval(&self) -> Option<Duration> {
-        self.remote.as_ref().map(|r| r.refresh)
+        self.current
+            .load_full()
+            .filter(|set| set.fetched_at.elapsed() <= self.trusted_for)
     }
 
     /// Refetches after an unknown `kid`, unless a fetch started less than
     /// [`MIN_REFETCH_INTERVAL`] ago; waits for a fetch already running.
     pub async fn refetch_for_unknown_kid(&self) {
-        let Some(remote) = &self.remote else { return };
         let mut state = self.fetch.lock().await;
         if state
             .last_attempt
@@ -138,36 +98,28 @@ impl ProviderKeys {
         {
             return;
         }
-        if let Err(e) = self.fetch_locked(remote, &mut state).await {
+        if let Err(e) = self.fetch_locked(&mut state).await {
             tracing::warn!(provider = %self.name, error = %e, "refetching keys for an unknown kid failed");
         }
     }
 
     /// Fetches the key set now (the background refresh).
     pub async fn refresh(&self) -> Result<usize, FetchError> {
-        let Some(remote) = &self.remote else {
-            return Ok(0);
-        };
         let mut state = self.fetch.lock().await;
-        self.fetch_locked(remote, &mut state).await
+        self.fetch_locked(&mut state).await
     }
 
-    async fn fetch_locked(
-        &self,
-        remote: &Remote,
-        state: &mut FetchState,
-    ) -> Result<usize, FetchError> {
+    async fn fetch_locked(&self, state: &mut FetchState) -> Result<usize, FetchError> {
         state.last_attempt = Some(Instant::now());
-        self.fetches.fetch_add(1, Ordering::Relaxed);
-        let url = match (&remote.configured_url, &state.discovered_url) {
+        let url = match (&self.configured_url, &state.discovered_url) {
             (Some(u), _) | (None, Some(u)) => u.clone(),
             (None, None) => {
-                let u = discover(&remote.http, &remote.issuer).await?;
+                let u = discover(&self.http, &self.issuer).await?;
                 state.discovered_url = Some(u.clone());
                 u
             }
         };
-        let body = fetch::get(&remote.http, &url, fetch::MAX_DOCUMENT_BYTES).await?;
+        let body = fetch::get(&self.http, &url, fetch::MAX_DOCUMENT_BYTES).await?;
         let keys = jwk::parse_jwks(&body)?;
         let n = keys.len();
         self.current.store(Some(Arc::new(KeySet {

@@ -145,7 +145,6 @@ pub struct GatewayCatalog {
     /// Filtered `tools/list` pages per distinct rule outcome, built on first use.
     filtered: Mutex<HashMap<Grants, Arc<ListPages>>>,
     page_size: usize,
-    has_rules: bool,
 }
 
 impl GatewayCatalog {
@@ -277,14 +276,14 @@ impl GatewayCatalog {
             ruled_tools,
             filtered: Mutex::new(HashMap::new()),
             page_size,
-            has_rules: rules.is_some(),
         }
     }
 
     /// The `tools/list` pages a caller with `grants` sees: `None` when the gateway has no
     /// rules (everyone sees [`GatewayCatalog::tools`]). Built once per distinct outcome.
     pub fn tools_for(&self, grants: Grants) -> Option<Arc<ListPages>> {
-        if !self.has_rules {
+        if self.ruled_tools.is_empty() {
+            // No rules (or no tools, where the shared empty pages are the answer anyway).
             return None;
         }
         let mut cache = self.filtered.lock().unwrap_or_else(|p| p.into_inner());

@@ -72,30 +72,7 @@ impl Gateway {
                 })?;
         rec.gateway = Some(catalog.name.as_str().to_owned());
         rec.gateway_metrics = Some(catalog.metrics.clone());
-        let auth_span = rec.span.as_ref().and_then(|cx| {
-            self.shared
-                .telemetry
-                .child(cx, "auth", opentelemetry::trace::SpanKind::Internal)
-        });
-        let caller = caller::authenticate(self, session, &catalog).await;
-        if let Some(cx) = auth_span {
-            use opentelemetry::trace::TraceContextExt;
-            if let Err(GatewayError::Unauthorized { error, .. }) = &caller {
-                cx.span()
-                    .set_attribute(opentelemetry::KeyValue::new("error.type", error.reason()));
-            }
-            cx.span().end();
-        }
-        let caller = caller.inspect_err(|e| {
-            if let GatewayError::Unauthorized { error, .. } = e
-                && self.shared.metrics.enabled
-            {
-                catalog.metrics.auth_failure(error);
-            }
-        })?;
-        if let Some(identity) = &caller.identity {
-            rec.caller = Some(identity.display());
-        }
+        let caller = caller::authenticate(self, session, &catalog, rec).await?;
         let method = session.req_header().method.clone();
         match method {
             Method::POST => self.post(session, rec, &snapshot, &catalog, &caller).await,

@@ -9,6 +9,7 @@
 //! the request counter, resolved once per (method, status) cell and kept in a `OnceLock`.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
@@ -76,13 +77,16 @@ const OUTCOMES: [&str; 6] = [
 pub struct ToolMetrics {
     calls: [IntCounter; 6],
     duration: Histogram,
+    enabled: bool,
 }
 
 impl ToolMetrics {
     /// Counts one call and its duration.
-    pub fn observe(&self, outcome: ToolOutcome, seconds: f64) {
-        self.calls[outcome as usize].inc();
-        self.duration.observe(seconds);
+    pub fn observe(&self, outcome: ToolOutcome, took: Duration) {
+        if self.enabled {
+            self.calls[outcome as usize].inc();
+            self.duration.observe(took.as_secs_f64());
+        }
     }
 }
 
@@ -108,6 +112,9 @@ impl std::fmt::Debug for GatewayMetrics {
 impl GatewayMetrics {
     /// Counts one request.
     pub fn request(&self, method: &str, status: u16) {
+        if !self.root.enabled {
+            return;
+        }
         let m = METHODS
             .iter()
             .position(|x| *x == method)
@@ -127,6 +134,9 @@ impl GatewayMetrics {
 
     /// Counts a refused credential.
     pub fn auth_failure(&self, error: &AuthError) {
+        if !self.root.enabled {
+            return;
+        }
         self.auth_failures[error.reason_index()].inc();
     }
 
@@ -156,7 +166,7 @@ pub struct Metrics {
     /// Whether requests are counted (`telemetry.metrics`).
     pub enabled: bool,
     /// `sluice_upstream_duration_seconds` per server index.
-    pub upstream_duration: Vec<Histogram>,
+    upstream_duration: Vec<Histogram>,
     upstream_up_by_index: Vec<IntGauge>,
 }
 
@@ -295,11 +305,24 @@ impl Metrics {
             duration: self
                 .tool_duration
                 .with_label_values(&[gateway, server, tool]),
+            enabled: self.enabled,
+        }
+    }
+
+    /// Times one forwarded exchange with server `server` (by index).
+    pub fn upstream_exchange(&self, server: usize, took: Duration) {
+        if self.enabled
+            && let Some(h) = self.upstream_duration.get(server)
+        {
+            h.observe(took.as_secs_f64());
         }
     }
 
     /// Counts a refused request (an error path, so a labelled lookup is fine here).
     pub fn bad_request(&self, reason: &str) {
+        if !self.enabled {
+            return;
+        }
         self.bad_requests.with_label_values(&[reason]).inc();
     }
 

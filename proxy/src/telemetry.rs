@@ -9,7 +9,6 @@
 //! `if`, and the client's `traceparent` / `tracestate` are passed to the upstream unchanged
 //! so the gateway does not break traces it does not record.
 
-use std::borrow::Cow;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -90,11 +89,6 @@ impl Telemetry {
         })
     }
 
-    /// Whether spans are recorded.
-    pub fn enabled(&self) -> bool {
-        self.tracer.is_some()
-    }
-
     /// Starts the server span of a request, continuing the client's trace context.
     pub fn start_request(&self, req: &RequestHeader) -> Option<Context> {
         let tracer = self.tracer.as_ref()?;
@@ -154,11 +148,6 @@ pub fn client_trace_headers(req: &RequestHeader) -> Vec<(&'static str, http::Hea
         .iter()
         .filter_map(|name| req.headers.get(*name).map(|v| (*name, v.clone())))
         .collect()
-}
-
-/// Whether the span of `cx` is sampled (worth naming and annotating).
-pub fn recording(cx: &Context) -> bool {
-    cx.span().is_recording()
 }
 
 /// Sets attributes on the span of `cx`.
@@ -259,9 +248,9 @@ impl opentelemetry_http::HttpClient for ExportClient {
 
 /// Span name of an MCP request, following the MCP semantic conventions:
 /// `{mcp.method.name} {target}`.
-pub fn span_name(method: &str, target: Option<&str>) -> Cow<'static, str> {
+pub fn span_name(method: &str, target: Option<&str>) -> String {
     match target {
-        Some(t) => Cow::Owned(format!("{method} {t}")),
-        None => Cow::Owned(method.to_owned()),
+        Some(t) => format!("{method} {t}"),
+        None => method.to_owned(),
     }
 }

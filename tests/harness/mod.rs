@@ -376,10 +376,16 @@ impl Raw {
 
     /// Initializes a session and returns its id.
     pub async fn initialize(&self) -> String {
+        self.initialize_with(&[]).await
+    }
+
+    /// [`Raw::initialize`] with extra headers (e.g. `authorization`) on both requests.
+    pub async fn initialize_with(&self, headers: &[(&str, &str)]) -> String {
         let r = self
-            .post(
+            .post_with(
                 r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
                 None,
+                headers,
             )
             .await;
         assert_eq!(r.status, 200, "initialize failed: {}", r.body);
@@ -390,9 +396,10 @@ impl Raw {
             .expect("initialize returns Mcp-Session-Id")
             .to_owned();
         let n = self
-            .post(
+            .post_with(
                 r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
                 Some(&session),
+                headers,
             )
             .await;
         assert_eq!(n.status, 202, "notifications/initialized: {}", n.body);

@@ -150,44 +150,7 @@ fn tokens(r: &mut Reader<'_>, auth: &DeTable<'_>) -> Vec<StaticToken> {
                 format!("duplicate token name {}", n.shown()),
             );
         }
-        let digest = match (t.get("token"), t.get("token_sha256")) {
-            (Some(_), Some(v)) => {
-                r.problem(
-                    v.span(),
-                    "[[auth.tokens]] entry has both token and token_sha256; keep one",
-                );
-                None
-            }
-            (None, None) => {
-                r.problem(
-                    span.clone(),
-                    "[[auth.tokens]] entry needs token = \"${VAR}\" or token_sha256 = \"<64 hex digits>\"",
-                );
-                None
-            }
-            (Some(_), None) => r.string(t, "token", P).and_then(|tok| {
-                if tok.value.len() < MIN_TOKEN_BYTES {
-                    r.problem(
-                        tok.span.clone(),
-                        format!(
-                            "auth.tokens.token must be at least {MIN_TOKEN_BYTES} bytes; generate one with e.g. `openssl rand -base64 32`"
-                        ),
-                    );
-                    return None;
-                }
-                Some(Sha256::digest(tok.value.as_bytes()).into())
-            }),
-            (None, Some(_)) => r.string(t, "token_sha256", P).and_then(|h| {
-                let digest = hex32(h.value.trim());
-                if digest.is_none() {
-                    r.problem(
-                        h.span.clone(),
-                        "auth.tokens.token_sha256 must be 64 hex digits (`printf %s \"$TOKEN\" | sha256sum`)",
-                    );
-                }
-                digest
-            }),
-        };
+        let digest = secret_digest(r, t, "token", "[[auth.tokens]]", P, span.clone());
         if let Some(d) = digest
             && !digests.insert(d)
             && let Some(v) = t.get("token").or_else(|| t.get("token_sha256"))
@@ -204,6 +167,60 @@ fn tokens(r: &mut Reader<'_>, auth: &DeTable<'_>) -> Vec<StaticToken> {
         }
     }
     out
+}
+
+/// The SHA-256 of a secret given either as `{key}` (at least [`MIN_TOKEN_BYTES`], hashed
+/// here and not kept) or as `{key}_sha256` (64 hex digits); exactly one must be present.
+/// No message quotes either value.
+fn secret_digest(
+    r: &mut Reader<'_>,
+    t: &DeTable<'_>,
+    key: &str,
+    header: &str,
+    place: &str,
+    span: Range<usize>,
+) -> Option<[u8; 32]> {
+    let hashed = format!("{key}_sha256");
+    match (t.get(key), t.get(hashed.as_str())) {
+        (Some(_), Some(v)) => {
+            r.problem(
+                v.span(),
+                format!("{header} entry has both {key} and {hashed}; keep one"),
+            );
+            None
+        }
+        (None, None) => {
+            r.problem(
+                span,
+                format!("{header} entry needs {key} = \"${{VAR}}\" or {hashed} = \"<64 hex digits>\""),
+            );
+            None
+        }
+        (Some(_), None) => r.string(t, key, place).and_then(|secret| {
+            if secret.value.len() < MIN_TOKEN_BYTES {
+                r.problem(
+                    secret.span.clone(),
+                    format!(
+                        "{place}.{key} must be at least {MIN_TOKEN_BYTES} bytes; generate one with e.g. `openssl rand -base64 32`"
+                    ),
+                );
+                return None;
+            }
+            Some(Sha256::digest(secret.value.as_bytes()).into())
+        }),
+        (None, Some(_)) => r.string(t, &hashed, place).and_then(|h| {
+            let digest = hex32(h.value.trim());
+            if digest.is_none() {
+                r.problem(
+                    h.span.clone(),
+                    format!(
+                        "{place}.{hashed} must be 64 hex digits (`printf %s \"$SECRET\" | sha256sum`)"
+                    ),
+                );
+            }
+            digest
+        }),
+    }
 }
 
 fn hex32(s: &str) -> Option<[u8; 32]> {
@@ -542,26 +559,14 @@ fn clients(r: &mut Reader<'_>, t: &DeTable<'_>, span: Range<usize>) -> Option<Ve
             );
             ok = false;
         }
-        let digest = match (c.get("client_secret"), c.get("client_secret_sha256")) {
-            (Some(_), None) => r.string(c, "client_secret", P).and_then(|s| {
-                if s.value.len() < MIN_TOKEN_BYTES {
-                    r.problem(s.span.clone(), format!("auth.issuer.clients.client_secret must be at least {MIN_TOKEN_BYTES} bytes"));
-                    return None;
-                }
-                Some(Sha256::digest(s.value.as_bytes()).into())
-            }),
-            (None, Some(_)) => r.string(c, "client_secret_sha256", P).and_then(|h| {
-                let d = hex32(h.value.trim());
-                if d.is_none() {
-                    r.problem(h.span.clone(), "auth.issuer.clients.client_secret_sha256 must be 64 hex digits");
-                }
-                d
-            }),
-            _ => {
-                r.problem(cspan, "[[auth.issuer.clients]] entry needs exactly one of client_secret or client_secret_sha256");
-                None
-            }
-        };
+        let digest = secret_digest(
+            r,
+            c,
+            "client_secret",
+            "[[auth.issuer.clients]]",
+            P,
+            cspan.clone(),
+        );
         match (id, digest) {
             (Some(id), Some(secret_sha256)) => out.push(IssuerClient {
                 client_id: id.value,

@@ -8,11 +8,13 @@
 
 use std::sync::Arc;
 
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
 use pingora::proxy::Session;
 use sluice_auth::{GatewayPolicy, Grants, Identity};
 
-use super::Gateway;
 use super::oauth;
+use super::{Gateway, RequestRecord};
 use crate::catalog::GatewayCatalog;
 use crate::error::GatewayError;
 use crate::session::unix_now;
@@ -28,11 +30,13 @@ pub struct Caller {
     pub policy: Option<Arc<GatewayPolicy>>,
 }
 
-/// Authenticates the request for this gateway.
+/// Authenticates the request for this gateway: records the caller, traces the step as an
+/// `auth` span and counts a refusal by reason.
 pub async fn authenticate(
     gw: &Gateway,
     session: &Session,
     catalog: &GatewayCatalog,
+    rec: &mut RequestRecord,
 ) -> Result<Caller, GatewayError> {
     let (Some(policy), Some(auth)) = (
         gw.shared.policies.get(catalog.name.as_str()),
@@ -40,23 +44,39 @@ pub async fn authenticate(
     ) else {
         return Ok(Caller::default());
     };
+    let span = rec
+        .span
+        .as_ref()
+        .and_then(|cx| gw.shared.telemetry.child(cx, "auth", SpanKind::Internal));
     let header = session
         .req_header()
         .headers
         .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    match auth.authenticate(policy, header, unix_now()).await {
+    let outcome = auth.authenticate(policy, header, unix_now()).await;
+    if let Some(cx) = span {
+        if let Err(error) = &outcome {
+            cx.span()
+                .set_attribute(KeyValue::new("error.type", error.reason()));
+        }
+        cx.span().end();
+    }
+    match outcome {
         Ok(identity) => {
             let grants = (!policy.rules.is_empty()).then(|| policy.rules.grants(&identity.claims));
+            rec.caller = Some(identity.clone());
             Ok(Caller {
                 identity: Some(identity),
                 grants,
                 policy: Some(policy.clone()),
             })
         }
-        Err(error) => Err(GatewayError::Unauthorized {
-            error,
-            metadata_url: oauth::metadata_url(session, policy),
-        }),
+        Err(error) => {
+            catalog.metrics.auth_failure(&error);
+            Err(GatewayError::Unauthorized {
+                error,
+                metadata_url: oauth::metadata_url(session, policy),
+            })
+        }
     }
 }

@@ -75,11 +75,17 @@ pub async fn forward(
             ],
         );
     }
+    // An unsampled request has no upstream span: its own context carries the trace on; with
+    // tracing off there is no context and the client's own trace headers go instead.
+    let span = upstream_span.as_ref().or(rec.span.as_ref());
     let outbound = Outbound {
         caller,
-        // An unsampled request has no upstream span: its own context carries the trace on.
-        span: upstream_span.as_ref().or(rec.span.as_ref()),
-        client_trace: crate::telemetry::client_trace_headers(session.req_header()),
+        span,
+        client_trace: if span.is_none() {
+            crate::telemetry::client_trace_headers(session.req_header())
+        } else {
+            Vec::new()
+        },
     };
     let opening = open_exchange(
         gw,
@@ -100,7 +106,6 @@ pub async fn forward(
     };
     let status = exchange.status();
     let result = stream_back(gw, session, rec, &upstream, &choice, exchange, deadline).await;
-    rec.upstream_elapsed = rec.upstream.map(|(_, began)| began.elapsed());
     if let Some(cx) = upstream_span {
         use opentelemetry::trace::TraceContextExt;
         cx.span().set_attribute(opentelemetry::KeyValue::new(

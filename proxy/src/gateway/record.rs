@@ -9,6 +9,8 @@ use bytes::Bytes;
 use pingora::Error;
 use pingora::proxy::Session;
 
+use sluice_auth::Identity;
+
 use crate::access_log::Line;
 use crate::metrics::{GatewayMetrics, ToolMetrics, ToolOutcome};
 use crate::state::Shared;
@@ -29,8 +31,8 @@ pub struct RequestRecord {
     pub target: Option<String>,
     /// The upstream server it went to.
     pub server: Option<String>,
-    /// The authenticated caller (`authority:subject`), on gateways with authentication.
-    pub caller: Option<String>,
+    /// The authenticated caller, on gateways with authentication.
+    pub caller: Option<Arc<Identity>>,
     /// Outcome label.
     pub outcome: &'static str,
     /// The error message, if it failed.
@@ -47,8 +49,6 @@ pub struct RequestRecord {
     pub tool_error: bool,
     /// The request's server span, when traced.
     pub span: Option<opentelemetry::Context>,
-    /// How long the upstream exchange took, once it ended.
-    pub upstream_elapsed: Option<std::time::Duration>,
 }
 
 impl RequestRecord {
@@ -70,7 +70,6 @@ impl RequestRecord {
             upstream: None,
             tool_error: false,
             span: None,
-            upstream_elapsed: None,
         }
     }
 
@@ -81,27 +80,23 @@ impl RequestRecord {
             self.outcome = "connection_error";
         }
         let elapsed = self.started.elapsed();
+        // Logging runs as soon as the response is complete, so this is the exchange's time.
         let upstream = self
-            .upstream_elapsed
-            .or_else(|| self.upstream.map(|(_, began)| began.elapsed()));
+            .upstream
+            .map(|(server, began)| (server, began.elapsed()));
         let method = match self.method.as_deref() {
             Some(m) => m,
             None if session.req_header().method == http::Method::DELETE => "DELETE",
             None => "-",
         };
-        let metrics = &shared.metrics;
-        if metrics.enabled {
-            if let (Some((server, _)), Some(took)) = (self.upstream, upstream)
-                && let Some(h) = metrics.upstream_duration.get(server)
-            {
-                h.observe(took.as_secs_f64());
-            }
-            if let Some(gm) = &self.gateway_metrics {
-                gm.request(method, status);
-                if method == "tools/call" {
-                    let tool = self.tool_metrics.as_ref().unwrap_or(&gm.other_tool);
-                    tool.observe(self.tool_outcome(), elapsed.as_secs_f64());
-                }
+        if let Some((server, took)) = upstream {
+            shared.metrics.upstream_exchange(server, took);
+        }
+        if let Some(gm) = &self.gateway_metrics {
+            gm.request(method, status);
+            if method == "tools/call" {
+                let tool = self.tool_metrics.as_ref().unwrap_or(&gm.other_tool);
+                tool.observe(self.tool_outcome(), elapsed);
             }
         }
         if let Some(cx) = &self.span {
@@ -118,12 +113,12 @@ impl RequestRecord {
                 method: self.method.as_deref(),
                 target: self.target.as_deref(),
                 server: self.server.as_deref(),
-                caller: self.caller.as_deref(),
+                caller: self.caller.as_deref().map(Identity::display),
                 status,
                 outcome: self.outcome,
                 error: self.error.as_deref(),
                 duration_ms: elapsed.as_secs_f64() * 1e3,
-                upstream_ms: upstream.map(|d| d.as_secs_f64() * 1e3),
+                upstream_ms: upstream.map(|(_, d)| d.as_secs_f64() * 1e3),
                 bytes_in: self.request_bytes,
                 bytes_out: session.body_bytes_sent(),
                 trace_id,
@@ -160,7 +155,7 @@ impl RequestRecord {
             attrs.push(KeyValue::new("sluice.server", s.clone()));
         }
         if let Some(c) = &self.caller {
-            attrs.push(KeyValue::new("enduser.id", c.clone()));
+            attrs.push(KeyValue::new("enduser.id", c.display().to_owned()));
         }
         if method == "tools/call"
             && let Some(t) = &self.target
