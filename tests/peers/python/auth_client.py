@@ -32,6 +32,8 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from mcp.shared.auth_utils import check_resource_allowed, resource_url_from_server_url
 
+from client import leaves  # the sibling SDK client's error unwrapping (this folder is on sys.path)
+
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -106,12 +108,6 @@ async def run(args: argparse.Namespace) -> dict:
                 out["call"] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
     out["assertion_requested_for"] = asked
     return out
-
-
-def leaves(e: BaseException) -> list[BaseException]:
-    if isinstance(e, BaseExceptionGroup):
-        return [leaf for sub in e.exceptions for leaf in leaves(sub)]
-    return [e]
 
 
 def main() -> None:
