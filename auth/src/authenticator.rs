@@ -91,7 +91,8 @@ impl Authenticator {
                     None,
                     t.claims.clone(),
                     None,
-                );
+                )
+                .with_token_sha256(t.sha256);
                 (t.sha256, Arc::new(identity))
             })
             .collect();
@@ -210,7 +211,7 @@ impl Authenticator {
             return Err(AuthError::UnknownToken);
         }
         let (identity, ttl) = self.validate_jwt(policy, token, now).await?;
-        let identity = Arc::new(identity);
+        let identity = Arc::new(identity.with_token_sha256(digest));
         if !ttl.is_zero() {
             self.cache.insert(
                 digest,

@@ -29,6 +29,11 @@ pub struct Identity {
     pub claims: Map<String, Value>,
     /// `exp`, seconds since the epoch.
     pub expires_at: Option<u64>,
+    /// The static token's name or the JWT's `sub`.
+    pub subject: String,
+    /// SHA-256 of the bearer token this identity was proven with: upstream credentials made
+    /// from the caller's token are cached under it, so two tokens never share one.
+    pub token_sha256: [u8; 32],
     /// `authority:subject`, built once so logging a cached identity copies nothing.
     label: String,
 }
@@ -49,8 +54,22 @@ impl Identity {
             issuer,
             claims,
             expires_at,
+            subject: subject.to_owned(),
+            token_sha256: [0; 32],
             label: format!("{authority}:{subject}"),
         }
+    }
+
+    /// The identity as proven by the token with this SHA-256.
+    pub fn with_token_sha256(mut self, digest: [u8; 32]) -> Self {
+        self.token_sha256 = digest;
+        self
+    }
+
+    /// Whether the caller holds a JWT (from a provider or Sluice's issuer) rather than a
+    /// static token, so its token can be exchanged or forwarded.
+    pub fn has_jwt(&self) -> bool {
+        !matches!(self.source, Source::Token)
     }
 
     /// `authority:subject`, for logs and spans (never a token).

@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 mod authenticator;
+pub mod credential;
 pub mod error;
 pub mod fetch;
 pub mod identity;
@@ -21,6 +22,7 @@ pub mod policy;
 pub mod rules;
 
 pub use authenticator::{Authenticator, Provider, SetupError, TOKEN_CACHE_CAPACITY};
+pub use credential::{CredentialError, UpstreamCredential};
 pub use error::AuthError;
 pub use identity::{Identity, Source};
 pub use issuer::{Issuer, OAuthError};

@@ -86,9 +86,11 @@ use toml::de::DeTable;
 pub use error::{ConfigError, ConfigErrors};
 pub use names::{GatewayName, MAX_NAME_LEN, NameError, ServerName};
 pub use schema::{
-    AccessLog, AuthConfig, CatalogConfig, Config, GatewayAuthConfig, GatewayConfig, IssuerClient,
-    IssuerConfig, JwtAlgorithm, MAX_RULES, MIN_SECRET_BYTES, ProviderConfig, ProxyConfig,
-    ServerConfig, SessionsConfig, StaticToken, TelemetryConfig, ToolRule,
+    ACCESS_TOKEN_TYPE, AccessLog, AuthConfig, CallerKey, CatalogConfig, ClientAuth,
+    ClientCredentials, Config, CredentialConfig, CredentialKind, GatewayAuthConfig, GatewayConfig,
+    ID_JAG_TOKEN_TYPE, IdJag, IssuerClient, IssuerConfig, JwtAlgorithm, MAX_RULES,
+    MIN_SECRET_BYTES, PerCaller, ProviderConfig, ProxyConfig, ServerConfig, SessionsConfig,
+    StaticToken, TelemetryConfig, TokenClient, TokenExchange, ToolRule,
 };
 pub use secret::SecretString;
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 use crate::{GatewayName, SecretString, ServerName};
 
 mod auth;
+mod credential;
 pub use auth::*;
+pub use credential::*;
 
 /// Shortest accepted `sessions.secret`, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -166,6 +168,12 @@ pub struct ServerConfig {
     pub connect_timeout: Duration,
     /// Bound on each read from the upstream.
     pub read_timeout: Duration,
+    /// `[servers.credential]`: what the gateway presents upstream; `None` = nothing.
+    pub credential: Option<CredentialConfig>,
+    /// `[servers.catalog_credential]`: what the gateway's own catalog calls present when the
+    /// credential acts for a caller (there is no caller then); `None` = the credential itself
+    /// when it does not act for a caller, else nothing.
+    pub catalog_credential: Option<CredentialConfig>,
 }
 
 impl ServerConfig {

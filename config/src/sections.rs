@@ -4,6 +4,7 @@
 
 mod auth;
 mod catalog;
+mod credential;
 mod gateways;
 mod proxy;
 mod servers;

@@ -293,3 +293,63 @@ require = { groups = ["eng", "ops"], email_verified = true }
         ]
     );
 }
+
+#[test]
+fn credentials_load_with_their_defaults() {
+    use sluice_config::{ClientAuth, CredentialKind};
+    let src = r#"
+[[servers]]
+name = "gh"
+url = "http://127.0.0.1:3001/mcp"
+[servers.credential]
+type = "oauth_client_credentials"
+token_url = "http://127.0.0.1:9/token"
+client_id = "sluice"
+client_secret = "${SLUICE_SESSION_SECRET}"
+scope = "a b"
+
+[[servers]]
+name = "jag"
+url = "http://127.0.0.1:3002/mcp"
+[servers.credential]
+type = "id_jag"
+idp_token_url = "http://idp/token"
+idp_client_id = "c"
+idp_client_secret = "s"
+as_token_url = "http://as/token"
+as_client_id = "c"
+as_client_secret = "s"
+audience = "http://as"
+[servers.catalog_credential]
+type = "static"
+header = "X-Api-Key"
+value = "k"
+"#;
+    let c = load(src).unwrap_or_else(|e| panic!("{e}"));
+    let cc = c.servers[0].credential.as_ref().unwrap();
+    assert_eq!(cc.header, "authorization");
+    assert_eq!(cc.expiry_margin, Duration::from_secs(30));
+    assert_eq!(cc.timeout, Duration::from_secs(10));
+    match &cc.kind {
+        CredentialKind::ClientCredentials(g) => {
+            assert_eq!(g.scopes, ["a", "b"]);
+            assert_eq!(g.client.auth, ClientAuth::Basic);
+            assert_eq!(g.client.client_secret.expose(), SECRET);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !format!("{c:?}").contains(SECRET),
+        "secrets are not printed"
+    );
+    let jag = c.servers[1].credential.as_ref().unwrap();
+    match &jag.kind {
+        CredentialKind::IdJag(j) => assert_eq!(j.resource, "http://127.0.0.1:3002/mcp"),
+        other => panic!("{other:?}"),
+    }
+    assert!(jag.acts_for_caller());
+    assert_eq!(
+        c.servers[1].catalog_credential.as_ref().unwrap().header,
+        "x-api-key"
+    );
+}

@@ -236,6 +236,7 @@ impl GatewayError {
             GatewayError::InvalidParams(_) => "invalid_params",
             GatewayError::BadCursor => "bad_cursor",
             GatewayError::Upstream(UpstreamError::Timeout { .. }) => "upstream_timeout",
+            GatewayError::Upstream(UpstreamError::Credential(e)) => e.reason(),
             GatewayError::Upstream(_) => "upstream_error",
             GatewayError::UpstreamSessionLost(_) => "upstream_session_lost",
             GatewayError::Internal(_) => "internal",

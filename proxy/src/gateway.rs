@@ -76,7 +76,7 @@ impl Gateway {
         let method = session.req_header().method.clone();
         match method {
             Method::POST => self.post(session, rec, &snapshot, &catalog, &caller).await,
-            Method::DELETE => self.delete(session, &catalog).await,
+            Method::DELETE => self.delete(session, &catalog, &caller).await,
             m => Err(GatewayError::MethodNotAllowed {
                 method: truncated(m.as_str()),
                 allow: "POST, DELETE",
@@ -105,8 +105,10 @@ impl Gateway {
         let method = envelope.method.as_deref().unwrap_or_default();
 
         if envelope.kind == MessageKind::Request && method == "initialize" {
-            return local::initialize(self, session, rec, snapshot, catalog, &body, &envelope)
-                .await;
+            return local::initialize(
+                self, session, rec, snapshot, catalog, caller, &body, &envelope,
+            )
+            .await;
         }
         if method == "server/discover" {
             // The stateless era's probe; until it is served, -32601 tells clients to fall back
@@ -165,9 +167,10 @@ impl Gateway {
         &self,
         session: &mut Session,
         catalog: &GatewayCatalog,
+        caller: &Caller,
     ) -> Result<(), GatewayError> {
         let claims = self.session_claims(session, catalog)?;
-        local::end_session(self, &claims).await;
+        local::end_session(self, &claims, caller, session.req_header()).await;
         reply::json(session, 200, Bytes::new(), &[])
             .await
             .map_err(write_failed)

@@ -16,6 +16,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 use sluice_auth::AuthError;
+use sluice_auth::credential::{CredentialEvents, Lookup, TOKEN_OUTCOMES};
 
 /// JSON-RPC methods counted under their own name; anything else is `other`.
 pub const METHODS: [&str; 16] = [
@@ -168,6 +169,10 @@ pub struct Metrics {
     /// `sluice_upstream_duration_seconds` per server index.
     upstream_duration: Vec<Histogram>,
     upstream_up_by_index: Vec<IntGauge>,
+    /// Per server: `sluice_credential_cache_requests_total` by [`Lookup`] order.
+    credential_cache: Vec<[IntCounter; 4]>,
+    /// Per server: `sluice_token_endpoint_requests_total` by [`TOKEN_OUTCOMES`] order.
+    token_requests: Vec<[IntCounter; 3]>,
 }
 
 impl Metrics {
@@ -241,6 +246,16 @@ impl Metrics {
             "Background key-set refreshes of identity providers, by outcome.",
             &["provider", "outcome"],
         );
+        let credential_cache = counter(
+            "sluice_credential_cache_requests_total",
+            "Lookups of cached upstream tokens by server and result (hit, miss = this request fetched, wait = joined another request's fetch, failure = a recent fetch failure answered from the cache).",
+            &["server", "result"],
+        );
+        let token_requests = counter(
+            "sluice_token_endpoint_requests_total",
+            "Requests to token endpoints for upstream credentials, by server and outcome (ok, error, timeout).",
+            &["server", "outcome"],
+        );
         let dropped = IntCounter::new(
             "sluice_access_log_dropped_total",
             "Access log lines dropped because the writer fell behind.",
@@ -263,7 +278,19 @@ impl Metrics {
             .iter()
             .map(|s| upstream_up.with_label_values(&[s]))
             .collect();
+        let credential_cache = servers
+            .iter()
+            .map(|s| {
+                Lookup::ALL.map(|l| credential_cache.with_label_values(&[s.as_str(), l.label()]))
+            })
+            .collect();
+        let token_requests = servers
+            .iter()
+            .map(|s| TOKEN_OUTCOMES.map(|o| token_requests.with_label_values(&[s.as_str(), o])))
+            .collect();
         Arc::new(Metrics {
+            credential_cache,
+            token_requests,
             registry,
             requests,
             tool_calls,
@@ -340,10 +367,36 @@ impl Metrics {
             .inc();
     }
 
+    /// The credential events sink of the upstream credentials.
+    pub fn credential_events(self: &Arc<Self>) -> Arc<dyn CredentialEvents> {
+        Arc::new(CredentialMetrics(self.clone()))
+    }
+
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
         TextEncoder::new()
             .encode_to_string(&self.registry.gather())
             .unwrap_or_default()
+    }
+}
+
+/// Counts upstream-credential events on pre-resolved handles (an index, no lookup).
+struct CredentialMetrics(Arc<Metrics>);
+
+impl CredentialEvents for CredentialMetrics {
+    fn cache(&self, server: usize, lookup: Lookup) {
+        if self.0.enabled
+            && let Some(c) = self.0.credential_cache.get(server)
+        {
+            c[lookup as usize].inc();
+        }
+    }
+
+    fn token_request(&self, server: usize, outcome: &'static str) {
+        if let Some(c) = self.0.token_requests.get(server)
+            && let Some(i) = TOKEN_OUTCOMES.iter().position(|o| *o == outcome)
+        {
+            c[i].inc();
+        }
     }
 }

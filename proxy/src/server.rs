@@ -29,6 +29,9 @@ pub enum StartError {
     /// Authentication could not be set up.
     #[error("auth: {0}")]
     Auth(#[from] sluice_auth::SetupError),
+    /// Upstream credentials could not be set up.
+    #[error("servers.credential: {0}")]
+    Credentials(String),
     /// Tracing could not be set up.
     #[error("{0}")]
     Telemetry(#[from] crate::telemetry::TelemetryError),

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use sluice_auth::{Authenticator, GatewayPolicy};
+use sluice_auth::{Authenticator, GatewayPolicy, UpstreamCredential};
 use sluice_config::Config;
 
 use crate::access_log::AccessLog;
@@ -110,12 +110,13 @@ impl Shared {
                 .collect(),
             None => HashMap::new(),
         };
-        let upstreams: Vec<Arc<Upstream>> = config
+        let server_names: Vec<String> = config
             .servers
             .iter()
-            .enumerate()
-            .map(|(i, s)| Upstream::new(i, s, config.proxy.upstream_idle_timeout))
+            .map(|s| s.name.as_str().to_owned())
             .collect();
+        let metrics = Metrics::new(&server_names, config.telemetry.metrics);
+        let upstreams = upstreams(&config, &metrics)?;
         let server_index = config
             .servers
             .iter()
@@ -123,12 +124,6 @@ impl Shared {
             .map(|(i, s)| (s.name.as_str().to_owned(), i))
             .collect();
         let status = config.servers.iter().map(|_| Mutex::default()).collect();
-        let server_names: Vec<String> = config
-            .servers
-            .iter()
-            .map(|s| s.name.as_str().to_owned())
-            .collect();
-        let metrics = Metrics::new(&server_names, config.telemetry.metrics);
         let gateway_metrics = config
             .gateways
             .iter()
@@ -242,4 +237,48 @@ impl Shared {
             })
             .collect()
     }
+}
+
+/// The upstreams with their credentials. Token endpoints share one HTTP client, made only when
+/// some server has a credential.
+fn upstreams(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> Result<Vec<Arc<Upstream>>, crate::server::StartError> {
+    let any = config
+        .servers
+        .iter()
+        .any(|s| s.credential.is_some() || s.catalog_credential.is_some());
+    let http = if any {
+        Some(sluice_auth::fetch::client().map_err(|e| {
+            crate::server::StartError::Credentials(format!(
+                "building the token-endpoint client: {e}"
+            ))
+        })?)
+    } else {
+        None
+    };
+    let events = metrics.credential_events();
+    Ok(config
+        .servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let make = |c: &sluice_config::CredentialConfig| {
+                let http = http.clone()?;
+                Some(UpstreamCredential::new(
+                    i,
+                    s.name.as_str(),
+                    c,
+                    http,
+                    events.clone(),
+                ))
+            };
+            let credentials = (
+                s.credential.as_ref().and_then(make),
+                s.catalog_credential.as_ref().and_then(make),
+            );
+            Upstream::new(i, s, config.proxy.upstream_idle_timeout, credentials)
+        })
+        .collect())
 }

@@ -15,6 +15,8 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use pingora::protocols::ALPN;
 use pingora::upstreams::peer::HttpPeer;
+use sluice_auth::UpstreamCredential;
+use sluice_auth::credential::{Caller, CredentialError, Injected};
 use sluice_config::{ServerConfig, ServerName};
 use thiserror::Error;
 
@@ -77,6 +79,9 @@ pub enum UpstreamError {
         /// What was wrong.
         reason: String,
     },
+    /// No credential could be presented to the server.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
     /// The server answered the request with a JSON-RPC error.
     #[error("upstream server '{server}' returned error {code}: {message}")]
     JsonRpc {
@@ -112,11 +117,21 @@ pub struct Upstream {
     /// Bound on each read or write.
     pub read_timeout: Duration,
     addr: ArcSwapOption<SocketAddr>,
+    /// `[servers.credential]`: what requests to this server present.
+    pub credential: Option<UpstreamCredential>,
+    /// `[servers.catalog_credential]`: what the gateway's own catalog calls present.
+    pub catalog_credential: Option<UpstreamCredential>,
 }
 
 impl Upstream {
-    /// Builds the upstream from its config; the address is resolved on first use.
-    pub fn new(index: ServerIdx, cfg: &ServerConfig, idle_timeout: Duration) -> Arc<Self> {
+    /// Builds the upstream from its config; the address is resolved on first use. `credentials`
+    /// are built from `cfg.credential` and `cfg.catalog_credential`.
+    pub fn new(
+        index: ServerIdx,
+        cfg: &ServerConfig,
+        idle_timeout: Duration,
+        credentials: (Option<UpstreamCredential>, Option<UpstreamCredential>),
+    ) -> Arc<Self> {
         let tls = cfg.url.scheme() == "https";
         let host = cfg.url.host_str().unwrap_or_default().to_owned();
         let port = cfg
@@ -145,7 +160,31 @@ impl Upstream {
             connect_timeout: cfg.connect_timeout,
             read_timeout: cfg.read_timeout,
             addr: ArcSwapOption::empty(),
+            credential: credentials.0,
+            catalog_credential: credentials.1,
         })
+    }
+
+    /// The credential of the gateway's own catalog calls, which have no caller: the catalog
+    /// credential, else the server's credential when it does not act for a caller.
+    pub async fn own_credential(&self) -> Result<Option<Injected>, UpstreamError> {
+        match self.own() {
+            Some(c) => Ok(Some(c.resolve(Caller::default()).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The upstream answered 401 to the gateway's own call made with `injected`.
+    pub fn own_rejected(&self, injected: &Injected) {
+        if let Some(c) = self.own() {
+            c.rejected(Caller::default(), &injected.value);
+        }
+    }
+
+    fn own(&self) -> Option<&UpstreamCredential> {
+        self.catalog_credential
+            .as_ref()
+            .or(self.credential.as_ref().filter(|c| !c.acts_for_caller()))
     }
 
     /// A peer for one exchange, with every timeout set (pingora sets none by default).

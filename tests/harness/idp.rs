@@ -2,18 +2,13 @@
 //! (oauth2-mock-server from npm) on a free loopback port, driven over its stdin/stdout with
 //! one JSON command and one JSON answer per line.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-
 use serde_json::{Value, json};
 
-use super::sdk_peers::node_peers;
+use super::node_peer::NodePeer;
 
 /// A running identity provider.
 pub struct Idp {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    peer: NodePeer,
     /// Its issuer URL (`http://127.0.0.1:PORT`): metadata, `/jwks`, `iss` of its tokens.
     pub issuer: String,
 }
@@ -21,43 +16,17 @@ pub struct Idp {
 impl Idp {
     /// Starts the IdP with keys `rsa-1` (RS256) and `ec-1` (ES256).
     pub fn start() -> Idp {
-        let mut child = Command::new("node")
-            .arg(node_peers().join("idp.mjs"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn the identity provider (node)");
-        let stdin = child.stdin.take().expect("stdin is piped");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        let mut idp = Idp {
-            child,
-            stdin,
-            stdout,
-            issuer: String::new(),
-        };
-        let ready = idp.read();
-        idp.issuer = ready["issuer"]
+        let (peer, ready) = NodePeer::start("idp.mjs");
+        let issuer = ready["issuer"]
             .as_str()
             .unwrap_or_else(|| panic!("the IdP did not start: {ready}"))
             .to_owned();
-        idp
-    }
-
-    fn read(&mut self) -> Value {
-        let mut line = String::new();
-        let n = self.stdout.read_line(&mut line).expect("read from the IdP");
-        assert!(n > 0, "the IdP exited");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("IdP printed {line:?}: {e}"))
+        Idp { peer, issuer }
     }
 
     /// Sends one command and returns its answer (panics on an `error` answer).
     pub fn cmd(&mut self, cmd: Value) -> Value {
-        writeln!(self.stdin, "{cmd}").expect("write to the IdP");
-        self.stdin.flush().expect("flush to the IdP");
-        let answer = self.read();
-        assert!(answer.get("error").is_none(), "IdP refused {cmd}: {answer}");
-        answer
+        self.peer.cmd(cmd)
     }
 
     /// A token signed with key `kid` (`None`: `rsa-1`) carrying `claims` over the defaults
@@ -77,12 +46,5 @@ impl Idp {
             c["jwks"].as_u64().unwrap_or(0),
             c["metadata"].as_u64().unwrap_or(0),
         )
-    }
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod authz;
 pub mod idp;
+pub mod node_peer;
 pub mod rmcp_peers;
 pub mod sdk_peers;
 
@@ -408,11 +410,24 @@ impl Raw {
 
     /// Calls a tool in a session and returns the JSON-RPC response message.
     pub async fn call_tool(&self, session: &str, name: &str, args: Value) -> Value {
+        self.call_tool_with(session, name, args, &[]).await
+    }
+
+    /// [`Raw::call_tool`] with extra headers (e.g. `authorization`).
+    pub async fn call_tool_with(
+        &self,
+        session: &str,
+        name: &str,
+        args: Value,
+        headers: &[(&str, &str)],
+    ) -> Value {
         let body = serde_json::json!({
             "jsonrpc": "2.0", "id": 7, "method": "tools/call",
             "params": { "name": name, "arguments": args },
         });
-        let r = self.post(&body.to_string(), Some(session)).await;
+        let r = self
+            .post_with(&body.to_string(), Some(session), headers)
+            .await;
         assert_eq!(r.status, 200, "tools/call {name}: {}", r.body);
         r.message()
     }

@@ -11,7 +11,15 @@ use super::{array_of_tables, name};
 use crate::reader::{Reader, Text};
 use crate::{ServerConfig, ServerName};
 
-const KEYS: &[&str] = &["name", "url", "timeout", "connect_timeout", "read_timeout"];
+const KEYS: &[&str] = &[
+    "name",
+    "url",
+    "timeout",
+    "connect_timeout",
+    "read_timeout",
+    "credential",
+    "catalog_credential",
+];
 const P: &str = "servers";
 const TIMEOUTS: std::ops::RangeInclusive<Duration> =
     Duration::from_millis(1)..=Duration::from_secs(24 * 60 * 60);
@@ -56,13 +64,19 @@ pub(super) fn read(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Servers {
         let read_timeout = r
             .duration(t, "read_timeout", P, TIMEOUTS)
             .unwrap_or(timeout);
-        if let (Some(name), Some(url)) = (server_name, url) {
+        let credential = super::credential::read(r, t, "credential", url.as_ref());
+        let catalog_credential = super::credential::read(r, t, "catalog_credential", None);
+        if let (Some(name), Some(url), Some(credential), Some(catalog_credential)) =
+            (server_name, url, credential, catalog_credential)
+        {
             configs.push(ServerConfig {
                 name,
                 url,
                 timeout,
                 connect_timeout,
                 read_timeout,
+                credential,
+                catalog_credential,
             });
         }
     }

@@ -2,6 +2,7 @@
 //! a message an operator can act on and never a secret.
 
 mod auth;
+mod credentials;
 mod environment;
 mod positions;
 mod references;

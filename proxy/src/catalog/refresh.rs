@@ -138,13 +138,25 @@ pub async fn fetch(
 ) -> Result<(ServerCatalog, Option<Initialized>), UpstreamError> {
     let deadline = upstream.timeout.saturating_mul(4);
     let work = async {
-        let init = mcp_client::initialize(
+        let credential = upstream.own_credential().await?;
+        let init = match mcp_client::initialize(
             connector,
             upstream,
             json!({}),
             json!({ "name": "sluice-catalog", "version": env!("CARGO_PKG_VERSION") }),
+            credential.clone(),
         )
-        .await?;
+        .await
+        {
+            Ok(init) => init,
+            Err(e) => {
+                if let (UpstreamError::Status { status: 401, .. }, Some(c)) = (&e, &credential) {
+                    // The next attempt fetches a new token instead of the refused one.
+                    upstream.own_rejected(c);
+                }
+                return Err(e);
+            }
+        };
         let session = init.session();
         let caps = &init.capabilities;
         let has = |k: &str| caps.get(k).is_some_and(|v| !v.is_null());

@@ -30,6 +30,35 @@ pub struct Caller {
     pub policy: Option<Arc<GatewayPolicy>>,
 }
 
+impl Caller {
+    /// The caller as the credential step sees it, with the bearer token it presented.
+    pub fn subject<'a>(&'a self, token: Option<&'a str>) -> sluice_auth::credential::Caller<'a> {
+        sluice_auth::credential::Caller {
+            identity: self.identity.as_deref(),
+            token,
+        }
+    }
+}
+
+/// The request's bearer token, copied, when `credential` makes the upstream's credential
+/// from it (token exchange, ID-JAG, JWT forwarding); `None` otherwise, so the common path
+/// copies nothing.
+pub fn token_for(
+    credential: Option<&sluice_auth::UpstreamCredential>,
+    req: &pingora::http::RequestHeader,
+) -> Option<String> {
+    credential.filter(|c| c.acts_for_caller())?;
+    let value = req
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
 /// Authenticates the request for this gateway: records the caller, traces the step as an
 /// `auth` span and counts a refusal by reason.
 pub async fn authenticate(

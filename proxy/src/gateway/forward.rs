@@ -9,12 +9,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::{Caller, Gateway, RequestRecord, write_failed};
+use sluice_auth::credential::{self, Injected};
+
+use super::{Caller, Gateway, RequestRecord, caller::token_for, write_failed};
 use crate::error::GatewayError;
 use crate::reply;
 use crate::session::LazySession;
@@ -58,8 +60,19 @@ pub async fn forward(
         c.protocol_version.as_str()
     });
 
-    let choice =
-        choose_session(gw, claims, &upstream, stateful, fallback_version, deadline).await?;
+    let token = token_for(upstream.credential.as_ref(), session.req_header());
+    let subject = caller.subject(token.as_deref());
+    let injected = resolve_credential(gw, rec, &upstream, subject).await?;
+    let choice = choose_session(
+        gw,
+        claims,
+        &upstream,
+        stateful,
+        fallback_version,
+        deadline,
+        injected.as_ref(),
+    )
+    .await?;
     let upstream_span = rec.span.as_ref().and_then(|cx| {
         gw.shared
             .telemetry
@@ -78,8 +91,9 @@ pub async fn forward(
     // An unsampled request has no upstream span: its own context carries the trace on; with
     // tracing off there is no context and the client's own trace headers go instead.
     let span = upstream_span.as_ref().or(rec.span.as_ref());
-    let outbound = Outbound {
-        caller,
+    let mut outbound = Outbound {
+        subject,
+        credential: injected,
         span,
         client_trace: if span.is_none() {
             crate::telemetry::client_trace_headers(session.req_header())
@@ -87,10 +101,11 @@ pub async fn forward(
             Vec::new()
         },
     };
+    let cancel_credential = outbound.credential.clone();
     let opening = open_exchange(
         gw,
         claims,
-        &outbound,
+        &mut outbound,
         &upstream,
         &target.body,
         choice.clone(),
@@ -100,12 +115,16 @@ pub async fn forward(
     let exchange = tokio::select! {
         exchange = opening => exchange?,
         gone = client_disconnected(session) => {
-            cancel_upstream(gw, &upstream, &choice, rec.id.as_deref());
+            cancel_upstream(gw, &upstream, &choice, cancel_credential.as_ref(), rec.id.as_deref());
             return Err(client_gone(&gone));
         }
     };
     let status = exchange.status();
-    let result = stream_back(gw, session, rec, &upstream, &choice, exchange, deadline).await;
+    let cancel = Cancel {
+        choice: &choice,
+        credential: outbound.credential.as_ref(),
+    };
+    let result = stream_back(gw, session, rec, &upstream, cancel, exchange, deadline).await;
     if let Some(cx) = upstream_span {
         use opentelemetry::trace::TraceContextExt;
         cx.span().set_attribute(opentelemetry::KeyValue::new(
@@ -121,13 +140,65 @@ pub async fn forward(
     result
 }
 
-/// What the upstream request carries from the client's side: the caller (for the credential
-/// step) and the trace context (the upstream span when traced, else the client's own
-/// `traceparent` / `tracestate`).
+/// What the upstream request carries from the client's side: the upstream credential (and
+/// the caller it was made for, to replace it after a 401) and the trace context (the upstream
+/// span when traced, else the client's own `traceparent` / `tracestate`).
 struct Outbound<'a> {
-    caller: &'a Caller,
+    subject: credential::Caller<'a>,
+    credential: Option<Injected>,
     span: Option<&'a opentelemetry::Context>,
     client_trace: Vec<(&'static str, http::HeaderValue)>,
+}
+
+/// What cancelling the upstream request needs: its session and credential.
+#[derive(Clone, Copy)]
+struct Cancel<'a> {
+    choice: &'a UpstreamSessionChoice,
+    credential: Option<&'a Injected>,
+}
+
+/// The credential step: resolves the server's credential for this caller (a warm token is one
+/// atomic load), as a `credential` span when traced. With no credential configured the request
+/// carries none, and never the client's own `Authorization`.
+async fn resolve_credential(
+    gw: &Gateway,
+    rec: &RequestRecord,
+    upstream: &Upstream,
+    subject: credential::Caller<'_>,
+) -> Result<Option<Injected>, GatewayError> {
+    let Some(credential) = upstream.credential.as_ref() else {
+        return Ok(None);
+    };
+    let span = rec.span.as_ref().and_then(|cx| {
+        gw.shared
+            .telemetry
+            .child(cx, "credential", opentelemetry::trace::SpanKind::Internal)
+    });
+    let resolved = credential.resolve(subject).await;
+    if let Some(cx) = span {
+        use opentelemetry::trace::TraceContextExt;
+        let mut attrs = vec![opentelemetry::KeyValue::new(
+            "sluice.credential.type",
+            credential.type_name(),
+        )];
+        match &resolved {
+            Ok(Injected {
+                lookup: Some(l), ..
+            }) => attrs.push(opentelemetry::KeyValue::new(
+                "sluice.credential.cache",
+                l.label(),
+            )),
+            Ok(_) => {}
+            Err(e) => {
+                attrs.push(opentelemetry::KeyValue::new("error.type", e.reason()));
+                cx.span()
+                    .set_status(opentelemetry::trace::Status::error(e.reason()));
+            }
+        }
+        crate::telemetry::set(&cx, attrs);
+        cx.span().end();
+    }
+    Ok(Some(resolved.map_err(UpstreamError::from)?))
 }
 
 /// Sends the request in the right upstream session and waits for a 2xx response header,
@@ -135,7 +206,7 @@ struct Outbound<'a> {
 async fn open_exchange(
     gw: &Gateway,
     claims: &SessionClaims,
-    outbound: &Outbound<'_>,
+    outbound: &mut Outbound<'_>,
     upstream: &Upstream,
     body: &Bytes,
     mut choice: UpstreamSessionChoice,
@@ -150,9 +221,33 @@ async fn open_exchange(
     if exchange.status() == 404 && choice.id.is_some() {
         // The upstream forgot the session (restart, expiry): open a new one once, then retry.
         exchange.finish(&gw.connector, upstream).await;
-        choice = within(deadline, upstream, reopen(gw, claims, upstream))
-            .await
-            .map_err(|_| GatewayError::UpstreamSessionLost(upstream.name.as_str().to_owned()))?;
+        choice = within(
+            deadline,
+            upstream,
+            reopen(gw, claims, upstream, outbound.credential.as_ref()),
+        )
+        .await
+        .map_err(|_| GatewayError::UpstreamSessionLost(upstream.name.as_str().to_owned()))?;
+        exchange = within(
+            deadline,
+            upstream,
+            send(gw, upstream, &choice, outbound, body),
+        )
+        .await?;
+    }
+    if exchange.status() == 401
+        && let Some(credential) = upstream.credential.as_ref().filter(|c| c.is_fetched())
+        && let Some(rejected) = outbound.credential.take()
+    {
+        // The upstream no longer takes the cached token (revoked, rotated keys): forget it and
+        // try once more with a fresh one.
+        exchange.finish(&gw.connector, upstream).await;
+        credential.rejected(outbound.subject, &rejected.value);
+        let fresh = within(deadline, upstream, async {
+            Ok(credential.resolve(outbound.subject).await?)
+        })
+        .await?;
+        outbound.credential = Some(fresh);
         exchange = within(
             deadline,
             upstream,
@@ -188,16 +283,19 @@ fn cancel_upstream(
     gw: &Gateway,
     upstream: &Arc<Upstream>,
     choice: &UpstreamSessionChoice,
+    credential: Option<&Injected>,
     id: Option<&[u8]>,
 ) {
     let Some(request_id) = id.and_then(|id| serde_json::from_slice::<Value>(id).ok()) else {
         return;
     };
     let (connector, upstream, choice) = (gw.connector.clone(), upstream.clone(), choice.clone());
+    let credential = credential.cloned();
     tokio::spawn(async move {
         let session = SessionRef {
             id: choice.id.as_deref(),
             version: &choice.version,
+            credential: credential.as_ref(),
         };
         let params =
             serde_json::json!({ "requestId": request_id, "reason": "the client disconnected" });
@@ -229,6 +327,7 @@ async fn choose_session(
     stateful: bool,
     fallback_version: &str,
     deadline: Instant,
+    credential: Option<&Injected>,
 ) -> Result<UpstreamSessionChoice, GatewayError> {
     if !stateful {
         return Ok(UpstreamSessionChoice {
@@ -256,7 +355,7 @@ async fn choose_session(
             version: s.protocol_version.clone(),
         });
     }
-    Ok(within(deadline, upstream, reopen(gw, claims, upstream)).await?)
+    Ok(within(deadline, upstream, reopen(gw, claims, upstream, credential)).await?)
 }
 
 /// Opens an upstream session for this client session on this replica and remembers it.
@@ -264,11 +363,19 @@ async fn reopen(
     gw: &Gateway,
     claims: &SessionClaims,
     upstream: &Upstream,
+    credential: Option<&Injected>,
 ) -> Result<UpstreamSessionChoice, UpstreamError> {
     let capabilities: Value = serde_json::from_slice(&claims.client_capabilities)
         .unwrap_or(Value::Object(Default::default()));
     let info = serde_json::json!({ "name": "sluice", "version": env!("CARGO_PKG_VERSION") });
-    let init = mcp_client::initialize(&gw.connector, upstream, capabilities, info).await?;
+    let init = mcp_client::initialize(
+        &gw.connector,
+        upstream,
+        capabilities,
+        info,
+        credential.cloned(),
+    )
+    .await?;
     let Some(id) = init.session_id else {
         return Ok(UpstreamSessionChoice {
             id: None,
@@ -299,25 +406,21 @@ async fn send(
     let session = SessionRef {
         id: choice.id.as_deref(),
         version: &choice.version,
+        credential: outbound.credential.as_ref(),
     };
     let mut req = mcp_client::post_request(upstream, session, body.len())?;
     gw.shared
         .telemetry
         .inject(outbound.span, &outbound.client_trace, &mut req);
-    apply_credential(&mut req, outbound.caller, upstream);
     Exchange::start(&gw.connector, upstream, req, body.clone()).await
 }
-
-/// The credential step: upstream credentials are injected here. With no credential
-/// configured the request carries none, and never the client's own `Authorization`.
-fn apply_credential(_req: &mut RequestHeader, _caller: &Caller, _upstream: &Upstream) {}
 
 async fn stream_back(
     gw: &Gateway,
     session: &mut Session,
     rec: &mut RequestRecord,
     upstream: &Arc<Upstream>,
-    choice: &UpstreamSessionChoice,
+    cancel: Cancel<'_>,
     mut exchange: Exchange,
     deadline: Instant,
 ) -> Result<(), GatewayError> {
@@ -345,7 +448,7 @@ async fn stream_back(
         let next = tokio::select! {
             chunk = tokio::time::timeout_at(deadline, exchange.chunk(upstream)) => chunk,
             gone = client_disconnected(session) => {
-                cancel_upstream(gw, upstream, choice, rec.id.as_deref());
+                cancel_upstream(gw, upstream, cancel.choice, cancel.credential, rec.id.as_deref());
                 return Err(client_gone(&gone));
             }
         };

@@ -12,7 +12,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
-use super::{Gateway, RequestRecord, write_failed};
+use super::caller::token_for;
+use super::{Caller, Gateway, RequestRecord, write_failed};
 use crate::catalog::{GatewayCatalog, ListPages};
 use crate::error::GatewayError;
 use crate::jsonrpc::Envelope;
@@ -72,12 +73,14 @@ pub async fn list(
 
 /// Answers `initialize`: negotiates the version, opens a session on every stateful upstream of
 /// the gateway at once (bounded by `catalog.init_timeout`) and seals their ids into the token.
+#[allow(clippy::too_many_arguments)] // the request's parts, each used once
 pub async fn initialize(
     gw: &Gateway,
     session: &mut Session,
     rec: &RequestRecord,
     snapshot: &Snapshot,
     catalog: &Arc<GatewayCatalog>,
+    caller: &Caller,
     body: &Bytes,
     envelope: &Envelope<'_>,
 ) -> Result<(), GatewayError> {
@@ -93,8 +96,15 @@ pub async fn initialize(
         .client_info
         .unwrap_or_else(|| json!({ "name": "unknown", "version": "0" }));
 
-    let upstream_sessions =
-        open_upstream_sessions(gw, snapshot, catalog, caps_value, client_info).await;
+    let upstream_sessions = open_upstream_sessions(
+        gw,
+        snapshot,
+        catalog,
+        (caller, session.req_header()),
+        caps_value,
+        client_info,
+    )
+    .await;
     let ttl = gw
         .shared
         .config
@@ -138,10 +148,14 @@ pub async fn initialize(
     .map_err(write_failed)
 }
 
+/// Opens the sessions with each upstream's credential for this caller; an upstream whose
+/// credential or session cannot be had now is left to open lazily at its first call, where
+/// the failure reaches the client.
 async fn open_upstream_sessions(
     gw: &Gateway,
     snapshot: &Snapshot,
     catalog: &GatewayCatalog,
+    (caller, request): (&Caller, &pingora::http::RequestHeader),
     capabilities: Value,
     client_info: Value,
 ) -> Vec<UpstreamSession> {
@@ -155,8 +169,16 @@ async fn open_upstream_sessions(
     let opens = stateful.map(|i| {
         let upstream = gw.shared.upstreams[i].clone();
         let (caps, info) = (capabilities.clone(), client_info.clone());
+        let token = token_for(upstream.credential.as_ref(), request);
         async move {
-            let outcome = mcp_client::initialize(&gw.connector, &upstream, caps, info).await;
+            let outcome = async {
+                let credential = match &upstream.credential {
+                    Some(c) => Some(c.resolve(caller.subject(token.as_deref())).await?),
+                    None => None,
+                };
+                mcp_client::initialize(&gw.connector, &upstream, caps, info, credential).await
+            }
+            .await;
             (upstream, outcome)
         }
     });
@@ -182,7 +204,12 @@ async fn open_upstream_sessions(
 }
 
 /// Ends every upstream session of a client session and refuses its id here from now on.
-pub async fn end_session(gw: &Gateway, claims: &SessionClaims) {
+pub async fn end_session(
+    gw: &Gateway,
+    claims: &SessionClaims,
+    caller: &Caller,
+    request: &pingora::http::RequestHeader,
+) {
     gw.shared
         .revoked
         .revoke(claims.session_uid, claims.expires_at);
@@ -197,10 +224,22 @@ pub async fn end_session(gw: &Gateway, claims: &SessionClaims) {
     }
     let tasks = closes.iter().map(|(i, id, version)| {
         let upstream = gw.shared.upstreams[*i].clone();
+        let token = token_for(upstream.credential.as_ref(), request);
         async move {
+            let credential = match &upstream.credential {
+                Some(c) => match c.resolve(caller.subject(token.as_deref())).await {
+                    Ok(injected) => Some(injected),
+                    Err(e) => {
+                        tracing::debug!(server = %upstream.name, error = %e, "no credential to close an upstream session with");
+                        return;
+                    }
+                },
+                None => None,
+            };
             let session = SessionRef {
                 id: Some(id),
                 version,
+                credential: credential.as_ref(),
             };
             if let Err(e) = mcp_client::delete_session(&gw.connector, &upstream, session).await {
                 tracing::debug!(server = %upstream.name, error = %e, "closing an upstream session failed");

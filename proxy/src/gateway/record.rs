@@ -181,8 +181,11 @@ impl RequestRecord {
             | "upstream_session_lost"
             | "connection_error"
             | "client_closed"
+            | "credential_unavailable"
             | "internal" => ToolOutcome::UpstreamError,
-            "forbidden" => ToolOutcome::Denied,
+            "forbidden" | "no_caller" | "caller_not_jwt" | "no_caller_secret" => {
+                ToolOutcome::Denied
+            }
             _ => ToolOutcome::Invalid,
         }
     }

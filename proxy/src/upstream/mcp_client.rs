@@ -12,6 +12,7 @@ use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use serde_json::{Value, json};
+use sluice_auth::credential::Injected;
 
 use super::{Exchange, Upstream, UpstreamError};
 use crate::protocol::{LATEST_VERSION, SESSION_HEADER, VERSION_HEADER};
@@ -31,6 +32,8 @@ pub struct SessionRef<'a> {
     pub id: Option<&'a str>,
     /// Negotiated protocol version, sent as `MCP-Protocol-Version`.
     pub version: &'a str,
+    /// The upstream credential header, if the server has one.
+    pub credential: Option<&'a Injected>,
 }
 
 /// What an upstream said to `initialize`.
@@ -44,6 +47,8 @@ pub struct Initialized {
     pub capabilities: Value,
     /// The upstream's `serverInfo`.
     pub server_info: Value,
+    /// The credential the session was opened with, presented by its later calls.
+    pub credential: Option<Injected>,
 }
 
 impl Initialized {
@@ -52,16 +57,18 @@ impl Initialized {
         SessionRef {
             id: self.session_id.as_deref(),
             version: &self.protocol_version,
+            credential: self.credential.as_ref(),
         }
     }
 }
 
-/// Opens a session: `initialize` then `notifications/initialized`.
+/// Opens a session: `initialize` then `notifications/initialized`, presenting `credential`.
 pub async fn initialize(
     connector: &Connector,
     upstream: &Upstream,
     client_capabilities: Value,
     client_info: Value,
+    credential: Option<Injected>,
 ) -> Result<Initialized, UpstreamError> {
     let params = json!({
         "protocolVersion": LATEST_VERSION,
@@ -71,6 +78,7 @@ pub async fn initialize(
     let no_session = SessionRef {
         id: None,
         version: LATEST_VERSION,
+        credential: credential.as_ref(),
     };
     let (result, session_id) = call(connector, upstream, no_session, "initialize", params).await?;
     let protocol_version = result
@@ -83,6 +91,7 @@ pub async fn initialize(
         protocol_version,
         capabilities: result.get("capabilities").cloned().unwrap_or(json!({})),
         server_info: result.get("serverInfo").cloned().unwrap_or(Value::Null),
+        credential,
     };
     notify(
         connector,
@@ -276,6 +285,10 @@ pub fn base_request(
         .map_err(bad)?;
     if let Some(id) = session.id {
         req.insert_header(SESSION_HEADER, id).map_err(bad)?;
+    }
+    if let Some(c) = session.credential {
+        req.insert_header(c.name.clone(), c.value.clone())
+            .map_err(bad)?;
     }
     Ok(req)
 }

@@ -30,7 +30,57 @@ def session_key(ctx: Context) -> str | None:
     return request.headers.get("mcp-session-id") if request is not None else None
 
 
-def build(name: str, stateful: bool, filler: int, page_size: int = 0) -> MCPServer:
+# jti of tokens the upstream no longer accepts (see revoke_my_token).
+REVOKED: set[str] = set()
+
+
+class RequireBearer:
+    """ASGI middleware: every request needs `Authorization: Bearer <JWT>` signed by one of
+    `issuers` (keys from `{issuer}/jwks`, verified with PyJWT) and not revoked; anything else
+    gets 401 with a `WWW-Authenticate` challenge, as a protected MCP server answers."""
+
+    def __init__(self, app, issuers: list[str]):
+        import jwt
+
+        self.app = app
+        self.jwt = jwt
+        self.clients = {i: jwt.PyJWKClient(f"{i}/jwks", cache_keys=True) for i in issuers}
+
+    def valid(self, header: str) -> bool:
+        if not header.lower().startswith("bearer "):
+            return False
+        token = header[7:].strip()
+        try:
+            iss = self.jwt.decode(token, options={"verify_signature": False}).get("iss")
+            client = self.clients.get(iss)
+            if client is None:
+                return False
+            key = client.get_signing_key_from_jwt(token)
+            claims = self.jwt.decode(
+                token, key.key, algorithms=["RS256", "ES256"], options={"verify_aud": False}
+            )
+        except Exception as e:  # noqa: BLE001 - any failure is a refusal
+            print(f"bearer refused: {e}", file=sys.stderr, flush=True)
+            return False
+        return claims.get("jti") not in REVOKED
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        if self.valid(headers.get("authorization", "")):
+            return await self.app(scope, receive, send)
+        await send({
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")],
+        })
+        await send({"type": "http.response.body", "body": b"a valid bearer token is required"})
+
+
+def build(
+    name: str, stateful: bool, filler: int, page_size: int = 0, revocable: bool = False
+) -> MCPServer:
     server = MCPServer(name=f"py-{name}", log_level="WARNING")
     memory: dict[str, str] = {}
 
@@ -84,6 +134,19 @@ def build(name: str, stateful: bool, filler: int, page_size: int = 0) -> MCPServ
         """The HTTP request headers this call arrived with, as JSON."""
         request = ctx.request_context.request
         return json.dumps(dict(request.headers) if request is not None else {})
+
+    if revocable:
+
+        @server.tool()
+        def revoke_my_token(ctx: Context) -> str:
+            """Revoke the bearer token of this call (its jti): later requests with it get 401."""
+            import jwt
+
+            request = ctx.request_context.request
+            header = request.headers.get("authorization", "") if request is not None else ""
+            jti = jwt.decode(header[7:], options={"verify_signature": False}).get("jti", "")
+            REVOKED.add(jti)
+            return jti
 
     @server.tool()
     def fail() -> types.CallToolResult:
@@ -165,11 +228,20 @@ def main() -> None:
     p.add_argument("--page-size", type=int, default=0, help="paginate tools/list (0: one page)")
     p.add_argument("--certfile", help="serve HTTPS with this certificate")
     p.add_argument("--keyfile", help="private key of --certfile")
+    p.add_argument(
+        "--require-bearer",
+        action="append",
+        default=[],
+        metavar="ISSUER",
+        help="refuse requests without a JWT of this issuer (repeatable)",
+    )
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     stateful = args.mode == "stateful"
-    server = build(args.name, stateful, args.filler, args.page_size)
+    server = build(args.name, stateful, args.filler, args.page_size, bool(args.require_bearer))
     app = server.streamable_http_app(stateless_http=not stateful, json_response=not stateful)
+    if args.require_bearer:
+        app = RequireBearer(app, args.require_bearer)
     uvicorn.run(
         app,
         host="127.0.0.1",
