@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 const TOKEN: &str = "tracing-test-token-0123456789";
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
+const UPSTREAM_KEY: &str = "py-upstream-api-key-0123";
 
 struct Receiver {
     child: std::process::Child,
@@ -101,7 +102,8 @@ async fn a_client_trace_is_continued_through_auth_and_upstream_spans_and_sent_up
     let body = format!(
         "[telemetry]\notlp_endpoint = \"http://127.0.0.1:{}\"\nsampling_ratio = 0.0\nservice_name = \"sluice-test\"\n\n\
          [[auth.tokens]]\nname = \"bot\"\ntoken = \"{TOKEN}\"\n\n\
-         [[servers]]\nname = \"py\"\nurl = \"http://{}/mcp\"\n\n\
+         [[servers]]\nname = \"py\"\nurl = \"http://{}/mcp\"\n\
+         [servers.credential]\ntype = \"static\"\nheader = \"X-Api-Key\"\nvalue = \"{UPSTREAM_KEY}\"\n\n\
          [[gateways]]\nname = \"dev\"\nservers = [\"py\"]\n[gateways.auth]\ntokens = true\n",
         receiver.port, upstream.addr
     );
@@ -125,7 +127,10 @@ async fn a_client_trace_is_continued_through_auth_and_upstream_spans_and_sent_up
     let seen = seen_headers(&r);
 
     let spans = receiver
-        .wait(TRACE, &["tools/call py__seen_headers", "auth", "POST"])
+        .wait(
+            TRACE,
+            &["tools/call py__seen_headers", "auth", "credential", "POST"],
+        )
         .await;
     let server = find(&spans, "tools/call py__seen_headers");
     let auth_span = find(&spans, "auth");
@@ -144,6 +149,17 @@ async fn a_client_trace_is_continued_through_auth_and_upstream_spans_and_sent_up
     assert_eq!(attrs["sluice.server"], "py");
     assert_eq!(attrs["enduser.id"], "token:bot");
     assert_eq!(auth_span["parent_span_id"], server["span_id"]);
+    let credential = find(&spans, "credential");
+    assert_eq!(credential["parent_span_id"], server["span_id"]);
+    assert_eq!(credential["attributes"]["sluice.credential.type"], "static");
+    let digest = credential["attributes"]["sluice.credential.digest"]
+        .as_str()
+        .expect("a credential digest");
+    assert_eq!(digest.len(), 8);
+    assert!(
+        !format!("{spans:?}").contains(UPSTREAM_KEY),
+        "no credential value in a span"
+    );
     assert_eq!(client["kind"], "SPAN_KIND_CLIENT");
     assert_eq!(client["parent_span_id"], server["span_id"]);
     assert_eq!(client["attributes"]["http.response.status_code"], 200);
@@ -160,6 +176,7 @@ async fn a_client_trace_is_continued_through_auth_and_upstream_spans_and_sent_up
         seen.get("authorization").is_none(),
         "the gateway token stays at the gateway"
     );
+    assert_eq!(seen["x-api-key"], UPSTREAM_KEY);
 
     // An unsampled new trace (ratio 0) records nothing but still carries context upstream.
     let r = raw

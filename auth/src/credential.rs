@@ -91,13 +91,13 @@ impl CredentialError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
     /// A usable token was cached.
-    Hit,
+    Hit = 0,
     /// This request fetched.
-    Miss,
+    Miss = 1,
     /// Another request's fetch was awaited (single-flight).
-    Waited,
+    Waited = 2,
     /// A recent failure was answered from the cache.
-    Failed,
+    Failed = 3,
 }
 
 impl Lookup {
@@ -158,8 +158,8 @@ pub struct Caller<'a> {
     pub token: Option<&'a str>,
 }
 
-/// A header to add to the upstream request.
-#[derive(Debug, Clone)]
+/// A header to add to the upstream request. Its `Debug` shows the header name only.
+#[derive(Clone)]
 pub struct Injected {
     /// The header.
     pub name: HeaderName,
@@ -167,6 +167,27 @@ pub struct Injected {
     pub value: HeaderValue,
     /// How a fetched token was found; `None` for values that are not fetched.
     pub lookup: Option<Lookup>,
+}
+
+impl Injected {
+    /// The first 8 hex digits of the value's SHA-256: enough to tell two tokens apart in a
+    /// span or log, nothing to replay.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(self.value.as_bytes())[..4]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for Injected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Injected")
+            .field("name", &self.name)
+            .field("lookup", &self.lookup)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One upstream server's credential.

@@ -46,7 +46,7 @@
 //! | `gateways[].auth.id_jag` | boolean | `false` | accept tokens `[auth.issuer]` granted for this gateway |
 //! | `gateways[].auth.scopes` | array of strings | `[]` | advertised in the metadata and 403 challenges |
 //! | `gateways[].auth.rules[].tools` | non-empty array of patterns (`*` = any run) | required | the first rule matching a tool decides it; no match = hidden |
-//! | `gateways[].auth.rules[].require` | table claim = value or [values] | `{}` | all claims must hold: equal one value, or contain one for arrays and space-separated `scope`/`scp`; at most 64 rules |
+//! | `gateways[].auth.rules[].require` | table claim = value or \[values\] | `{}` | all claims must hold: equal one value, or contain one for arrays and space-separated `scope`/`scp`; at most 64 rules |
 //! | `catalog.refresh` | duration 1s..=30days | `"5m"` | how often upstream tool lists are refetched |
 //! | `catalog.page_size` | integer 1..=10000 | `100` | items per `tools/list` page |
 //! | `catalog.init_timeout` | duration 10ms..=5m | `"5s"` | bound on opening upstream sessions during a client's `initialize` |
@@ -60,6 +60,20 @@
 //! | `servers[].timeout` | duration 1ms..=1day | `"30s"` | bound on one whole forwarded request |
 //! | `servers[].connect_timeout` | duration 1ms..=1day | `"5s"` | bound on connecting |
 //! | `servers[].read_timeout` | duration 1ms..=1day | `timeout` | bound on each read |
+//! | `servers[].credential` | table | absent (nothing injected) | what the gateway presents upstream; see the README's "Upstream credentials" |
+//! | `servers[].credential.type` | `static`, `oauth_client_credentials`, `token_exchange`, `id_jag`, `jwt_forward`, `per_caller` | required | how the credential is made |
+//! | `servers[].credential.header` | header name | `"Authorization"` | not `jwt_forward`; never a header the gateway sets (`Host`, `Content-Length`, `Mcp-Session-Id`, ...) |
+//! | `servers[].credential.value` | header-safe string | required for `static`; `"Bearer {secret}"` for `per_caller` | CR, LF and control bytes are refused |
+//! | `servers[].credential.token_url`, `client_id`, `client_secret`, `client_auth` | URL, strings, `client_secret_basic` / `client_secret_post` | required; `client_secret_basic` | token endpoint of `oauth_client_credentials` and `token_exchange` |
+//! | `servers[].credential.idp_*`, `as_*` | as above | required for `id_jag` | leg 1 (enterprise IdP) and leg 2 (the upstream's authorization server) |
+//! | `servers[].credential.scopes` / `scope`, `audience`, `resource` | array / space-separated string, strings | none; `id_jag`: `audience` required, `resource` = `url` | grant parameters |
+//! | `servers[].credential.requested_token_type`, `subject_token_type` | strings | access-token type | RFC 8693 token types |
+//! | `servers[].credential.secrets_file` | path | required for `per_caller` | `[[callers]]` with `token` or `issuer` + `subject`, and `secret`; read at load |
+//! | `servers[].credential.expiry_margin` | duration 0s..=1h | `"30s"` | a fetched token is not used this close to expiry |
+//! | `servers[].credential.timeout` | duration 10ms..=5m | `"10s"` | bound on one token request |
+//! | `servers[].credential.failure_ttl` | duration 0s..=1h | `"5s"` | how long a failed fetch is answered from the cache |
+//! | `servers[].credential.cache_capacity` | integer 1..=10000000 | `10000` | callers' tokens cached per server |
+//! | `servers[].catalog_credential` | table, `static` or `oauth_client_credentials` | the credential if it needs no caller | what the gateway's own catalog calls present |
 //! | `gateways[].name` | `[a-z0-9-]`, 1..=64 chars, unique | required | served at `/mcp/{name}` |
 //! | `gateways[].servers` | array of declared server names | `[]` | every tool of these servers |
 //! | `gateways[].tools` | array of `"server__tool"` | `[]` | plus these individual tools; a gateway needs at least one entry in `servers` or `tools` |

@@ -182,13 +182,18 @@ async fn resolve_credential(
             credential.type_name(),
         )];
         match &resolved {
-            Ok(Injected {
-                lookup: Some(l), ..
-            }) => attrs.push(opentelemetry::KeyValue::new(
-                "sluice.credential.cache",
-                l.label(),
-            )),
-            Ok(_) => {}
+            Ok(injected) => {
+                attrs.push(opentelemetry::KeyValue::new(
+                    "sluice.credential.digest",
+                    injected.digest(),
+                ));
+                if let Some(l) = injected.lookup {
+                    attrs.push(opentelemetry::KeyValue::new(
+                        "sluice.credential.cache",
+                        l.label(),
+                    ));
+                }
+            }
             Err(e) => {
                 attrs.push(opentelemetry::KeyValue::new("error.type", e.reason()));
                 cx.span()
