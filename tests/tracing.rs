@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 const TOKEN: &str = "tracing-test-token-0123456789";
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
+const UNSAMPLED: &str = "5bf92f3577b34da6a3ce929d0e0e4736";
+const LATER: &str = "6bf92f3577b34da6a3ce929d0e0e4736";
 const UPSTREAM_KEY: &str = "py-upstream-api-key-0123";
 
 struct Receiver {
@@ -178,7 +180,8 @@ async fn a_client_trace_is_continued_through_auth_and_upstream_spans_and_sent_up
     );
     assert_eq!(seen["x-api-key"], UPSTREAM_KEY);
 
-    // An unsampled new trace (ratio 0) records nothing but still carries context upstream.
+    // A new trace at ratio 0 is not sampled: nothing recorded and, as with tracing off, no
+    // context invented for the upstream.
     let r = raw
         .post_with(
             &call.to_string(),
@@ -187,8 +190,38 @@ async fn a_client_trace_is_continued_through_auth_and_upstream_spans_and_sent_up
         )
         .await;
     let seen = seen_headers(&r);
-    let unsampled = seen["traceparent"].as_str().expect("context is propagated");
-    assert!(unsampled.ends_with("-00"), "{unsampled}");
+    assert!(seen.get("traceparent").is_none(), "{seen}");
+    // A client's unsampled trace is not recorded, and its context goes upstream unchanged.
+    let unsampled = format!("00-{UNSAMPLED}-{PARENT}-00");
+    let r = raw
+        .post_with(
+            &call.to_string(),
+            Some(&session),
+            &[
+                ("authorization", &auth),
+                ("traceparent", &unsampled),
+                ("tracestate", "vendor=kept"),
+            ],
+        )
+        .await;
+    let seen = seen_headers(&r);
+    assert_eq!(seen["traceparent"], unsampled.as_str());
+    assert_eq!(seen["tracestate"], "vendor=kept");
+    // Spans are exported in the order they end: once a later sampled trace has arrived, any
+    // span of the unsampled one would have too.
+    let later = format!("00-{LATER}-{PARENT}-01");
+    raw.post_with(
+        &call.to_string(),
+        Some(&session),
+        &[("authorization", &auth), ("traceparent", &later)],
+    )
+    .await;
+    receiver.wait(LATER, &["tools/call py__seen_headers"]).await;
+    let recorded = receiver.spans.lock().unwrap().clone();
+    assert!(
+        recorded.iter().all(|s| s["trace_id"] != UNSAMPLED),
+        "the unsampled trace was recorded"
+    );
 
     let line = sluice
         .wait_access("the traced call in the access log", |l| {
