@@ -9,7 +9,7 @@
 # Spans go to tests/peers/python/otlp_receiver.py (a real OTLP/HTTP protobuf receiver).
 # Reports req/s, p50/p99 (wrk) and each gateway's CPU time per request (/proc utime+stime).
 #
-# usage: bench/telemetry-overhead.sh [ROUNDS=3] [SECONDS=8] [CONNECTIONS=32]
+# usage: [TARGETS="off trace-0.01"] bench/telemetry-overhead.sh [ROUNDS=3] [SECONDS=8] [CONNECTIONS=32]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +31,8 @@ for _ in $(seq 100); do grep -q port "$work/otlp.out" 2>/dev/null && break; slee
 OTLP=$(sed -n 's/.*"port": \([0-9]*\).*/\1/p' "$work/otlp.out" | head -1)
 [ -n "$OTLP" ] || { echo "the OTLP receiver did not start" >&2; exit 1; }
 
-targets=(off metrics trace-0.01 trace-1 +log)
+# TARGETS="off trace-0.01" measures a subset (off is always the baseline).
+read -r -a targets <<< "${TARGETS:-off metrics trace-0.01 trace-1 +log}"
 declare -A port telemetry pid
 port=([off]=18380 [metrics]=18382 [trace-0.01]=18384 [trace-1]=18386 [+log]=18388)
 telemetry=(
