@@ -330,7 +330,9 @@ mod tests {
         let sampled = format!("00-{TRACE}-00f067aa0ba902b7-01");
         let unsampled = format!("00-{TRACE}-00f067aa0ba902b7-00");
 
-        let cx = always.start_request(&request(None)).expect("a new trace at ratio 1");
+        let cx = always
+            .start_request(&request(None))
+            .expect("a new trace at ratio 1");
         assert!(cx.span().is_recording());
         assert!(never.start_request(&request(None)).is_none());
 
