@@ -88,8 +88,8 @@ pub async fn forward(
             ],
         );
     }
-    // An unsampled request has no upstream span: its own context carries the trace on; with
-    // tracing off there is no context and the client's own trace headers go instead.
+    // An untraced request (not sampled, or tracing off) has no context: the client's own
+    // trace headers go upstream unchanged instead.
     let span = upstream_span.as_ref().or(rec.span.as_ref());
     let mut outbound = Outbound {
         subject,
