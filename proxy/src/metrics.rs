@@ -393,7 +393,8 @@ impl CredentialEvents for CredentialMetrics {
     }
 
     fn token_request(&self, server: usize, outcome: &'static str) {
-        if let Some(c) = self.0.token_requests.get(server)
+        if self.0.enabled
+            && let Some(c) = self.0.token_requests.get(server)
             && let Some(i) = TOKEN_OUTCOMES.iter().position(|o| *o == outcome)
         {
             c[i].inc();
