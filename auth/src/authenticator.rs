@@ -397,7 +397,7 @@ fn subject(unverified: &Unverified<'_>) -> String {
 }
 
 /// The token of `Authorization: Bearer <token>` (RFC 6750 `b64token` characters).
-fn bearer(header: Option<&[u8]>) -> Result<&str, AuthError> {
+pub fn bearer(header: Option<&[u8]>) -> Result<&str, AuthError> {
     let header = header.ok_or(AuthError::Missing)?;
     let header = std::str::from_utf8(header)
         .map_err(|_| AuthError::Malformed("Authorization is not ASCII"))?;

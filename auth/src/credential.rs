@@ -195,7 +195,6 @@ pub struct UpstreamCredential {
     name: HeaderName,
     bearer: bool,
     type_name: &'static str,
-    acts_for_caller: bool,
     kind: Kind,
     aging: Aging,
     observer: Observer,
@@ -207,7 +206,7 @@ impl std::fmt::Debug for UpstreamCredential {
         // The type and header only: never a value.
         f.debug_struct("UpstreamCredential")
             .field("server", &self.observer.server)
-            .field("type", &self.type_name)
+            .field("type", &self.type_name())
             .field("header", &self.name)
             .finish_non_exhaustive()
     }
@@ -274,7 +273,6 @@ impl UpstreamCredential {
             bearer: name == http::header::AUTHORIZATION,
             name,
             type_name: cfg.type_name(),
-            acts_for_caller: cfg.acts_for_caller(),
             kind,
             aging: Aging {
                 server: server.clone(),
@@ -298,7 +296,7 @@ impl UpstreamCredential {
 
     /// Whether the credential acts for the caller.
     pub fn acts_for_caller(&self) -> bool {
-        self.acts_for_caller
+        !matches!(self.kind, Kind::Static(_) | Kind::ClientCredentials { .. })
     }
 
     /// Whether a 401 from the upstream can be cured by fetching a new token.
@@ -341,7 +339,7 @@ impl UpstreamCredential {
                 let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
                     CredentialError::NotAJwt {
                         server: server(),
-                        kind: self.type_name,
+                        kind: self.type_name(),
                     }
                 })?;
                 (with_sensitive(value), None)
@@ -349,13 +347,13 @@ impl UpstreamCredential {
             Kind::PerCaller(by_issuer) => {
                 let identity = caller.identity.ok_or_else(|| CredentialError::NoCaller {
                     server: server(),
-                    kind: self.type_name,
+                    kind: self.type_name(),
                 })?;
                 let issuer = identity.issuer.as_deref().unwrap_or("");
                 let issuer = if identity.has_jwt() { issuer } else { "" };
-                let value = by_issuer
-                    .get(issuer)
-                    .and_then(|m| m.get(&identity.subject))
+                let value = identity
+                    .subject()
+                    .and_then(|subject| by_issuer.get(issuer)?.get(subject))
                     .ok_or_else(|| CredentialError::NoCallerSecret {
                         server: server(),
                         caller: identity.display().to_owned(),
@@ -396,11 +394,11 @@ impl UpstreamCredential {
             (Some(identity), Some(token)) if identity.has_jwt() => Ok((identity, token)),
             (Some(_), _) => Err(CredentialError::NotAJwt {
                 server,
-                kind: self.type_name,
+                kind: self.type_name(),
             }),
             (None, _) => Err(CredentialError::NoCaller {
                 server,
-                kind: self.type_name,
+                kind: self.type_name(),
             }),
         }
     }

@@ -29,8 +29,6 @@ pub struct Identity {
     pub claims: Map<String, Value>,
     /// `exp`, seconds since the epoch.
     pub expires_at: Option<u64>,
-    /// The static token's name or the JWT's `sub`.
-    pub subject: String,
     /// SHA-256 of the bearer token this identity was proven with: upstream credentials made
     /// from the caller's token are cached under it, so two tokens never share one.
     pub token_sha256: [u8; 32],
@@ -54,7 +52,6 @@ impl Identity {
             issuer,
             claims,
             expires_at,
-            subject: subject.to_owned(),
             token_sha256: [0; 32],
             label: format!("{authority}:{subject}"),
         }
@@ -70,6 +67,15 @@ impl Identity {
     /// static token, so its token can be exchanged or forwarded.
     pub fn has_jwt(&self) -> bool {
         !matches!(self.source, Source::Token)
+    }
+
+    /// Who the caller is, exactly as proven: a static token's name, or the JWT's `sub` claim
+    /// (the label's subject is cut short and cleaned for display, so it cannot serve as a key).
+    pub fn subject(&self) -> Option<&str> {
+        match self.source {
+            Source::Token => self.label.split_once(':').map(|(_, name)| name),
+            _ => self.claims.get("sub").and_then(Value::as_str),
+        }
     }
 
     /// `authority:subject`, for logs and spans (never a token).

@@ -21,7 +21,7 @@ pub mod keys;
 pub mod policy;
 pub mod rules;
 
-pub use authenticator::{Authenticator, Provider, SetupError, TOKEN_CACHE_CAPACITY};
+pub use authenticator::{Authenticator, Provider, SetupError, TOKEN_CACHE_CAPACITY, bearer};
 pub use credential::{CredentialError, UpstreamCredential};
 pub use error::AuthError;
 pub use identity::{Identity, Source};

@@ -179,3 +179,49 @@ async fn a_rejected_token_is_forgotten_but_a_newer_one_is_kept() {
         (Ok(HeaderValue::from_static("token-2")), Lookup::Miss)
     );
 }
+
+#[tokio::test]
+async fn a_per_caller_secret_is_found_by_the_exact_subject_not_its_display_form() {
+    use sluice_config::{CallerKey, CredentialConfig, CredentialKind, PerCaller, SecretString};
+    // Longer than the 64 characters a label shows, and with a quote the label drops.
+    let sub = format!("user\"{}@example.com", "x".repeat(70));
+    let values = [(
+        CallerKey {
+            issuer: "https://idp".into(),
+            subject: sub.clone(),
+        },
+        SecretString::new("Bearer theirs".into()),
+    )]
+    .into_iter()
+    .collect();
+    let cfg = CredentialConfig {
+        header: "authorization".into(),
+        kind: CredentialKind::PerCaller(PerCaller {
+            secrets_file: "callers.toml".into(),
+            values: Arc::new(values),
+        }),
+        expiry_margin: CredentialConfig::DEFAULT_EXPIRY_MARGIN,
+        timeout: CredentialConfig::DEFAULT_TIMEOUT,
+        failure_ttl: CredentialConfig::DEFAULT_FAILURE_TTL,
+        cache_capacity: CredentialConfig::DEFAULT_CACHE_CAPACITY,
+    };
+    let http = crate::fetch::client().unwrap();
+    let credential = super::UpstreamCredential::new(0, "s", &cfg, http, Arc::new(super::NoEvents));
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), sub.clone().into());
+    // The authenticator labels identities with the subject as shown (cut short, cleaned).
+    let identity = crate::Identity::new(
+        crate::Source::Provider(0),
+        "idp",
+        &crate::error::shown(&sub),
+        Some("https://idp".into()),
+        claims,
+        None,
+    );
+    let caller = super::Caller {
+        identity: Some(&identity),
+        token: Some("a.b.c"),
+    };
+    let injected = credential.resolve(caller).await.unwrap();
+    assert_eq!(injected.value, "Bearer theirs");
+}

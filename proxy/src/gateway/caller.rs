@@ -48,15 +48,10 @@ pub fn token_for(
     req: &pingora::http::RequestHeader,
 ) -> Option<String> {
     credential.filter(|c| c.acts_for_caller())?;
-    let value = req
-        .headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    let header = req.headers.get(http::header::AUTHORIZATION)?;
+    sluice_auth::bearer(Some(header.as_bytes()))
+        .ok()
+        .map(str::to_owned)
 }
 
 /// Authenticates the request for this gateway: records the caller, traces the step as an
