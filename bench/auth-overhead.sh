@@ -24,10 +24,7 @@ work=$(mktemp -d)
 trap 'exec 3>&- 2>/dev/null || true; kill -INT $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
 "$BIN" example-server --listen "$UP" --threads 1 >/dev/null 2>&1 &
-mkfifo "$work/idp.in"
-node tests/peers/node/idp.mjs < "$work/idp.in" > "$work/idp.out" &
-exec 3>"$work/idp.in"
-for _ in $(seq 100); do grep -q issuer "$work/idp.out" 2>/dev/null && break; sleep 0.1; done
+bench_peer idp node tests/peers/node/idp.mjs
 ISSUER=$(sed -n 's/.*"issuer":"\([^"]*\)".*/\1/p' "$work/idp.out" | head -1)
 [ -n "$ISSUER" ] || { echo "the IdP did not start" >&2; exit 1; }
 echo '{"op":"token","claims":{"sub":"bench","aud":"sluice","groups":["eng"]},"expires_in":3600}' >&3
@@ -71,33 +68,14 @@ require = { groups = "eng" }
 TOML
 SLUICE_LOG=warn "$BIN" proxy --config "$work/sluice.toml" >/dev/null 2>"$work/sluice.log" &
 SLUICE_PID=$!
-for _ in $(seq 100); do curl -sf "http://$ADMIN/readyz" | grep -q '"tools":3' && break; sleep 0.1; done
+bench_wait_ready "$ADMIN" 1
 
-init() { # $1 gateway, $2 bearer or empty
-  curl -si "http://$GW/mcp/$1" -H 'content-type: application/json' \
-    -H 'accept: application/json, text/event-stream' ${2:+-H "authorization: Bearer $2"} \
-    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
-    | tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}'
-}
-lua() { # $1 session, $2 bearer or empty
-  cat <<LUA
-wrk.method = "POST"
-wrk.body = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"example__echo","arguments":{"text":"hello from the benchmark"}}}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json, text/event-stream"
-wrk.headers["Mcp-Session-Id"] = "$1"
-$( [ -n "$2" ] && echo "wrk.headers[\"Authorization\"] = \"Bearer $2\"" )
-LUA
-}
 declare -A bearer=([open]="" [token]="$TOKEN" [jwt]="$JWT")
 for g in open token jwt; do
-  s=$(init "$g" "${bearer[$g]}")
+  s=$(bench_session "http://$GW/mcp/$g" "${bearer[$g]}")
   [ -n "$s" ] || { echo "no session on gateway $g" >&2; cat "$work/sluice.log" >&2; exit 1; }
-  lua "$s" "${bearer[$g]}" > "$work/$g.lua"
-  curl -sf "http://$GW/mcp/$g" -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
-    -H "mcp-session-id: $s" ${bearer[$g]:+-H "authorization: Bearer ${bearer[$g]}"} \
-    --data "$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$work/$g.lua")" | grep -q 'hello from the benchmark' \
-    || { echo "gateway $g does not answer tools/call" >&2; exit 1; }
+  bench_lua example__echo "$s" "${bearer[$g]}" > "$work/$g.lua"
+  bench_check "gateway $g" "http://$GW/mcp/$g" "$work/$g.lua" "$s" "${bearer[$g]}"
 done
 
 for r in $(seq "$ROUNDS"); do

@@ -24,10 +24,7 @@ work=$(mktemp -d)
 trap 'exec 3>&- 2>/dev/null || true; kill -INT $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
 "$BIN" example-server --listen "$UP" --threads 1 >/dev/null 2>&1 &
-mkfifo "$work/authz.in"
-node tests/peers/node/authz.mjs < "$work/authz.in" > "$work/authz.out" 2>/dev/null &
-exec 3>"$work/authz.in"
-for _ in $(seq 100); do grep -q token_endpoint "$work/authz.out" 2>/dev/null && break; sleep 0.1; done
+bench_peer authz node tests/peers/node/authz.mjs
 TOKEN_URL=$(sed -n 's/.*"token_endpoint":"\([^"]*\)".*/\1/p' "$work/authz.out" | head -1)
 [ -n "$TOKEN_URL" ] || { echo "the token endpoint did not start" >&2; exit 1; }
 echo "{\"op\":\"client\",\"client_id\":\"sluice\",\"client_secret\":\"$CLIENT_SECRET\"}" >&3
@@ -72,30 +69,13 @@ servers = ["cc"]
 TOML
 SLUICE_LOG=warn "$BIN" proxy --config "$work/sluice.toml" >/dev/null 2>"$work/sluice.log" &
 SLUICE_PID=$!
-for _ in $(seq 100); do [ "$(curl -sf "http://$ADMIN/readyz" | grep -o '"tools":3' | wc -l)" -ge 3 ] && break; sleep 0.1; done
+bench_wait_ready "$ADMIN" 3
 
-init() { # $1 gateway
-  curl -si "http://$GW/mcp/$1" -H 'content-type: application/json' \
-    -H 'accept: application/json, text/event-stream' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
-    | tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}'
-}
-lua() { # $1 session, $2 server
-  cat <<LUA
-wrk.method = "POST"
-wrk.body = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"$2__echo","arguments":{"text":"hello from the benchmark"}}}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json, text/event-stream"
-wrk.headers["Mcp-Session-Id"] = "$1"
-LUA
-}
 for g in none static cc; do
-  s=$(init "$g")
+  s=$(bench_session "http://$GW/mcp/$g")
   [ -n "$s" ] || { echo "no session on gateway $g" >&2; cat "$work/sluice.log" >&2; exit 1; }
-  lua "$s" "$g" > "$work/$g.lua"
-  curl -sf "http://$GW/mcp/$g" -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
-    -H "mcp-session-id: $s" --data "$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$work/$g.lua")" \
-    | grep -q 'hello from the benchmark' || { echo "gateway $g does not answer tools/call" >&2; exit 1; }
+  bench_lua "${g}__echo" "$s" > "$work/$g.lua"
+  bench_check "gateway $g" "http://$GW/mcp/$g" "$work/$g.lua" "$s"
 done
 
 for r in $(seq "$ROUNDS"); do

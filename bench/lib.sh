@@ -59,3 +59,53 @@ bench_summary() {
     echo "$line"
   done
 }
+
+# bench_wait_ready ADMIN_ADDR N: waits (bounded, 10 s) until /readyz reports N gateways or
+# servers with their 3 tools each (the example server's).
+bench_wait_ready() {
+  for _ in $(seq 100); do
+    [ "$(curl -sf "http://$1/readyz" | grep -o '"tools":3' | wc -l)" -ge "$2" ] && return 0
+    sleep 0.1
+  done
+  echo "the gateway at $1 did not become ready" >&2; return 1
+}
+
+# bench_session URL [BEARER]: initializes an MCP session at URL and prints its id.
+bench_session() {
+  curl -si "$1" -H 'content-type: application/json' \
+    -H 'accept: application/json, text/event-stream' ${2:+-H "authorization: Bearer $2"} \
+    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
+    | tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}'
+}
+
+# bench_lua TOOL [SESSION] [BEARER]: a wrk script calling TOOL with a fixed text.
+bench_lua() {
+  cat <<LUA
+wrk.method = "POST"
+wrk.body = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"$1","arguments":{"text":"hello from the benchmark"}}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+$( [ -n "${2:-}" ] && echo "wrk.headers[\"Mcp-Session-Id\"] = \"$2\"" )
+$( [ -n "${3:-}" ] && echo "wrk.headers[\"Authorization\"] = \"Bearer $3\"" )
+LUA
+}
+
+# bench_check NAME URL LUA [SESSION] [BEARER]: sends the script's call once and fails unless
+# the answer carries the echoed text.
+bench_check() {
+  curl -sf "$2" -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+    ${4:+-H "mcp-session-id: $4"} ${5:+-H "authorization: Bearer $5"} \
+    --data "$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$3")" | grep -q 'hello from the benchmark' \
+    || { echo "$1 does not answer tools/call" >&2; return 1; }
+}
+
+# bench_peer NAME COMMAND...: starts a line-protocol test peer (tests/peers) with its stdin
+# on fd 3 and its stdout in $work/NAME.out, and waits (bounded) for its ready line.
+bench_peer() {
+  local name=$1; shift
+  mkfifo "$work/$name.in"
+  "$@" < "$work/$name.in" > "$work/$name.out" 2>/dev/null &
+  exec 3>"$work/$name.in"
+  for _ in $(seq 100); do [ -s "$work/$name.out" ] && return 0; sleep 0.1; done
+  echo "$name did not start" >&2; return 1
+}

@@ -24,10 +24,7 @@ work=$(mktemp -d)
 trap 'exec 3>&- 2>/dev/null || true; kill -INT $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
 "$BIN" example-server --listen "$UP" --threads 1 >/dev/null 2>&1 &
-mkfifo "$work/otlp.in"
-.venv/bin/python tests/peers/python/otlp_receiver.py < "$work/otlp.in" > "$work/otlp.out" &
-exec 3>"$work/otlp.in"
-for _ in $(seq 100); do grep -q port "$work/otlp.out" 2>/dev/null && break; sleep 0.1; done
+bench_peer otlp .venv/bin/python tests/peers/python/otlp_receiver.py
 OTLP=$(sed -n 's/.*"port": \([0-9]*\).*/\1/p' "$work/otlp.out" | head -1)
 [ -n "$OTLP" ] || { echo "the OTLP receiver did not start" >&2; exit 1; }
 
@@ -69,19 +66,10 @@ TOML
   pid[$t]=$!
 done
 for t in "${targets[@]}"; do
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$((port[$t] + 1000))/readyz" | grep -q '"tools":3' && break; sleep 0.1; done
-  s=$(curl -si "http://127.0.0.1:${port[$t]}/mcp/bench" -H 'content-type: application/json' \
-    -H 'accept: application/json, text/event-stream' \
-    -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
-    | tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}')
+  bench_wait_ready "127.0.0.1:$((port[$t] + 1000))" 1
+  s=$(bench_session "http://127.0.0.1:${port[$t]}/mcp/bench")
   [ -n "$s" ] || { echo "no session from $t" >&2; cat "$work/$t.log" >&2; exit 1; }
-  cat > "$work/$t.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"example__echo","arguments":{"text":"hello from the benchmark"}}}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json, text/event-stream"
-wrk.headers["Mcp-Session-Id"] = "$s"
-LUA
+  bench_lua example__echo "$s" > "$work/$t.lua"
 done
 
 for r in $(seq "$ROUNDS"); do

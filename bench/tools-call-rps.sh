@@ -38,12 +38,8 @@ name = "bench"
 servers = ["example"]
 TOML
 SLUICE_LOG=warn "$BIN" proxy --config "$work/sluice.toml" >/dev/null 2>"$work/sluice.log" &
-for _ in $(seq 100); do curl -sf "http://$ADMIN/readyz" | grep -q '"tools":3' && break; sleep 0.1; done
-
-session=$(curl -si "http://$GW/mcp/bench" -H 'content-type: application/json' \
-  -H 'accept: application/json, text/event-stream' \
-  -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}' \
-  | tr -d '\r' | awk -F': ' 'tolower($1)=="mcp-session-id"{print $2}')
+bench_wait_ready "$ADMIN" 1
+session=$(bench_session "http://$GW/mcp/bench")
 [ -n "$session" ] || { echo "no session from the gateway" >&2; cat "$work/sluice.log" >&2; exit 1; }
 
 targets="direct gateway"
@@ -76,27 +72,14 @@ NGINX
   targets="$targets nginx"
 fi
 
-lua() { # $1 = tool name, $2 = session header or empty
-  cat <<LUA
-wrk.method = "POST"
-wrk.body = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"$1","arguments":{"text":"hello from the benchmark"}}}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json, text/event-stream"
-$( [ -n "$2" ] && echo "wrk.headers[\"Mcp-Session-Id\"] = \"$2\"" )
-LUA
-}
-lua echo "" > "$work/direct.lua"
+bench_lua echo > "$work/direct.lua"
 cp "$work/direct.lua" "$work/nginx.lua"
 cp "$work/direct.lua" "$work/pingora.lua"
-lua example__echo "$session" > "$work/gateway.lua"
+bench_lua example__echo "$session" > "$work/gateway.lua"
 
 # Sanity: both paths answer the call.
-for t in "direct http://$UP/mcp" "gateway http://$GW/mcp/bench"; do
-  set -- $t
-  curl -sf "$2" -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
-    -H "mcp-session-id: $session" --data "$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "$work/$1.lua")" | grep -q 'hello from the benchmark' \
-    || { echo "$1 path does not answer tools/call" >&2; exit 1; }
-done
+bench_check "the direct path" "http://$UP/mcp" "$work/direct.lua" "$session"
+bench_check "the gateway path" "http://$GW/mcp/bench" "$work/gateway.lua" "$session"
 
 declare -A url=([direct]="http://$UP/mcp" [gateway]="http://$GW/mcp/bench" [nginx]="http://$NGX/mcp" [pingora]="http://$PLAIN/mcp")
 for r in $(seq "$ROUNDS"); do
