@@ -53,6 +53,23 @@ fn bearer(headers: &Value) -> String {
         .to_owned()
 }
 
+/// The JSON-RPC error message of one `tools/call` by the caller holding `auth` (these calls
+/// fail at the credential step, before any upstream); panics when the call did not fail.
+async fn refusal(raw: &Raw, session: &str, auth: &str) -> String {
+    let msg = raw
+        .call_tool_with(
+            session,
+            "up__echo",
+            json!({"text": "x"}),
+            &[("authorization", auth)],
+        )
+        .await;
+    msg["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the call did not fail: {msg}"))
+        .to_owned()
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -264,23 +281,12 @@ async fn token_exchange_acts_for_each_caller_and_never_mixes_their_tokens() {
     // Callers that cannot be acted for are refused before any token endpoint is contacted.
     let grants = authz.grants();
     let stat = format!("Bearer {STATIC_TOKEN}");
-    let msg = raw
-        .call_tool_with(
-            &session,
-            "up__seen_headers",
-            json!({}),
-            &[("authorization", stat.as_str())],
-        )
-        .await;
-    let err = msg["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let err = refusal(&raw, &session, &stat).await;
     assert!(
         err.contains(
             "upstream server 'up' needs the caller's JWT for its token_exchange credential"
         ),
-        "{msg}"
+        "{err}"
     );
     assert_eq!(authz.grants(), grants);
 }
@@ -331,17 +337,18 @@ async fn a_token_is_refreshed_before_it_expires_and_a_401_replaces_it() {
     let session = raw.initialize_with(&h).await;
     let first = bearer(&seen(&raw, &session, &h).await);
     let first_exp = claims(&first)["exp"].as_u64().unwrap();
-    let started = Instant::now();
-    let mut refreshed = None;
-    while started.elapsed() < Duration::from_secs(12) {
-        let token = bearer(&seen(&raw, &session, &h).await);
-        if token != first {
-            refreshed = Some((token, now()));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (second, at) = refreshed.expect("the token was replaced within 12 s");
+    // Calls until the served token changes (bounded: 12 s), noting when it did.
+    let (raw_, session_, h_, first_) = (&raw, &session, &h, &first);
+    let (second, at) = harness::poll(
+        "the token to be replaced",
+        120,
+        Duration::from_millis(100),
+        || async move {
+            let token = bearer(&seen(raw_, session_, h_).await);
+            (token != *first_).then(|| (token, now()))
+        },
+    )
+    .await;
     assert!(
         at + 2 <= first_exp,
         "the new token arrived at {at}, within the margin of the old one's expiry {first_exp}: refreshed late"
@@ -370,29 +377,16 @@ async fn a_token_endpoint_that_is_down_or_hangs_gives_a_clear_error_not_a_hang()
     let session = raw.initialize_with(&h).await;
     authz.cmd(json!({"op": "down"}));
     let refused_before = authz.grants().refused;
-    let msg = raw
-        .call_tool_with(&session, "up__echo", json!({"text": "x"}), &h)
-        .await;
-    let err = msg["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let err = refusal(&raw, &session, &frank).await;
     assert!(
         err.contains("upstream server 'up': credential unavailable"),
-        "{msg}"
+        "{err}"
     );
-    assert!(err.contains("HTTP 503"), "{msg}");
+    assert!(err.contains("HTTP 503"), "{err}");
     // Within failure_ttl the broken endpoint is not asked again.
     for _ in 0..10 {
-        let msg = raw
-            .call_tool_with(&session, "up__echo", json!({"text": "x"}), &h)
-            .await;
-        assert!(
-            msg["error"]["message"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("credential unavailable")
-        );
+        let err = refusal(&raw, &session, &frank).await;
+        assert!(err.contains("credential unavailable"), "{err}");
     }
     assert_eq!(authz.grants().refused - refused_before, 1);
 
@@ -401,19 +395,8 @@ async fn a_token_endpoint_that_is_down_or_hangs_gives_a_clear_error_not_a_hang()
     authz.cmd(json!({"op": "delay", "ms": 5000}));
     let gina = format!("Bearer {}", caller_jwt(&mut idp, "gina"));
     let started = Instant::now();
-    let msg = raw
-        .call_tool_with(
-            &session,
-            "up__echo",
-            json!({"text": "x"}),
-            &[("authorization", gina.as_str())],
-        )
-        .await;
-    let err = msg["error"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    assert!(err.contains("did not answer within 1s"), "{msg}");
+    let err = refusal(&raw, &session, &gina).await;
+    assert!(err.contains("did not answer within 1s"), "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "the call waited for the endpoint"
@@ -535,18 +518,10 @@ async fn per_caller_secrets_are_found_by_caller_and_a_missing_one_is_named() {
     let h = seen(&raw, &session, &[("authorization", jack.as_str())]).await;
     assert_eq!(h["x-api-key"], "key=jack-upstream-key");
     let kim = format!("Bearer {}", caller_jwt(&mut idp, "kim"));
-    let msg = raw
-        .call_tool_with(
-            &session,
-            "up__seen_headers",
-            json!({}),
-            &[("authorization", kim.as_str())],
-        )
-        .await;
-    let err = msg["error"]["message"].as_str().unwrap_or_default();
+    let err = refusal(&raw, &session, &kim).await;
     assert!(
         err.contains("upstream server 'up' needs a per-caller secret for caller 'idp:kim'"),
-        "{msg}"
+        "{err}"
     );
     assert!(
         !sluice.log().contains("upstream-key"),

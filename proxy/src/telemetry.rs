@@ -319,12 +319,17 @@ mod tests {
 
     const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
-    #[test]
-    fn the_decision_follows_the_clients_flag_else_the_ratio() {
-        let rt = tokio::runtime::Builder::new_current_thread()
+    /// The exporter needs a runtime to be built in.
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn the_decision_follows_the_clients_flag_else_the_ratio() {
+        let rt = runtime();
         let _guard = rt.enter();
         let (always, never) = (telemetry(1.0), telemetry(0.0));
         let sampled = format!("00-{TRACE}-00f067aa0ba902b7-01");
@@ -352,10 +357,7 @@ mod tests {
 
     #[test]
     fn a_ratio_samples_about_that_share_of_new_traces() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         let _guard = rt.enter();
         let t = telemetry(0.25);
         let req = request(None);

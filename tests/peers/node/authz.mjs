@@ -37,9 +37,9 @@
 // Logs only to stderr. It exits when stdin closes.
 import crypto from 'node:crypto';
 import http from 'node:http';
-import readline from 'node:readline';
 import { URLSearchParams } from 'node:url';
 import Provider, { errors } from 'oidc-provider';
+import { serveCommands } from './commands.mjs';
 import {
   SignJWT, createLocalJWKSet, createRemoteJWKSet, decodeJwt, exportJWK, generateKeyPair,
   jwtVerify,
@@ -292,19 +292,4 @@ process.stdout.write(`${JSON.stringify({
   issuer, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`,
 })}\n`);
 
-// Commands run one at a time so answers come out in order.
-let queue = Promise.resolve();
-const rl = readline.createInterface({ input: process.stdin });
-rl.on('line', (line) => {
-  if (!line.trim()) return;
-  queue = queue.then(async () => {
-    let out;
-    try {
-      out = await handle(JSON.parse(line));
-    } catch (e) {
-      out = { error: String(e?.error_description ?? e?.message ?? e) };
-    }
-    process.stdout.write(`${JSON.stringify(out)}\n`);
-  });
-});
-rl.on('close', () => queue.then(() => process.exit(0)));
+serveCommands(handle);

@@ -16,7 +16,7 @@
 //   {"op":"count"}                           {"jwks": n, "metadata": n}
 // It exits when stdin closes.
 import http from 'node:http';
-import readline from 'node:readline';
+import { serveCommands } from './commands.mjs';
 import { OAuth2Issuer, OAuth2Service } from 'oauth2-mock-server';
 import { SignJWT, importJWK } from 'jose';
 
@@ -100,8 +100,7 @@ async function handle(cmd) {
   }
 }
 
-// Commands run one at a time, after start-up, so answers come out in order.
-let queue = new Promise((resolve) => {
+const started = new Promise((resolve) => {
   server.listen(0, '127.0.0.1', async () => {
     issuer.url = `http://127.0.0.1:${server.address().port}`;
     await newIssuer('RS256', 'rsa-1');
@@ -110,17 +109,4 @@ let queue = new Promise((resolve) => {
     resolve();
   });
 });
-
-const rl = readline.createInterface({ input: process.stdin });
-rl.on('line', (line) => {
-  queue = queue.then(async () => {
-    let out;
-    try {
-      out = await handle(JSON.parse(line));
-    } catch (e) {
-      out = { error: String(e?.message ?? e) };
-    }
-    process.stdout.write(`${JSON.stringify(out)}\n`);
-  });
-});
-rl.on('close', () => queue.then(() => process.exit(0)));
+serveCommands(handle, started);
