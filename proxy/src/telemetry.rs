@@ -137,13 +137,10 @@ impl Telemetry {
         self.threshold == u64::MAX || rand::random::<u64>() < self.threshold
     }
 
-    /// A child span of `parent` (ended when the returned context's span is ended); `None`
-    /// when the parent is not sampled, so an unsampled request builds no further spans.
+    /// A child span of `parent`, ended when the returned context's span is ended. Only
+    /// sampled requests have a context to be a parent (see [`Telemetry::start_request`]).
     pub fn child(&self, parent: &Context, name: &'static str, kind: SpanKind) -> Option<Context> {
         let tracer = self.tracer.as_ref()?;
-        if !parent.span().is_recording() {
-            return None;
-        }
         let span = tracer
             .span_builder(name)
             .with_kind(kind)

@@ -132,10 +132,6 @@ impl RequestRecord {
         use opentelemetry::KeyValue;
         use opentelemetry::trace::{Status, TraceContextExt};
         let span = cx.span();
-        if !span.is_recording() {
-            span.end();
-            return;
-        }
         span.update_name(crate::telemetry::span_name(method, self.target.as_deref()));
         let mut attrs = vec![
             KeyValue::new("mcp.method.name", method.to_owned()),
