@@ -27,7 +27,7 @@ pub use error::AuthError;
 pub use identity::{Identity, Source};
 pub use issuer::{Issuer, OAuthError};
 pub use policy::GatewayPolicy;
-pub use rules::{Decision, Grants, Rules};
+pub use rules::{Decision, Grants, Rules, claim_holds, glob_match};
 
 #[cfg(test)]
 mod tests;

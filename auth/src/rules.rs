@@ -101,8 +101,9 @@ impl Decision {
 }
 
 /// A claim meets a requirement when it equals one of `values`, or, for an array claim (or a
-/// space-separated `scope`/`scp` string), contains one of them.
-fn claim_holds(claim: Option<&Value>, name: &str, values: &[Value]) -> bool {
+/// space-separated `scope`/`scp` string), contains one of them. Shared with the proxy's
+/// tool-invocation policies, so both read claims alike.
+pub fn claim_holds(claim: Option<&Value>, name: &str, values: &[Value]) -> bool {
     match claim {
         None => false,
         Some(Value::Array(items)) => items.iter().any(|i| values.contains(i)),

@@ -100,11 +100,12 @@ use toml::de::DeTable;
 pub use error::{ConfigError, ConfigErrors};
 pub use names::{GatewayName, MAX_NAME_LEN, NameError, ServerName};
 pub use schema::{
-    ACCESS_TOKEN_TYPE, AccessLog, AuthConfig, CallerKey, CatalogConfig, ClientAuth,
-    ClientCredentials, Config, CredentialConfig, CredentialKind, GatewayAuthConfig, GatewayConfig,
-    ID_JAG_TOKEN_TYPE, IdJag, IssuerClient, IssuerConfig, JwtAlgorithm, MAX_RULES,
-    MIN_SECRET_BYTES, PerCaller, ProviderConfig, ProxyConfig, ServerConfig, SessionsConfig,
-    StaticToken, TelemetryConfig, TokenClient, TokenExchange, ToolRule,
+    ACCESS_TOKEN_TYPE, AccessLog, ArgumentCondition, ArgumentTest, AuthConfig, CallerKey,
+    CatalogConfig, ClientAuth, ClientCredentials, Config, CredentialConfig, CredentialKind, Effect,
+    GatewayAuthConfig, GatewayConfig, GatewayLimits, ID_JAG_TOKEN_TYPE, IdJag, IssuerClient,
+    IssuerConfig, JwtAlgorithm, MAX_POLICIES, MAX_REGEX_SIZE, MAX_RULES, MIN_SECRET_BYTES,
+    PerCaller, PolicyConfig, ProviderConfig, ProxyConfig, RateLimit, ServerConfig, SessionsConfig,
+    StaticToken, TelemetryConfig, TokenClient, TokenExchange, ToolRule, ToolsMode,
 };
 pub use secret::SecretString;
 

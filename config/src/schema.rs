@@ -10,8 +10,10 @@ use crate::{GatewayName, SecretString, ServerName};
 
 mod auth;
 mod credential;
+mod policy;
 pub use auth::*;
 pub use credential::*;
+pub use policy::*;
 
 /// Shortest accepted `sessions.secret`, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -194,6 +196,14 @@ pub struct GatewayConfig {
     pub tools: Vec<String>,
     /// `[gateways.auth]`; `None` = no authentication on this gateway.
     pub auth: Option<GatewayAuthConfig>,
+    /// How `tools/list` shows the catalog.
+    pub tools_mode: ToolsMode,
+    /// `[[gateways.policies]]`, in file order; names are unique.
+    pub policies: Vec<PolicyConfig>,
+    /// What a call no policy matches gets.
+    pub policy_default: Effect,
+    /// `[gateways.limits]`.
+    pub limits: GatewayLimits,
 }
 
 /// `[telemetry]`: OpenTelemetry traces, the access log and metrics.

@@ -6,6 +6,7 @@ mod auth;
 mod catalog;
 mod credential;
 mod gateways;
+mod policies;
 mod proxy;
 mod servers;
 mod sessions;

@@ -353,3 +353,97 @@ value = "k"
         "x-api-key"
     );
 }
+
+#[test]
+fn gateway_controls_load_with_their_values_and_defaults() {
+    use sluice_config::{ArgumentTest, Effect, RateLimit, ToolsMode};
+    let c = load(
+        r#"
+[[servers]]
+name = "db"
+url = "http://127.0.0.1:1/mcp"
+
+[[gateways]]
+name = "plain"
+servers = ["db"]
+
+[[gateways]]
+name = "guarded"
+servers = ["db"]
+tools_mode = "lazy"
+policy_default = "deny"
+
+[[gateways.policies]]
+name = "no-prod"
+tools = ["db__*"]
+claims = { groups = ["dba", "ops"] }
+arguments = [
+  { pointer = "/database", prefix = "prod" },
+  { pointer = "/limit", min = 1, max = 1000.5 },
+  { pointer = "/mode", equals = 2.5 },
+  { pointer = "/sql", regex = "(?i)^select " },
+]
+effect = "deny"
+
+[gateways.limits]
+gateway = "1000/s"
+caller = { rate = "600/min", burst = 20 }
+tool = "10000/h"
+"#,
+    )
+    .expect("valid config");
+    let plain = &c.gateways[0];
+    assert_eq!(plain.tools_mode, ToolsMode::Direct);
+    assert!(plain.policies.is_empty() && plain.limits.is_empty());
+    assert_eq!(plain.policy_default, Effect::Allow);
+    let g = &c.gateways[1];
+    assert_eq!(g.tools_mode, ToolsMode::Lazy);
+    assert_eq!(g.policy_default, Effect::Deny);
+    let p = &g.policies[0];
+    assert_eq!((p.name.as_str(), p.effect), ("no-prod", Effect::Deny));
+    assert_eq!(
+        p.claims,
+        [(
+            "groups".to_owned(),
+            vec![serde_json::json!("dba"), serde_json::json!("ops")]
+        )]
+    );
+    let tests: Vec<&ArgumentTest> = p.arguments.iter().map(|a| &a.test).collect();
+    assert_eq!(
+        tests,
+        [
+            &ArgumentTest::Prefix("prod".into()),
+            &ArgumentTest::Range {
+                min: Some(1.0),
+                max: Some(1000.5)
+            },
+            &ArgumentTest::Equals(serde_json::json!(2.5)),
+            &ArgumentTest::Regex("(?i)^select ".into()),
+        ]
+    );
+    let s = Duration::from_secs(1);
+    assert_eq!(
+        g.limits.gateway,
+        Some(RateLimit {
+            count: 1000,
+            period: s,
+            burst: 1000
+        })
+    );
+    assert_eq!(
+        g.limits.caller,
+        Some(RateLimit {
+            count: 600,
+            period: 60 * s,
+            burst: 20
+        })
+    );
+    assert_eq!(
+        g.limits.tool,
+        Some(RateLimit {
+            count: 10000,
+            period: 3600 * s,
+            burst: 10000
+        })
+    );
+}

@@ -6,7 +6,9 @@
 //! already encoded as a JSON string literal ready to splice into a forwarded body. A
 //! `tools/list` request then copies bytes and builds nothing.
 
+pub mod lazy;
 pub mod refresh;
+pub mod search;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,9 +16,11 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use sluice_auth::{Decision, Grants, Rules};
-use sluice_config::{GatewayConfig, GatewayName};
+use sluice_config::{GatewayConfig, GatewayName, ToolsMode};
 
 use crate::metrics::{GatewayMetrics, ToolMetrics};
+use crate::policy::Policies;
+use crate::rate_limit::{Bucket, GatewayLimiter};
 use crate::upstream::ServerIdx;
 
 /// Separator between the server prefix and the upstream's own name.
@@ -52,6 +56,10 @@ pub struct Route {
     pub decision: Decision,
     /// Its metric handles (tools only; prompts share the gateway's `other`).
     pub metrics: Arc<ToolMetrics>,
+    /// The gateway's policies that can apply to it (by index), found at build.
+    pub policies: Box<[u16]>,
+    /// Its calls' rate-limit bucket, when the gateway limits tools.
+    pub bucket: Option<Arc<Bucket>>,
 }
 
 /// Most distinct rule outcomes whose filtered `tools/list` is kept; callers differ in few
@@ -145,6 +153,12 @@ pub struct GatewayCatalog {
     /// Filtered `tools/list` pages per distinct rule outcome, built on first use.
     filtered: Mutex<HashMap<Grants, Arc<ListPages>>>,
     page_size: usize,
+    /// Tool-invocation policies, when the gateway has any.
+    pub policies: Option<Arc<Policies>>,
+    /// Rate limits, when the gateway sets any.
+    pub limiter: Option<Arc<GatewayLimiter>>,
+    /// Lazy mode (`tools_mode = "lazy"`): the searchable tools behind `search_tools`.
+    pub lazy: Option<lazy::LazyTools>,
 }
 
 impl GatewayCatalog {
@@ -261,11 +275,32 @@ impl GatewayCatalog {
         };
 
         metrics.set_catalog_tools(tools.len());
+        let (lazy, tools, ruled_tools) = match cfg.tools_mode {
+            ToolsMode::Direct => (
+                None,
+                ListPages::build("tools", &tools, page_size),
+                ruled_tools,
+            ),
+            ToolsMode::Lazy => {
+                let decisions = tools
+                    .iter()
+                    .map(|t| {
+                        let name = t.get("name").and_then(Value::as_str).unwrap_or_default();
+                        tool_routes
+                            .get(name)
+                            .map_or(Decision::Hidden, |r: &Route| r.decision)
+                    })
+                    .collect();
+                let search_metrics = metrics.tool("sluice", lazy::SEARCH_TOOLS);
+                let lazy = lazy::LazyTools::build(&tools, decisions, search_metrics);
+                (Some(lazy), lazy::builtin_pages(), Vec::new())
+            }
+        };
         GatewayCatalog {
             name: cfg.name.clone(),
             metrics,
             servers: used,
-            tools: ListPages::build("tools", &tools, page_size),
+            tools,
             prompts: ListPages::build("prompts", &prompts, page_size),
             resources: ListPages::build("resources", &resources, page_size),
             resource_templates: ListPages::build("resourceTemplates", &templates, page_size),
@@ -276,7 +311,30 @@ impl GatewayCatalog {
             ruled_tools,
             filtered: Mutex::new(HashMap::new()),
             page_size,
+            policies: None,
+            limiter: None,
+            lazy,
         }
+    }
+
+    /// Attaches the gateway's policies and limits: each tool's route learns which policies
+    /// can apply to it and gets its rate-limit bucket, so a call looks neither up.
+    pub fn with_controls(
+        mut self,
+        policies: Option<Arc<Policies>>,
+        limiter: Option<Arc<GatewayLimiter>>,
+    ) -> Self {
+        for (name, route) in &mut self.tool_routes {
+            if let Some(p) = &policies {
+                route.policies = p.candidates(name);
+            }
+            if let Some(l) = &limiter {
+                route.bucket = l.tool_bucket(name);
+            }
+        }
+        self.policies = policies;
+        self.limiter = limiter;
+        self
     }
 
     /// The `tools/list` pages a caller with `grants` sees: `None` when the gateway has no
@@ -360,6 +418,8 @@ fn route(
         server,
         decision,
         metrics,
+        policies: Box::default(),
+        bucket: None,
         upstream_literal: serde_json::to_vec(upstream_name)
             .unwrap_or_default()
             .into_boxed_slice(),

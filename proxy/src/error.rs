@@ -19,6 +19,10 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
 /// Implementation-defined server error: the caller is not authenticated or not allowed.
 pub const UNAUTHORIZED: i64 = -32001;
+/// Implementation-defined server error: a tool-invocation policy refused the call.
+pub const POLICY_DENIED: i64 = -32003;
+/// Implementation-defined server error: a rate limit refused the request (HTTP 429).
+pub const RATE_LIMITED: i64 = -32029;
 
 /// A request the gateway refuses or could not complete.
 #[derive(Debug, Error)]
@@ -143,6 +147,29 @@ pub enum GatewayError {
         /// Scopes the gateway advertises, for the challenge.
         scope: Option<String>,
     },
+    /// A tool-invocation policy refused the call.
+    #[error("tool '{tool}' call refused by policy '{policy}' of gateway '{gateway}'")]
+    PolicyDenied {
+        /// The tool (truncated).
+        tool: String,
+        /// The gateway.
+        gateway: String,
+        /// The deciding policy's name (`default` = the gateway's `policy_default`).
+        policy: String,
+    },
+    /// A rate limit refused the request (429).
+    #[error(
+        "rate limit exceeded: the {} limit of gateway '{gateway}' ({}); retry after {:.3} s",
+        .limited.scope.as_str(),
+        .limited.limit,
+        .limited.retry_after.as_secs_f64()
+    )]
+    RateLimited {
+        /// The gateway.
+        gateway: String,
+        /// Which limit and when to retry.
+        limited: crate::rate_limit::Limited,
+    },
     /// The upstream lost the session and it could not be re-opened.
     #[error(
         "upstream server '{0}' lost the session and could not open a new one; initialize a new session"
@@ -181,7 +208,9 @@ impl GatewayError {
             | GatewayError::UnknownResource { .. }
             | GatewayError::InvalidParams(_)
             | GatewayError::BadCursor
+            | GatewayError::PolicyDenied { .. }
             | GatewayError::Upstream(_) => 200,
+            GatewayError::RateLimited { .. } => 429,
             GatewayError::Internal(_) => 500,
             GatewayError::Unauthorized { .. } => 401,
             GatewayError::Forbidden { .. } => 403,
@@ -203,6 +232,8 @@ impl GatewayError {
             | GatewayError::BadCursor => INVALID_PARAMS,
             GatewayError::Upstream(_) | GatewayError::Internal(_) => INTERNAL_ERROR,
             GatewayError::Unauthorized { .. } | GatewayError::Forbidden { .. } => UNAUTHORIZED,
+            GatewayError::PolicyDenied { .. } => POLICY_DENIED,
+            GatewayError::RateLimited { .. } => RATE_LIMITED,
             _ => INVALID_REQUEST,
         }
     }
@@ -243,6 +274,8 @@ impl GatewayError {
             GatewayError::ClientClosed(_) => "client_closed",
             GatewayError::Unauthorized { .. } => "unauthorized",
             GatewayError::Forbidden { .. } => "forbidden",
+            GatewayError::PolicyDenied { .. } => "policy_denied",
+            GatewayError::RateLimited { .. } => "rate_limited",
         }
     }
 }

@@ -103,6 +103,16 @@ impl Gateway {
         rec.id = envelope.id.map(|s| body.slice(s.start..s.end));
         rec.method = envelope.method.as_deref().map(str::to_owned);
         let method = envelope.method.as_deref().unwrap_or_default();
+        if envelope.kind == MessageKind::Request
+            && let Some(limiter) = &catalog.limiter
+        {
+            limiter
+                .admit(caller::limit_key(caller, session))
+                .map_err(|limited| GatewayError::RateLimited {
+                    gateway: catalog.name.as_str().to_owned(),
+                    limited,
+                })?;
+        }
 
         if envelope.kind == MessageKind::Request && method == "initialize" {
             return local::initialize(
@@ -135,6 +145,15 @@ impl Gateway {
             }
             "resources/templates/list" => {
                 local::list(session, rec, &body, &envelope, &catalog.resource_templates).await
+            }
+            "tools/call"
+                if catalog.lazy.is_some()
+                    && envelope
+                        .name
+                        .as_ref()
+                        .is_some_and(|n| n.value == crate::catalog::lazy::SEARCH_TOOLS) =>
+            {
+                local::search_tools(session, rec, &body, &envelope, catalog, caller).await
             }
             "tools/call" | "prompts/get" | "resources/read" => {
                 let target = route::target(method, &envelope, &body, catalog, caller, rec)
@@ -273,6 +292,7 @@ impl ProxyHttp for Gateway {
                     err,
                     GatewayError::Unauthorized { .. }
                         | GatewayError::Forbidden { .. }
+                        | GatewayError::RateLimited { .. }
                         | GatewayError::ClientClosed(_)
                 )
             {

@@ -62,21 +62,24 @@ pub enum ToolOutcome {
     Denied = 4,
     /// The call was not valid (unknown tool, bad params, unauthenticated).
     Invalid = 5,
+    /// A rate limit refused it.
+    RateLimited = 6,
 }
 
-const OUTCOMES: [&str; 6] = [
+const OUTCOMES: [&str; 7] = [
     "ok",
     "tool_error",
     "upstream_error",
     "timeout",
     "denied",
     "invalid",
+    "rate_limited",
 ];
 
 /// Handles for one tool of one gateway.
 #[derive(Debug)]
 pub struct ToolMetrics {
-    calls: [IntCounter; 6],
+    calls: [IntCounter; 7],
     duration: Histogram,
     enabled: bool,
 }
@@ -162,6 +165,8 @@ pub struct Metrics {
     bad_requests: IntCounterVec,
     catalog_tools: IntGaugeVec,
     jwks_refresh: IntCounterVec,
+    policy_decisions: IntCounterVec,
+    rate_limited: IntCounterVec,
     /// `sluice_access_log_dropped_total`.
     pub access_log_dropped: IntCounter,
     /// Whether requests are counted (`telemetry.metrics`).
@@ -208,7 +213,7 @@ impl Metrics {
         );
         let tool_calls = counter(
             "sluice_tool_calls_total",
-            "tools/call requests by gateway, server, tool and outcome (ok, tool_error, upstream_error, timeout, denied, invalid).",
+            "tools/call requests by gateway, server, tool and outcome (ok, tool_error, upstream_error, timeout, denied, invalid, rate_limited).",
             &["gateway", "server", "tool", "outcome"],
         );
         let tool_duration = histogram(
@@ -256,6 +261,16 @@ impl Metrics {
             "Requests to token endpoints for upstream credentials, by server and outcome (ok, error, timeout).",
             &["server", "outcome"],
         );
+        let policy_decisions = counter(
+            "sluice_policy_decisions_total",
+            "Tool-invocation policy decisions by gateway, deciding policy (default = the gateway's policy_default) and effect.",
+            &["gateway", "policy", "effect"],
+        );
+        let rate_limited = counter(
+            "sluice_rate_limited_total",
+            "Requests refused by a rate limit, by gateway and limit (gateway, caller, tool).",
+            &["gateway", "limit"],
+        );
         let dropped = IntCounter::new(
             "sluice_access_log_dropped_total",
             "Access log lines dropped because the writer fell behind.",
@@ -299,6 +314,8 @@ impl Metrics {
             bad_requests,
             catalog_tools,
             jwks_refresh,
+            policy_decisions,
+            rate_limited,
             access_log_dropped: dropped,
             enabled,
             upstream_duration,
@@ -321,6 +338,19 @@ impl Metrics {
             catalog_tools: self.catalog_tools.with_label_values(&[gateway]),
             root: self.clone(),
         })
+    }
+
+    /// The (allow, deny) counters of one policy of a gateway.
+    pub fn policy_decisions(&self, gateway: &str, policy: &str) -> [IntCounter; 2] {
+        ["allow", "deny"].map(|e| {
+            self.policy_decisions
+                .with_label_values(&[gateway, policy, e])
+        })
+    }
+
+    /// The refusal counter of one limit of a gateway.
+    pub fn rate_limited(&self, gateway: &str, limit: &str) -> IntCounter {
+        self.rate_limited.with_label_values(&[gateway, limit])
     }
 
     fn tool_metrics(&self, gateway: &str, server: &str, tool: &str) -> ToolMetrics {

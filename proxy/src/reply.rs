@@ -74,6 +74,18 @@ pub async fn error(
         // The unread rest of the body makes the connection unusable.
         session.set_keepalive(None);
     }
+    if let GatewayError::RateLimited { limited, .. } = err {
+        // Whole seconds, rounded up, so a client that waits this long is let through.
+        let secs =
+            limited.retry_after.as_secs() + u64::from(limited.retry_after.subsec_nanos() > 0);
+        return json(
+            session,
+            status,
+            body,
+            &[("retry-after", &secs.max(1).to_string())],
+        )
+        .await;
+    }
     if let Some(challenge) = err.challenge() {
         return json(session, status, body, &[("www-authenticate", &challenge)]).await;
     }

@@ -15,6 +15,8 @@ use sluice_config::Config;
 use crate::access_log::AccessLog;
 use crate::catalog::{GatewayCatalog, ServerCatalog};
 use crate::metrics::{GatewayMetrics, Metrics};
+use crate::policy::Policies;
+use crate::rate_limit::GatewayLimiter;
 use crate::session::{LazySessions, RevokedSessions};
 use crate::session_token::SessionSealer;
 use crate::telemetry::Telemetry;
@@ -42,6 +44,9 @@ pub struct ServerStatus {
     pub last_error: Option<String>,
 }
 
+/// A gateway's policies and limits.
+type Controls = (Option<Arc<Policies>>, Option<Arc<GatewayLimiter>>);
+
 /// Shared state of one proxy process.
 pub struct Shared {
     /// The validated configuration this process serves.
@@ -68,6 +73,9 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Per gateway: its pre-resolved metric handles (also reachable from its catalog).
     pub gateway_metrics: HashMap<String, Arc<GatewayMetrics>>,
+    /// Per gateway: its compiled policies and its rate limiter, attached to every catalog
+    /// built for it (the limiter's buckets outlive catalog rebuilds).
+    controls: HashMap<String, Controls>,
     /// OpenTelemetry traces (a no-op without `telemetry.otlp_endpoint`).
     pub telemetry: Telemetry,
     /// The JSON access log.
@@ -129,6 +137,16 @@ impl Shared {
             .iter()
             .map(|g| (g.name.as_str().to_owned(), metrics.gateway(g.name.as_str())))
             .collect();
+        let controls = config
+            .gateways
+            .iter()
+            .map(|g| {
+                let name = g.name.as_str();
+                let policies = Policies::compile(g, &metrics).map(Arc::new);
+                let limiter = GatewayLimiter::new(name, &g.limits, &metrics).map(Arc::new);
+                (name.to_owned(), (policies, limiter))
+            })
+            .collect();
         let telemetry = Telemetry::new(&config.telemetry)?;
         let access_log = AccessLog::start(
             &config.telemetry.access_log,
@@ -156,6 +174,7 @@ impl Shared {
             policies,
             metrics,
             gateway_metrics,
+            controls,
             telemetry,
             access_log,
             status,
@@ -180,6 +199,11 @@ impl Shared {
                     .get(g.name.as_str())
                     .cloned()
                     .unwrap_or_else(|| self.metrics.gateway(g.name.as_str()));
+                let (policies, limiter) = self
+                    .controls
+                    .get(g.name.as_str())
+                    .cloned()
+                    .unwrap_or_default();
                 let catalog = GatewayCatalog::build(
                     g,
                     &self.server_index,
@@ -187,7 +211,8 @@ impl Shared {
                     page_size,
                     rules,
                     metrics,
-                );
+                )
+                .with_controls(policies, limiter);
                 (g.name.as_str().to_owned(), Arc::new(catalog))
             })
             .collect();

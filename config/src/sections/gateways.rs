@@ -13,7 +13,16 @@ use crate::schema::{GatewayAuthConfig, MAX_RULES, ToolRule};
 use crate::suggest;
 use crate::{GatewayConfig, GatewayName, ServerName};
 
-const KEYS: &[&str] = &["name", "servers", "tools", "auth"];
+const KEYS: &[&str] = &[
+    "name",
+    "servers",
+    "tools",
+    "auth",
+    "tools_mode",
+    "policies",
+    "policy_default",
+    "limits",
+];
 const AUTH_KEYS: &[&str] = &["tokens", "providers", "id_jag", "scopes", "rules"];
 const RULE_KEYS: &[&str] = &["tools", "require"];
 const P: &str = "gateways";
@@ -75,12 +84,20 @@ pub(super) fn read(
         let gateway_auth = r
             .table(t, "auth")
             .and_then(|(a, span)| read_auth(r, a, span, auth));
+        let tools_mode = super::policies::tools_mode(r, t);
+        let policies = super::policies::policies(r, t).unwrap_or_default();
+        let policy_default = super::policies::policy_default(r, t);
+        let limits = super::policies::limits(r, t);
         if let Some(name) = gateway_name {
             out.push(GatewayConfig {
                 name,
                 servers,
                 tools,
                 auth: gateway_auth,
+                tools_mode,
+                policies,
+                policy_default,
+                limits,
             });
         }
     }

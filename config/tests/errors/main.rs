@@ -4,6 +4,7 @@
 mod auth;
 mod credentials;
 mod environment;
+mod policies;
 mod positions;
 mod references;
 mod syntax;

@@ -30,6 +30,10 @@ fn gateway(servers: &[&str], tools: &[&str]) -> GatewayConfig {
             .collect(),
         tools: tools.iter().map(|t| t.to_string()).collect(),
         auth: None,
+        tools_mode: Default::default(),
+        policies: Vec::new(),
+        policy_default: sluice_config::Effect::Allow,
+        limits: Default::default(),
     }
 }
 

@@ -104,3 +104,21 @@ pub async fn authenticate(
         }
     }
 }
+
+/// Who the caller is for the per-caller rate limit: the identity (issuer and exact subject),
+/// or on a gateway without auth the client's address.
+pub fn limit_key<'a>(caller: &'a Caller, session: &Session) -> crate::rate_limit::CallerKey<'a> {
+    use crate::rate_limit::CallerKey;
+    match &caller.identity {
+        Some(id) => CallerKey::Identity(
+            id.issuer.as_deref(),
+            id.subject().unwrap_or_else(|| id.display()),
+        ),
+        None => CallerKey::Address(
+            session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip()),
+        ),
+    }
+}

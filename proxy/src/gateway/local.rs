@@ -34,6 +34,20 @@ struct InitializeParams<'a> {
     client_info: Option<Value>,
 }
 
+/// `params` of a `search_tools` call.
+#[derive(Deserialize)]
+struct SearchParams<'a> {
+    #[serde(borrow)]
+    arguments: SearchArguments<'a>,
+}
+
+#[derive(Deserialize)]
+struct SearchArguments<'a> {
+    #[serde(borrow)]
+    query: Cow<'a, str>,
+    limit: Option<u64>,
+}
+
 #[derive(Deserialize, Default)]
 struct ListParams<'a> {
     #[serde(borrow)]
@@ -69,6 +83,36 @@ pub async fn list(
         .page(params.cursor.as_deref())
         .map_err(|_| GatewayError::BadCursor)?;
     result(session, rec, page).await
+}
+
+/// Answers a lazy gateway's `search_tools(query, limit)` from the catalog's index, showing
+/// only tools the caller's rules allow.
+pub async fn search_tools(
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    body: &Bytes,
+    envelope: &Envelope<'_>,
+    catalog: &GatewayCatalog,
+    caller: &Caller,
+) -> Result<(), GatewayError> {
+    let lazy = catalog.lazy.as_ref().ok_or_else(|| {
+        GatewayError::Internal("search_tools on a gateway not in lazy mode".into())
+    })?;
+    rec.target = Some(crate::catalog::lazy::SEARCH_TOOLS.to_owned());
+    rec.tool_metrics = Some(lazy.search_metrics.clone());
+    let span = envelope.params.ok_or_else(|| {
+        GatewayError::InvalidParams("search_tools needs arguments {\"query\": \"...\"}".into())
+    })?;
+    let params: SearchParams = serde_json::from_slice(&body[span.start..span.end])
+        .map_err(|e| GatewayError::InvalidParams(format!("search_tools: {e}")))?;
+    let limit = params
+        .arguments
+        .limit
+        .map_or(crate::catalog::lazy::DEFAULT_LIMIT, |l| {
+            usize::try_from(l).unwrap_or(usize::MAX)
+        });
+    let found = lazy.search(&params.arguments.query, limit, caller.grants);
+    result(session, rec, &found).await
 }
 
 /// Answers `initialize`: negotiates the version, opens a session on every stateful upstream of

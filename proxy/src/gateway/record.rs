@@ -49,6 +49,9 @@ pub struct RequestRecord {
     pub tool_error: bool,
     /// The request's server span, when traced.
     pub span: Option<opentelemetry::Context>,
+    /// The tool-invocation policy that decided the call and its effect, on gateways with
+    /// policies.
+    pub policy: Option<(String, &'static str)>,
 }
 
 impl RequestRecord {
@@ -70,6 +73,7 @@ impl RequestRecord {
             upstream: None,
             tool_error: false,
             span: None,
+            policy: None,
         }
     }
 
@@ -159,6 +163,10 @@ impl RequestRecord {
             attrs.push(KeyValue::new("gen_ai.tool.name", t.clone()));
             attrs.push(KeyValue::new("gen_ai.operation.name", "execute_tool"));
         }
+        if let Some((policy, effect)) = &self.policy {
+            attrs.push(KeyValue::new("sluice.policy", policy.clone()));
+            attrs.push(KeyValue::new("sluice.policy.effect", *effect));
+        }
         if self.outcome != "ok" && self.outcome != "accepted" {
             attrs.push(KeyValue::new("error.type", self.outcome));
             span.set_status(Status::error(self.outcome));
@@ -179,9 +187,10 @@ impl RequestRecord {
             | "client_closed"
             | "credential_unavailable"
             | "internal" => ToolOutcome::UpstreamError,
-            "forbidden" | "no_caller" | "caller_not_jwt" | "no_caller_secret" => {
+            "forbidden" | "policy_denied" | "no_caller" | "caller_not_jwt" | "no_caller_secret" => {
                 ToolOutcome::Denied
             }
+            "rate_limited" => ToolOutcome::RateLimited,
             _ => ToolOutcome::Invalid,
         }
     }

@@ -1,16 +1,26 @@
 //! The routing step: which upstream owns a `tools/call`, `prompts/get` or `resources/read`,
 //! and the body it must see. Tools and prompts are found by their prefixed name and the name's
 //! bytes are replaced by the upstream's own; resources go to the server that owns the URI,
-//! with the body untouched.
+//! with the body untouched. A lazy gateway's `run_tool` is unwrapped here into the
+//! `tools/call` it stands for, and every routed tool call then passes the gateway's
+//! tool-invocation policies and its tool rate limit.
 
-use bytes::Bytes;
+use std::borrow::Cow;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use sluice_config::Effect;
 
 use super::RequestRecord;
 use super::caller::Caller;
 use super::forward::Target;
-use crate::catalog::GatewayCatalog;
+use crate::catalog::lazy::{LazyTools, RUN_TOOL};
+use crate::catalog::{GatewayCatalog, Route};
 use crate::error::{GatewayError, truncated};
 use crate::jsonrpc::{self, Envelope};
+use crate::policy::arguments::parse_strict;
 
 /// The upstream and body for a routed method.
 pub fn target(
@@ -45,6 +55,12 @@ pub fn target(
         .as_ref()
         .ok_or_else(|| GatewayError::InvalidParams(format!("{method} needs params.name")))?;
     let name = &*field.value;
+    if method == "tools/call"
+        && name == RUN_TOOL
+        && let Some(lazy) = &catalog.lazy
+    {
+        return run_tool(envelope, body, catalog, lazy, caller, rec);
+    }
     rec.target = Some(truncated(name));
     let route = if method == "tools/call" {
         catalog
@@ -73,6 +89,17 @@ pub fn target(
         && !route.decision.allows(grants)
     {
         return Err(refused(name, catalog, caller, route.decision));
+    }
+    if method == "tools/call" {
+        let params = envelope.params.map(|s| &body[s.start..s.end]);
+        controls(catalog, route, name, caller, rec, || {
+            strict_arguments(
+                params
+                    .map(outer_params)
+                    .transpose()?
+                    .and_then(|p| p.arguments),
+            )
+        })?;
     }
     // The span came from scanning this very body, so the splice cannot fail but for a bug.
     let body = jsonrpc::replace_span(body, field.span, &route.upstream_literal)
@@ -109,4 +136,146 @@ fn refused(
         metadata_url: String::new(),
         scope,
     }
+}
+
+/// `params` of a `tools/call`, as far as the gateway reads it. A duplicated `arguments` or
+/// `_meta` is refused by the derived reader.
+#[derive(Deserialize)]
+struct CallParams<'a> {
+    #[serde(borrow)]
+    arguments: Option<&'a RawValue>,
+    #[serde(rename = "_meta", borrow)]
+    meta: Option<&'a RawValue>,
+}
+
+/// `arguments` of a lazy gateway's `run_tool`.
+#[derive(Deserialize)]
+struct RunToolArguments<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    arguments: Option<&'a RawValue>,
+}
+
+fn outer_params(bytes: &[u8]) -> Result<CallParams<'_>, String> {
+    serde_json::from_slice(bytes).map_err(|e| format!("tools/call params: {e}"))
+}
+
+/// The call's arguments read strictly for the policies; absent or `null` = `{}`.
+fn strict_arguments(raw: Option<&RawValue>) -> Result<Value, String> {
+    match raw.map(RawValue::get) {
+        None | Some("null") => Ok(Value::Object(Default::default())),
+        Some(text) => parse_strict(text.as_bytes()),
+    }
+}
+
+/// The gateway's controls on a routed tool call: its policies decide first (a refused call
+/// uses no rate), then the tool's rate limit takes one call.
+fn controls(
+    catalog: &GatewayCatalog,
+    route: &Route,
+    name: &str,
+    caller: &Caller,
+    rec: &mut RequestRecord,
+    arguments: impl FnOnce() -> Result<Value, String>,
+) -> Result<(), GatewayError> {
+    if let Some(policies) = &catalog.policies {
+        let claims = caller.identity.as_deref().map(|i| &i.claims);
+        let verdict = policies
+            .evaluate(&route.policies, claims, arguments)
+            .map_err(|e| GatewayError::InvalidParams(e.to_string()))?;
+        let policy = policies.name(verdict);
+        rec.policy = Some((policy.to_owned(), verdict.effect.as_str()));
+        if verdict.effect == Effect::Deny {
+            return Err(GatewayError::PolicyDenied {
+                tool: truncated(name),
+                gateway: catalog.name.as_str().to_owned(),
+                policy: policy.to_owned(),
+            });
+        }
+    }
+    if let (Some(limiter), Some(bucket)) = (&catalog.limiter, &route.bucket) {
+        limiter
+            .admit_tool(bucket)
+            .map_err(|limited| GatewayError::RateLimited {
+                gateway: catalog.name.as_str().to_owned(),
+                limited,
+            })?;
+    }
+    Ok(())
+}
+
+/// A lazy gateway's `run_tool(name, arguments)`: routed, checked and counted exactly as a
+/// direct `tools/call` of `name`, and sent upstream as that call. The upstream body is built
+/// from what was read here (the id's raw bytes, the upstream's own name, the arguments' and
+/// `_meta`'s raw bytes), so it holds nothing the gateway did not route.
+fn run_tool(
+    envelope: &Envelope<'_>,
+    body: &Bytes,
+    catalog: &GatewayCatalog,
+    lazy: &LazyTools,
+    caller: &Caller,
+    rec: &mut RequestRecord,
+) -> Result<Target, GatewayError> {
+    let invalid = |m: String| GatewayError::InvalidParams(format!("{RUN_TOOL}: {m}"));
+    let params = envelope
+        .params
+        .ok_or_else(|| invalid("needs params.arguments".into()))?;
+    let outer = outer_params(&body[params.start..params.end]).map_err(invalid)?;
+    let wrapped = outer.arguments.ok_or_else(|| {
+        invalid("needs arguments {\"name\": \"server__tool\", \"arguments\": {...}}".into())
+    })?;
+    let inner: RunToolArguments =
+        serde_json::from_str(wrapped.get()).map_err(|e| invalid(format!("arguments: {e}")))?;
+    let arguments = inner.arguments.filter(|a| a.get() != "null");
+    if arguments.is_some_and(|a| !a.get().starts_with('{')) {
+        return Err(invalid("arguments.arguments must be an object".into()));
+    }
+    let name = &*inner.name;
+    rec.target = Some(truncated(name));
+    let Some(route) = catalog.route_tool(name) else {
+        let mut similar: Vec<String> = catalog
+            .similar_tools(name, 3, caller.grants)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        for m in lazy.close_matches(name, 3, caller.grants) {
+            if similar.len() < 5 && !similar.contains(&m) {
+                similar.push(m);
+            }
+        }
+        return Err(GatewayError::UnknownTool {
+            name: truncated(name),
+            gateway: catalog.name.as_str().to_owned(),
+            similar,
+        });
+    };
+    rec.tool_metrics = Some(route.metrics.clone());
+    if let Some(grants) = caller.grants
+        && !route.decision.allows(grants)
+    {
+        return Err(refused(name, catalog, caller, route.decision));
+    }
+    controls(catalog, route, name, caller, rec, || {
+        strict_arguments(arguments)
+    })?;
+    let id = rec.id.as_deref().unwrap_or(b"null");
+    let args = arguments.map_or("{}", RawValue::get);
+    let mut out =
+        BytesMut::with_capacity(96 + id.len() + route.upstream_literal.len() + args.len());
+    out.put_slice(br#"{"jsonrpc":"2.0","id":"#);
+    out.put_slice(id);
+    out.put_slice(br#","method":"tools/call","params":{"name":"#);
+    out.put_slice(&route.upstream_literal);
+    out.put_slice(br#","arguments":"#);
+    out.put_slice(args.as_bytes());
+    if let Some(meta) = outer.meta {
+        out.put_slice(br#","_meta":"#);
+        out.put_slice(meta.get().as_bytes());
+    }
+    out.put_slice(b"}}");
+    Ok(Target {
+        server: route.server,
+        body: out.freeze(),
+    })
 }
