@@ -4,37 +4,16 @@
 
 mod harness;
 
+use harness::prom::scrape;
 use harness::{Raw, Sluice, example_server};
-use prometheus_parse::{Scrape, Value as Sample};
+use prometheus_parse::Scrape;
 use serde_json::json;
 
 const TOKEN: &str = "metrics-test-token-0123456789";
 
-async fn scrape(sluice: &Sluice) -> Scrape {
-    let text = reqwest::get(format!("http://{}/metrics", sluice.admin))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
-    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid exposition format")
-}
-
 /// The value of `name` with exactly these labels (0 when absent).
 fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    s.samples
-        .iter()
-        .filter(|x| x.metric == name)
-        .filter(|x| {
-            x.labels.len() == labels.len()
-                && labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v))
-        })
-        .map(|x| match &x.value {
-            Sample::Counter(v) | Sample::Gauge(v) | Sample::Untyped(v) => *v,
-            Sample::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
-            Sample::Summary(_) => 0.0,
-        })
-        .sum()
+    harness::prom::sum(s, name, labels, true)
 }
 
 fn call(tool: &str, args: serde_json::Value) -> String {

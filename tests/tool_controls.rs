@@ -5,10 +5,11 @@
 
 mod harness;
 
+use harness::prom::scrape;
 use harness::rmcp_peers::rmcp_connect;
 use harness::sdk_peers::{SdkClient, python_server_with, run_client};
 use harness::{Raw, RawResponse, Sluice};
-use prometheus_parse::{Scrape, Value as Sample};
+use prometheus_parse::Scrape;
 use serde_json::{Value, json};
 
 const ENG: &str = "eng-token-0123456789abcdef";
@@ -96,27 +97,9 @@ tool = {{ rate = "1/h", burst = 3 }}
     (sluice, py)
 }
 
-async fn scrape(sluice: &Sluice) -> Scrape {
-    let text = reqwest::get(format!("http://{}/metrics", sluice.admin))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("body");
-    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid exposition format")
-}
-
 /// The value of `name` with at least these labels, summed (0 when absent).
 fn value(s: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    s.samples
-        .iter()
-        .filter(|x| x.metric == name)
-        .filter(|x| labels.iter().all(|(k, v)| x.labels.get(k) == Some(*v)))
-        .map(|x| match &x.value {
-            Sample::Counter(v) | Sample::Gauge(v) | Sample::Untyped(v) => *v,
-            _ => 0.0,
-        })
-        .sum()
+    harness::prom::sum(s, name, labels, false)
 }
 
 fn call_body(name: &str, args: &str) -> String {

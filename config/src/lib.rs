@@ -77,6 +77,14 @@
 //! | `gateways[].name` | `[a-z0-9-]`, 1..=64 chars, unique | required | served at `/mcp/{name}` |
 //! | `gateways[].servers` | array of declared server names | `[]` | every tool of these servers |
 //! | `gateways[].tools` | array of `"server__tool"` | `[]` | plus these individual tools; a gateway needs at least one entry in `servers` or `tools` |
+//! | `gateways[].tools_mode` | `"direct"` or `"lazy"` | `"direct"` | lazy: `tools/list` shows only `search_tools` and `run_tool` |
+//! | `gateways[].policy_default` | `"allow"` or `"deny"` | `"allow"` | what a `tools/call` no policy matches gets |
+//! | `gateways[].policies[].name` | 1..=64 of `[A-Za-z0-9-_.]`, unique in the gateway | required | named in refusals, metrics, spans |
+//! | `gateways[].policies[].tools` | non-empty array of patterns (`*` = any run) | required | tools the policy is about |
+//! | `gateways[].policies[].claims` | table claim = value or \[values\] | `{}` | caller claims that must hold (as `rules[].require`) |
+//! | `gateways[].policies[].arguments` | array of `{ pointer, equals \| prefix \| regex \| min/max }` | `[]` | conditions on `params.arguments` (JSON pointer; numeric strings read as numbers) |
+//! | `gateways[].policies[].effect` | `"allow"` or `"deny"` | required | what a matching call gets; the first matching policy decides; at most 1024 policies |
+//! | `gateways[].limits.gateway`, `.caller`, `.tool` | `"N/s"`, `"N/min"`, `"N/h"`, `"N/d"`, or `{ rate, burst }` | none | per-replica request rates; burst defaults to N |
 //!
 //! Durations are strings such as `"250ms"`, `"10s"`, `"5m"`, `"24h"`. In every string value,
 //! `${VAR}` is replaced from the environment (a missing variable is an error) and `$${` is a

@@ -33,7 +33,8 @@ struct Compiled {
     name: String,
     tools: Vec<String>,
     claims: Vec<(String, Vec<Value>)>,
-    arguments: Vec<(String, Test)>,
+    /// Conditions: the pointer's reference tokens, unescaped once here, and the test.
+    arguments: Vec<(Vec<String>, Test)>,
     effect: Effect,
 }
 
@@ -121,7 +122,7 @@ impl Policies {
                 if !p
                     .arguments
                     .iter()
-                    .all(|(pointer, test)| holds(args.pointer(pointer), test, p.effect))
+                    .all(|(pointer, test)| holds(lookup(args, pointer), test, p.effect))
                 {
                     continue;
                 }
@@ -177,11 +178,38 @@ fn compile(p: &PolicyConfig) -> Compiled {
                     ),
                     ArgumentTest::Range { min, max } => Test::Range(*min, *max),
                 };
-                (a.pointer.clone(), test)
+                (tokens(&a.pointer), test)
             })
             .collect(),
         effect: p.effect,
     }
+}
+
+/// A JSON pointer's reference tokens, unescaped (`~1` → `/`, then `~0` → `~`).
+fn tokens(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+/// The value a pointer's tokens select, as RFC 6901 resolves it (array indexes are decimal
+/// without leading zeros).
+fn lookup<'v>(mut v: &'v Value, tokens: &[String]) -> Option<&'v Value> {
+    for t in tokens {
+        v = match v {
+            Value::Object(map) => map.get(t)?,
+            Value::Array(items) => {
+                if t.len() > 1 && t.starts_with('0') {
+                    return None;
+                }
+                items.get(t.parse::<usize>().ok()?)?
+            }
+            _ => return None,
+        };
+    }
+    Some(v)
 }
 
 /// Whether the value at a pointer meets a test. An array meets it, for a deny policy, when

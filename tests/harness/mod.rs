@@ -7,6 +7,7 @@
 pub mod authz;
 pub mod idp;
 pub mod node_peer;
+pub mod prom;
 pub mod rmcp_peers;
 pub mod sdk_peers;
 

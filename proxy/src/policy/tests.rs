@@ -273,3 +273,21 @@ fn arguments_are_read_only_when_a_policy_tests_them() {
         .unwrap();
     assert_eq!(v.effect, Effect::Allow);
 }
+
+#[test]
+fn pointers_resolve_as_rfc_6901_says() {
+    let doc = json!({"a/b": {"m~n": [10, 20]}, "": 1, "list": [0, 1]});
+    assert_eq!(lookup(&doc, &tokens("/a~1b/m~0n/1")), Some(&json!(20)));
+    assert_eq!(lookup(&doc, &tokens("/")), Some(&json!(1)));
+    assert_eq!(lookup(&doc, &tokens("")), Some(&doc));
+    assert_eq!(lookup(&doc, &tokens("/list/01")), None, "no leading zeros");
+    assert_eq!(lookup(&doc, &tokens("/list/2")), None);
+    assert_eq!(lookup(&doc, &tokens("/list/-")), None);
+    for p in ["/a~1b/m~0n/1", "/", "", "/list/01", "/list/-", "/x/y"] {
+        assert_eq!(
+            lookup(&doc, &tokens(p)),
+            doc.pointer(p),
+            "agrees with serde_json on {p:?}"
+        );
+    }
+}
