@@ -6,7 +6,9 @@
 #     tests/peers/python/requirements.txt;
 #   - tests/peers/node/node_modules: the official TypeScript SDK, server-everything and the
 #     test identity provider (oauth2-mock-server, jose), pinned in tests/peers/node/package.json
-#     + package-lock.json (`npm ci`).
+#     + package-lock.json (`npm ci`);
+#   - nginx from Debian's packages: the plain reverse proxy the benchmark harness compares
+#     Sluice against (its smoke test runs in the suite).
 # Idempotent: each part is redone only when its stamp (a hash of its lock file) is missing,
 # so a warm run takes a fraction of a second. PYTHON=... picks the interpreter (python3).
 set -euo pipefail
@@ -80,6 +82,18 @@ else
     const p = (n) => require(`./node_modules/${n}/package.json`).version;
     console.log(`@modelcontextprotocol/sdk ${p("@modelcontextprotocol/sdk")}, @modelcontextprotocol/server-everything ${p("@modelcontextprotocol/server-everything")}`);')
   say "node: installed $versions"
+fi
+
+# 3. nginx for the benchmark's comparison (bench/tests/smoke.rs)
+step="installing nginx"
+if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
+  say "nginx: present"
+else
+  say "nginx: installing from Debian's packages"
+  apt_install nginx-light 2>/dev/null || apt_install nginx
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || die "nginx did not install"
+  # Only the binary is wanted: the package may have started a system instance on port 80.
+  (as_root service nginx stop || as_root pkill -x nginx) >/dev/null 2>&1 || true
 fi
 
 trap - ERR

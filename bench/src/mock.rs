@@ -1,0 +1,464 @@
+//! `sluice-bench mock-upstream`: a fast MCP server to put behind the system under test.
+//!
+//! Two modes, as real servers come: `json` answers each POST with one `application/json`
+//! response and may run without sessions; `sse` answers with a `text/event-stream` (optional
+//! progress notifications first, then the response) and requires the session it issued. Its
+//! answers are pre-serialised ([`catalog::Answers`]) and a request is parsed only as far as
+//! `id`, `method`, `params.name` and `params._meta.progressToken`; arguments are skipped.
+//! Faults are deterministic: with `error_rate = 0.01` exactly every 100th `tools/call` fails
+//! with HTTP 500, so two runs inject the same errors.
+
+pub mod catalog;
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{self, StreamExt};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::net::TcpListener;
+
+use catalog::Answers;
+
+/// Largest request body the mock reads.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// How the mock answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Stateless; every answer is one JSON body.
+    Json,
+    /// Sessions; every answer is an SSE stream.
+    Sse,
+}
+
+/// `sluice-bench mock-upstream` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MockOptions {
+    /// Address to listen on; port 0 picks a free one. The chosen address is printed on the
+    /// first line of stdout as `listening on ADDR`.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Runtime worker threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    #[arg(long, value_enum, default_value_t = Mode::Json)]
+    pub mode: Mode,
+    /// Number of tools (the first is `echo`).
+    #[arg(long, default_value_t = 10)]
+    pub tools: usize,
+    /// Size of the text in each `tools/call` result.
+    #[arg(long, default_value_t = 64)]
+    pub response_bytes: usize,
+    /// Added before each answer.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub latency: Duration,
+    /// Fraction of `tools/call`s answered with HTTP 500 (every 1/rate-th one).
+    #[arg(long, default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Progress notifications sent before a streamed result (SSE mode, when the call has a
+    /// progress token).
+    #[arg(long, default_value_t = 0)]
+    pub progress_events: u32,
+    /// Pause between streamed progress notifications.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    pub progress_interval: Duration,
+    /// A JWKS file served at `/jwks.json` (for gateway-auth scenarios).
+    #[arg(long)]
+    pub jwks: Option<PathBuf>,
+}
+
+impl MockOptions {
+    fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.error_rate) {
+            bail!(
+                "--error-rate must be between 0 and 1, not {}",
+                self.error_rate
+            );
+        }
+        if self.tools == 0 {
+            bail!("--tools must be at least 1 (the first tool is `echo`)");
+        }
+        if self.threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Runs the mock until the process is killed.
+pub fn run(options: MockOptions) -> Result<()> {
+    options.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.threads)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(options))
+}
+
+async fn serve(options: MockOptions) -> Result<()> {
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("listening on {}", options.listen))?;
+    let jwks = match &options.jwks {
+        Some(path) => Some(Bytes::from(
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let state = Arc::new(State {
+        answers: Answers::new(options.tools, options.response_bytes),
+        error_every: if options.error_rate > 0.0 {
+            (1.0 / options.error_rate).round().max(1.0) as u64
+        } else {
+            0
+        },
+        calls: AtomicU64::new(0),
+        sessions: RwLock::new(HashSet::new()),
+        next_session: AtomicU64::new(1),
+        jwks,
+        options,
+    });
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on {}", listener.local_addr()?)?;
+    stdout.flush()?;
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of descriptors, say: keep serving the connections we have.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(state.handle(request).await) }
+            });
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+struct State {
+    options: MockOptions,
+    answers: Answers,
+    error_every: u64,
+    calls: AtomicU64,
+    sessions: RwLock<HashSet<u64>>,
+    next_session: AtomicU64,
+    jwks: Option<Bytes>,
+}
+
+/// The parts of a JSON-RPC message the mock needs.
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    params: Option<Params<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Params<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(rename = "_meta", borrow)]
+    meta: Option<Meta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Meta<'a> {
+    #[serde(rename = "progressToken", borrow)]
+    progress_token: Option<&'a RawValue>,
+}
+
+/// What a request is answered with, before framing.
+enum Reply {
+    Result(Bytes),
+    Error(StatusCode, i64, &'static str),
+}
+
+impl State {
+    async fn handle(&self, request: Request<Incoming>) -> Response<Body> {
+        match (request.method(), request.uri().path()) {
+            (&Method::POST, "/mcp") => self.post(request).await,
+            (&Method::DELETE, "/mcp") => {
+                let id = session_of(&request);
+                match id.filter(|id| self.sessions.write().expect("not poisoned").remove(id)) {
+                    Some(_) => plain(StatusCode::OK, "session ended"),
+                    None => plain(StatusCode::NOT_FOUND, "unknown session"),
+                }
+            }
+            (&Method::GET, "/mcp") => {
+                let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "no standalone stream");
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST, DELETE"));
+                r
+            }
+            (&Method::GET, "/jwks.json") => match &self.jwks {
+                Some(jwks) => {
+                    let mut r = Response::new(full(jwks.clone()));
+                    r.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
+                    r
+                }
+                None => plain(StatusCode::NOT_FOUND, "no JWKS configured"),
+            },
+            _ => plain(StatusCode::NOT_FOUND, "the MCP endpoint is /mcp"),
+        }
+    }
+
+    async fn post(&self, request: Request<Incoming>) -> Response<Body> {
+        let session = session_of(&request);
+        let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "body over 8 MiB or broken"),
+        };
+        let Ok(message) = serde_json::from_slice::<Message>(&body) else {
+            return self.frame(
+                None,
+                None,
+                Reply::Error(StatusCode::BAD_REQUEST, -32700, "parse error"),
+            );
+        };
+        let Some(method) = message.method.as_deref() else {
+            // A response to a server-to-client request; the mock sends none, so just accept.
+            return plain(StatusCode::ACCEPTED, "");
+        };
+        if method.starts_with("notifications/") {
+            return plain(StatusCode::ACCEPTED, "");
+        }
+        let mut new_session = None;
+        if method == "initialize" {
+            if self.options.mode == Mode::Sse {
+                let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+                self.sessions.write().expect("not poisoned").insert(id);
+                new_session = Some(id);
+            }
+        } else if self.options.mode == Mode::Sse {
+            match session {
+                None => return plain(StatusCode::BAD_REQUEST, "Mcp-Session-Id required"),
+                Some(id) if !self.sessions.read().expect("not poisoned").contains(&id) => {
+                    return plain(StatusCode::NOT_FOUND, "unknown session");
+                }
+                Some(_) => {}
+            }
+        }
+        let params = message.params.as_ref();
+        let reply = match method {
+            "initialize" => Reply::Result(self.answers.initialize.clone()),
+            "ping" => Reply::Result(self.answers.empty.clone()),
+            "tools/list" => Reply::Result(self.answers.tools_list.clone()),
+            "tools/call" => self.call(params.and_then(|p| p.name.as_deref())),
+            _ => Reply::Error(StatusCode::OK, -32601, "method not found"),
+        };
+        if !self.options.latency.is_zero() {
+            tokio::time::sleep(self.options.latency).await;
+        }
+        let progress = params
+            .and_then(|p| p.meta.as_ref())
+            .and_then(|m| m.progress_token)
+            .map(|t| Bytes::copy_from_slice(t.get().as_bytes()));
+        let mut response = self.frame(message.id, progress, reply);
+        if let Some(id) = new_session {
+            response.headers_mut().insert(
+                "mcp-session-id",
+                HeaderValue::from_str(&format!("mock-{id:016x}")).expect("hex is a valid header"),
+            );
+        }
+        response
+    }
+
+    fn call(&self, name: Option<&str>) -> Reply {
+        match name {
+            Some(name) if self.answers.names.contains(name) => {}
+            _ => return Reply::Error(StatusCode::OK, -32602, "unknown tool"),
+        }
+        let n = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.error_every > 0 && n.is_multiple_of(self.error_every) {
+            return Reply::Error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                -32603,
+                "injected upstream error",
+            );
+        }
+        Reply::Result(self.answers.call_result.clone())
+    }
+
+    /// Frames `reply` as JSON or as an SSE stream (progress notifications first).
+    fn frame(
+        &self,
+        id: Option<&RawValue>,
+        progress: Option<Bytes>,
+        reply: Reply,
+    ) -> Response<Body> {
+        let id = id.map_or("null", RawValue::get);
+        let (status, message) = match reply {
+            Reply::Result(result) => (StatusCode::OK, envelope(id, "result", &result)),
+            Reply::Error(status, code, text) => {
+                let error = format!(r#"{{"code":{code},"message":"{text}"}}"#);
+                (status, envelope(id, "error", error.as_bytes()))
+            }
+        };
+        let sse = self.options.mode == Mode::Sse && status.is_success();
+        let body = if sse {
+            let events = if progress.is_some() {
+                self.options.progress_events
+            } else {
+                0
+            };
+            sse_body(message, progress, events, self.options.progress_interval)
+        } else {
+            full(message)
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(if sse {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+        );
+        response
+    }
+}
+
+/// `{"jsonrpc":"2.0","id":ID,"KEY":VALUE}`.
+fn envelope(id: &str, key: &str, value: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(value.len() + id.len() + 32);
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
+    out.extend_from_slice(id.as_bytes());
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"}");
+    out.freeze()
+}
+
+/// One SSE event carrying `data`.
+fn event(data: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(data.len() + 24);
+    out.extend_from_slice(b"event: message\ndata: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+    out.freeze()
+}
+
+/// `events` progress notifications for `token`, then `message`; `interval` apart when set,
+/// each flushed on its own, else all in one write.
+fn sse_body(message: Bytes, token: Option<Bytes>, events: u32, interval: Duration) -> Body {
+    let progress: Vec<Bytes> = match &token {
+        Some(token) => (1..=events)
+            .map(|k| {
+                let token = String::from_utf8_lossy(token);
+                event(
+                    format!(
+                        r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":{token},"progress":{k},"total":{events}}}}}"#
+                    )
+                    .as_bytes(),
+                )
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let last = event(&message);
+    if interval.is_zero() || progress.is_empty() {
+        let mut all = BytesMut::new();
+        for p in &progress {
+            all.extend_from_slice(p);
+        }
+        all.extend_from_slice(&last);
+        return full(all.freeze());
+    }
+    let frames = stream::iter(progress.into_iter().chain(std::iter::once(last)))
+        .enumerate()
+        .then(move |(k, frame)| async move {
+            if k > 0 {
+                tokio::time::sleep(interval).await;
+            }
+            Ok::<_, Infallible>(Frame::data(frame))
+        });
+    BodyExt::boxed_unsync(StreamBody::new(frames))
+}
+
+fn full(bytes: Bytes) -> Body {
+    BodyExt::boxed_unsync(Full::new(bytes))
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(full(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r
+}
+
+/// The numeric part of a `mock-{hex}` session id.
+fn session_of<B>(request: &Request<B>) -> Option<u64> {
+    let value = request.headers().get("mcp-session-id")?.to_str().ok()?;
+    u64::from_str_radix(value.strip_prefix("mock-")?, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_are_json_rpc() {
+        let v: serde_json::Value =
+            serde_json::from_slice(&envelope("\"a\"", "result", b"{}")).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"jsonrpc": "2.0", "id": "a", "result": {}})
+        );
+    }
+
+    #[test]
+    fn progress_comes_before_the_answer() {
+        let body = sse_body(
+            Bytes::from_static(b"{\"id\":1,\"result\":{}}"),
+            Some(Bytes::from_static(b"\"t\"")),
+            3,
+            Duration::ZERO,
+        );
+        let bytes = futures_util::FutureExt::now_or_never(body.collect())
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+        let answer = crate::mcp::answer(&bytes, true);
+        assert_eq!(answer.messages, 3);
+        assert_eq!(answer.outcome, crate::mcp::Outcome::Result);
+    }
+}
