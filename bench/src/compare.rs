@@ -56,9 +56,9 @@ pub struct CompareOptions {
     /// Built-in targets to run instead of the scenario's list: direct,sluice,nginx.
     #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<String>>,
-    /// Another gateway, as NAME=URL, already configured in front of the mock upstream at
-    /// --upstream-listen (its CPU and memory are not sampled).
-    #[arg(long = "target", value_name = "NAME=URL")]
+    /// Another gateway, as NAME=URL or NAME=URL@PID, already configured in front of the mock
+    /// upstream at --upstream-listen; with a PID its process tree's CPU and memory are sampled.
+    #[arg(long = "target", value_name = "NAME=URL[@PID]")]
     pub extra: Vec<String>,
     /// Where the mock upstream listens (fix it when another gateway must point at it).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -124,17 +124,30 @@ pub struct RoundResult {
 pub async fn run(options: CompareOptions) -> Result<()> {
     std::fs::create_dir_all(&options.out)
         .with_context(|| format!("creating {}", options.out.display()))?;
-    let mut results = Vec::new();
+    // Every file is checked before anything starts, so a typo does not waste a long run.
+    let mut scenarios = Vec::new();
     for path in &options.scenarios {
         let mut scenario = Scenario::load(path)?;
-        apply_overrides(&mut scenario, &options)?;
+        apply_overrides(&mut scenario, &options).with_context(|| format!("{}", path.display()))?;
+        scenarios.push(scenario);
+    }
+    let mut results = Vec::new();
+    let mut broken = Vec::new();
+    for scenario in &scenarios {
         eprintln!("== {}: {}", scenario.name, scenario.description);
-        let result = run_scenario(&scenario, &options)
-            .await
-            .with_context(|| format!("scenario {}", scenario.name))?;
-        write_outputs(&options.out, &result)?;
-        print!("{}", markdown::scenario_table(&result));
-        results.push(result);
+        // A scenario that cannot run (a target that does not start, say) is reported and the
+        // others still run.
+        match run_scenario(scenario, &options).await {
+            Ok(result) => {
+                write_outputs(&options.out, &result)?;
+                print!("{}", markdown::scenario_table(&result));
+                results.push(result);
+            }
+            Err(e) => {
+                eprintln!("scenario {} failed: {e:#}", scenario.name);
+                broken.push(scenario.name.clone());
+            }
+        }
     }
     let summary = options.out.join("summary.md");
     std::fs::write(&summary, markdown::summary(&results))
@@ -149,8 +162,16 @@ pub async fn run(options: CompareOptions) -> Result<()> {
                 .map(move |t| format!("{}/{}", r.scenario.name, t.name))
         })
         .collect();
-    if !failed.is_empty() {
-        bail!("these targets could not be measured: {}", failed.join(", "));
+    if !failed.is_empty() || !broken.is_empty() {
+        bail!(
+            "not measured: {}",
+            broken
+                .iter()
+                .chain(&failed)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     Ok(())
 }
@@ -235,15 +256,7 @@ async fn run_scenario(scenario: &Scenario, options: &CompareOptions) -> Result<S
         }
     }
     for extra in &options.extra {
-        let (name, url) = extra
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--target '{extra}': expected NAME=URL"))?;
-        running.push(Target {
-            name: name.into(),
-            url: url.into(),
-            pid: None,
-            proc: None,
-        });
+        running.push(extra_target(extra)?);
     }
 
     let calibrated_rate = if scenario.load.rate_of_max > 0.0 {
@@ -437,6 +450,53 @@ fn aggregate(
     }
 }
 
+/// Rewrites the plots, the per-scenario tables and `summary.md` of earlier results.
+pub fn redraw(paths: &[PathBuf]) -> Result<()> {
+    let mut results = Vec::new();
+    for path in paths {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let result: ScenarioResult = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not a `compare` result", path.display()))?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        write_outputs(dir, &result)?;
+        results.push((dir.to_path_buf(), result));
+    }
+    if let Some((dir, _)) = results.first() {
+        let all: Vec<ScenarioResult> = results.iter().map(|(_, r)| r.clone()).collect();
+        std::fs::write(dir.join("summary.md"), markdown::summary(&all))?;
+    }
+    Ok(())
+}
+
+/// `NAME=URL` or `NAME=URL@PID`.
+fn extra_target(text: &str) -> Result<Target> {
+    let (name, rest) = text
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--target '{text}': expected NAME=URL or NAME=URL@PID"))?;
+    if name.is_empty() || ["direct", "sluice", "nginx"].contains(&name) {
+        bail!("--target '{text}': give the target a name of its own");
+    }
+    let (url, pid) = match rest.rsplit_once('@') {
+        Some((url, pid)) => {
+            let pid = pid
+                .parse::<u32>()
+                .map_err(|_| anyhow!("--target '{text}': '{pid}' is not a process id"))?;
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                bail!("--target '{text}': no process {pid}");
+            }
+            (url, Some(pid))
+        }
+        None => (rest, None),
+    };
+    client::Target::new(url, None).with_context(|| format!("--target '{text}'"))?;
+    Ok(Target {
+        name: name.into(),
+        url: url.into(),
+        pid,
+        proc: None,
+    })
+}
+
 fn write_outputs(out: &Path, result: &ScenarioResult) -> Result<()> {
     let name = &result.scenario.name;
     let json = out.join(format!("{name}.json"));
@@ -455,5 +515,34 @@ struct RemoveOnDrop(PathBuf);
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_gateways_are_named_with_an_optional_pid() {
+        let t = extra_target("envoy=http://127.0.0.1:9/mcp").unwrap();
+        assert_eq!(
+            (t.name.as_str(), t.url.as_str(), t.pid),
+            ("envoy", "http://127.0.0.1:9/mcp", None)
+        );
+        let me = std::process::id();
+        let t = extra_target(&format!("x=http://127.0.0.1:9/mcp@{me}")).unwrap();
+        assert_eq!(
+            (t.url.as_str(), t.pid),
+            ("http://127.0.0.1:9/mcp", Some(me))
+        );
+        for (bad, says) in [
+            ("envoy", "NAME=URL"),
+            ("sluice=http://127.0.0.1:9/", "name of its own"),
+            ("x=ftp://127.0.0.1:9/", "http://"),
+            ("x=http://127.0.0.1:9/@abc", "not a process id"),
+        ] {
+            let err = format!("{:#}", extra_target(bad).err().unwrap());
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 }

@@ -11,7 +11,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::json;
 
 /// The `iss` of bench tokens.
-pub const ISSUER: &str = "sluice-bench";
+pub const ISSUER: &str = "https://sluice-bench.invalid";
 /// The `aud` of bench tokens.
 pub const AUDIENCE: &str = "sluice";
 const KID: &str = "bench-1";

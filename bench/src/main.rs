@@ -48,6 +48,12 @@ enum Command {
     Load(LoadOptions),
     /// Run scenarios against several targets side by side.
     Compare(compare::CompareOptions),
+    /// Redraw the plots and tables of earlier `compare` results (`<scenario>.json` files).
+    Plot {
+        /// Result files written by `compare`; outputs go beside each.
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -95,6 +101,7 @@ fn main() -> ExitCode {
         Command::MockUpstream(options) => mock::run(options),
         Command::Load(options) => runtime().and_then(|rt| rt.block_on(load(options))),
         Command::Compare(options) => runtime().and_then(|rt| rt.block_on(compare::run(options))),
+        Command::Plot { results } => compare::redraw(&results),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -189,14 +189,8 @@ mod tests {
 
     #[test]
     fn merged_recorders_hold_every_sample() {
-        let a = simulate(
-            Duration::from_millis(1),
-            &[Duration::from_micros(100); 10],
-        );
-        let mut b = simulate(
-            Duration::from_millis(1),
-            &[Duration::from_micros(300); 30],
-        );
+        let a = simulate(Duration::from_millis(1), &[Duration::from_micros(100); 10]);
+        let mut b = simulate(Duration::from_millis(1), &[Duration::from_micros(300); 30]);
         b.merge(&a);
         assert_eq!(b.corrected.len(), 40);
         assert_eq!(b.uncorrected.min(), a.uncorrected.min());

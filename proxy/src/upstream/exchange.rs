@@ -5,13 +5,20 @@
 //! upstream closed an idle connection and never saw the request: that case, and only that, is
 //! retried once on a fresh connection. Connections go back to the pool only when the response
 //! was read to its end.
+//!
+//! On HTTP/1.1, pingora's client flushes the request header on its own and then the body, two
+//! `sendto`s where one would do; on loopback each costs the sender the receiver's TCP work too.
+//! Bodies up to [`COALESCE_MAX`] therefore go out in one write with the header
+//! ([`write_request`]), and the session reads the response as usual.
 
 use bytes::Bytes;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
+use pingora::protocols::http::v1::client::{HttpSession as Http1Session, http_req_header_to_wire};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
+use tokio::io::AsyncWriteExt;
 
 use super::{Upstream, UpstreamError};
 
@@ -53,21 +60,16 @@ impl Exchange {
     /// Returns the exchange, or the error and whether the request provably never reached the
     /// upstream application (so a retry cannot run a tool twice).
     async fn send(
-        mut session: HttpSession,
+        session: HttpSession,
         peer: HttpPeer,
         upstream: &Upstream,
         req: RequestHeader,
         body: Bytes,
     ) -> Result<Exchange, (UpstreamError, bool)> {
-        if let Err(e) = session.write_request_header(Box::new(req)).await {
-            return Err((classify(upstream, &e, Phase::Write), true));
-        }
-        if let Err(e) = session.write_request_body(body, true).await {
-            return Err((classify(upstream, &e, Phase::Write), true));
-        }
-        if let Err(e) = session.finish_request_body().await {
-            return Err((classify(upstream, &e, Phase::Write), true));
-        }
+        let mut session = match write_request(session, &peer, req, body).await {
+            Ok(session) => session,
+            Err(e) => return Err((classify(upstream, &e, Phase::Write), true)),
+        };
         if let Err(e) = session.read_response_header().await {
             let untouched = matches!(e.etype(), ErrorType::ConnectionClosed);
             return Err((classify(upstream, &e, Phase::Read), untouched));
@@ -147,6 +149,55 @@ enum Phase {
 }
 
 /// Maps a pingora error to what an operator needs to know.
+/// Request bodies up to this size are written together with the header.
+const COALESCE_MAX: usize = 64 * 1024;
+
+/// Writes the request: on HTTP/1.1 with a body up to [`COALESCE_MAX`], header and body in one
+/// write on the raw stream, then a fresh session over it to read the response (the request
+/// always carries `content-length` and is never `HEAD` or an upgrade, the only things the
+/// session would have needed to remember about it); otherwise through the session.
+async fn write_request(
+    session: HttpSession,
+    peer: &HttpPeer,
+    req: RequestHeader,
+    body: Bytes,
+) -> Result<HttpSession, Box<Error>> {
+    match session {
+        HttpSession::H1(h1) if body.len() <= COALESCE_MAX => {
+            let mut wire = http_req_header_to_wire(&req).ok_or_else(|| {
+                Error::explain(
+                    ErrorType::InvalidHTTPHeader,
+                    "the request header cannot be written",
+                )
+            })?;
+            wire.extend_from_slice(&body);
+            let mut stream = h1.into_inner();
+            let write = async {
+                stream.write_all(&wire).await?;
+                stream.flush().await
+            };
+            let written = match peer.options.write_timeout {
+                Some(limit) => tokio::time::timeout(limit, write).await.map_err(|_| {
+                    Error::explain(ErrorType::WriteTimedout, "while writing the request")
+                })?,
+                None => write.await,
+            };
+            written.map_err(|e| {
+                Error::because(ErrorType::WriteError, "while writing the request", e)
+            })?;
+            Ok(HttpSession::H1(Http1Session::new_with_options(
+                stream, peer,
+            )))
+        }
+        mut session => {
+            session.write_request_header(Box::new(req)).await?;
+            session.write_request_body(body, true).await?;
+            session.finish_request_body().await?;
+            Ok(session)
+        }
+    }
+}
+
 fn classify(upstream: &Upstream, e: &Error, phase: Phase) -> UpstreamError {
     let server = upstream.name.clone();
     match e.etype() {
