@@ -148,24 +148,20 @@ fn mock(args: &[&str]) -> (std::process::Child, String) {
     (child, addr)
 }
 
-#[test]
-fn load_reports_at_least_the_upstream_latency() {
-    let (mut child, addr) = mock(&["--latency", "20ms", "--error-rate", "0.25"]);
-    let dir = temp_dir("load");
-    let json = dir.join("load.json");
+/// Runs `sluice-bench load` with `args` against a mock started with `mock_args` (4
+/// connections, no warm-up); returns the table it printed.
+fn load_against_mock(mock_args: &[&str], args: &[&str]) -> String {
+    let (mut child, addr) = mock(mock_args);
     let output = Command::new(bench_bin())
         .args([
             "load",
             &format!("http://{addr}/mcp"),
             "-c",
             "4",
-            "-d",
-            "1s",
             "--warmup",
             "0s",
         ])
-        .arg("--json")
-        .arg(&json)
+        .args(args)
         .output()
         .unwrap();
     let _ = child.kill();
@@ -175,7 +171,17 @@ fn load_reports_at_least_the_upstream_latency() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let table = String::from_utf8_lossy(&output.stdout);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn load_reports_at_least_the_upstream_latency() {
+    let dir = temp_dir("load");
+    let json = dir.join("load.json");
+    let table = load_against_mock(
+        &["--latency", "20ms", "--error-rate", "0.25"],
+        &["-d", "1s", "--json", json.to_str().unwrap()],
+    );
     assert!(
         table.contains("req/s") && table.contains("p99.9"),
         "{table}"
@@ -199,30 +205,7 @@ fn load_reports_at_least_the_upstream_latency() {
 
 #[test]
 fn open_loop_runs_hold_the_rate() {
-    let (mut child, addr) = mock(&[]);
-    let output = Command::new(bench_bin())
-        .args([
-            "load",
-            &format!("http://{addr}/mcp"),
-            "-c",
-            "4",
-            "-d",
-            "2s",
-            "--warmup",
-            "0s",
-            "--rate",
-            "200",
-        ])
-        .output()
-        .unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let table = String::from_utf8_lossy(&output.stdout);
+    let table = load_against_mock(&[], &["-d", "2s", "--rate", "200"]);
     assert!(table.contains("uncorrected"), "{table}");
     // 200/s for 2 s: about 400 requests, whatever the machine's speed.
     let rps: f64 = table
