@@ -118,6 +118,12 @@ pub struct RoundResult {
     pub summary: Summary,
     pub cpu_us_per_request: Option<f64>,
     pub rss_kib: Option<u64>,
+    /// Time to open the round's sessions.
+    #[serde(default)]
+    pub session_setup_ms: f64,
+    /// Sessions the target issued ids for.
+    #[serde(default)]
+    pub stateful_sessions: usize,
 }
 
 /// Runs every scenario and writes the result files; fails if any target failed.
@@ -266,8 +272,8 @@ async fn run_scenario(scenario: &Scenario, options: &CompareOptions) -> Result<S
             .or_else(|| running.iter().find(|t| t.name != "direct"))
             .or(running.first())
             .ok_or_else(|| anyhow!("no target to calibrate against"))?;
+        // `rate` and `rate_of_max` exclude each other, so this spec is closed loop.
         let spec = scenario.load_spec(None);
-        let spec = crate::load::LoadSpec { rate: None, ..spec };
         let target = client::Target::new(&base.url, bearer.as_deref())?;
         let mut prepared = Prepared::connect(&target, &spec).await?;
         prepared.run(scenario.load.warmup, None).await?;
@@ -283,42 +289,42 @@ async fn run_scenario(scenario: &Scenario, options: &CompareOptions) -> Result<S
     };
 
     let ticks = procs::clock_ticks();
-    let mut per_target: Vec<Vec<RoundResult>> = vec![Vec::new(); running.len()];
-    let mut merged: Vec<Histogram<u64>> = running.iter().map(|_| latency::histogram()).collect();
-    let mut setup: Vec<(f64, usize)> = vec![(0.0, 0); running.len()];
-    let mut failures: Vec<Option<String>> = vec![None; running.len()];
+    let mut tallies: Vec<Tally> = running.iter().map(|_| Tally::default()).collect();
     let rounds = scenario.compare.rounds;
     for round in 1..=rounds {
         let n = running.len();
         for k in 0..n {
             let i = (k + round - 1) % n;
-            if failures[i].is_some() {
+            let (target, tally) = (&running[i], &mut tallies[i]);
+            if tally.failure.is_some() {
                 continue;
             }
-            let target = &running[i];
-            match measure(scenario, target, bearer.as_deref(), calibrated_rate, ticks).await {
-                Ok((result, histogram, setup_ms, stateful)) => {
+            match measure(
+                scenario,
+                target,
+                bearer.as_deref(),
+                calibrated_rate,
+                ticks,
+                round,
+            )
+            .await
+            {
+                Ok((result, histogram)) => {
+                    let line = result.summary.table(&target.name);
                     eprint!(
                         "round {round}/{rounds} {}",
-                        result
-                            .summary
-                            .table(&target.name)
-                            .lines()
-                            .nth(1)
-                            .unwrap_or("")
+                        line.lines().nth(1).unwrap_or("")
                     );
                     if let Some(cpu) = result.cpu_us_per_request {
                         eprint!("  cpu {cpu:.1}µs/req");
                     }
                     eprintln!();
-                    merged[i].add(&histogram).expect("same bounds");
-                    setup[i].0 += setup_ms;
-                    setup[i].1 = stateful;
-                    per_target[i].push(RoundResult { round, ..result });
+                    tally.histogram.add(&histogram).expect("same bounds");
+                    tally.rounds.push(result);
                 }
                 Err(e) => {
                     eprintln!("round {round}: {} failed: {e:#}", target.name);
-                    failures[i] = Some(format!("{e:#}"));
+                    tally.failure = Some(format!("{e:#}"));
                 }
             }
         }
@@ -326,8 +332,8 @@ async fn run_scenario(scenario: &Scenario, options: &CompareOptions) -> Result<S
 
     let mut results: Vec<TargetResult> = running
         .iter()
-        .enumerate()
-        .map(|(i, t)| aggregate(t, &per_target[i], &merged[i], setup[i], failures[i].clone()))
+        .zip(tallies)
+        .map(|(t, tally)| aggregate(t, tally))
         .collect();
     if let Some(direct) = results
         .iter()
@@ -362,7 +368,8 @@ async fn measure(
     bearer: Option<&str>,
     rate: Option<f64>,
     ticks: u64,
-) -> Result<(RoundResult, Histogram<u64>, f64, usize)> {
+    round: usize,
+) -> Result<(RoundResult, Histogram<u64>)> {
     let spec = scenario.load_spec(rate);
     let client_target = client::Target::new(&target.url, bearer)?;
     let mut prepared = Prepared::connect(&client_target, &spec).await?;
@@ -393,27 +400,45 @@ async fn measure(
     };
     Ok((
         RoundResult {
-            round: 0,
+            round,
             summary,
             cpu_us_per_request: cpu,
             rss_kib: after.map(|a| a.rss_kib),
+            session_setup_ms: prepared.session_setup.as_secs_f64() * 1e3,
+            stateful_sessions: prepared.stateful_sessions(),
         },
         run.latency.corrected,
-        prepared.session_setup.as_secs_f64() * 1e3,
-        prepared.stateful_sessions(),
     ))
 }
 
-fn aggregate(
-    target: &Target,
-    rounds: &[RoundResult],
-    merged: &Histogram<u64>,
-    setup: (f64, usize),
+/// What one target gathered over the rounds.
+struct Tally {
+    rounds: Vec<RoundResult>,
+    /// Every round's latencies.
+    histogram: Histogram<u64>,
+    /// Set by the first round that failed; later rounds skip the target.
     failure: Option<String>,
-) -> TargetResult {
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            rounds: Vec::new(),
+            histogram: latency::histogram(),
+            failure: None,
+        }
+    }
+}
+
+fn aggregate(target: &Target, tally: Tally) -> TargetResult {
+    let Tally {
+        rounds,
+        histogram: merged,
+        failure,
+    } = tally;
     let n = rounds.len().max(1) as f64;
     let mut errors = BTreeMap::new();
-    for r in rounds {
+    for r in &rounds {
         for (k, v) in &r.summary.errors {
             *errors.entry(k.clone()).or_default() += v;
         }
@@ -425,7 +450,7 @@ fn aggregate(
         url: target.url.clone(),
         rps: rounds.iter().map(|r| r.summary.rps).sum::<f64>() / n,
         ratio_to_direct: None,
-        latency_us: Latency::of(merged),
+        latency_us: Latency::of(&merged),
         added_p50_us: None,
         added_p99_us: None,
         cpu_us_per_request: (!cpus.is_empty())
@@ -442,10 +467,10 @@ fn aggregate(
         } else {
             0.0
         },
-        session_setup_ms: setup.0 / n,
-        stateful_sessions: setup.1,
-        percentiles: report::percentile_points(merged),
-        round_results: rounds.to_vec(),
+        session_setup_ms: rounds.iter().map(|r| r.session_setup_ms).sum::<f64>() / n,
+        stateful_sessions: rounds.last().map_or(0, |r| r.stateful_sessions),
+        percentiles: report::percentile_points(&merged),
+        round_results: rounds,
         failure,
     }
 }
@@ -473,7 +498,7 @@ fn extra_target(text: &str) -> Result<Target> {
     let (name, rest) = text
         .split_once('=')
         .ok_or_else(|| anyhow!("--target '{text}': expected NAME=URL or NAME=URL@PID"))?;
-    if name.is_empty() || ["direct", "sluice", "nginx"].contains(&name) {
+    if name.is_empty() || crate::scenario::BUILT_IN_TARGETS.contains(&name) {
         bail!("--target '{text}': give the target a name of its own");
     }
     let (url, pid) = match rest.rsplit_once('@') {

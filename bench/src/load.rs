@@ -294,7 +294,7 @@ async fn open_session(connection: &mut Connection, n: u64) -> Result<Option<Head
             String::from_utf8_lossy(&reply.body[..reply.body.len().min(300)])
         );
     }
-    let session = reply.headers.get("mcp-session-id").cloned();
+    let session = reply.headers.get(crate::client::MCP_SESSION_ID).cloned();
     let reply = connection
         .post(mcp::initialized(), session.as_ref())
         .await
@@ -316,9 +316,9 @@ async fn find_tool(
         .await
         .map_err(|f| anyhow!("tools/list: {f}"))?;
     let json = if reply.is_event_stream() {
-        mcp::sse_data(&reply.body)
-            .pop()
-            .ok_or_else(|| anyhow!("tools/list answered an empty event stream"))?
+        let mut last = None;
+        mcp::each_event_data(&reply.body, |data| last = Some(data.to_vec()));
+        last.ok_or_else(|| anyhow!("tools/list answered an empty event stream"))?
     } else {
         reply.body.to_vec()
     };

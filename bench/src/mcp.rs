@@ -98,41 +98,52 @@ pub fn answer(body: &[u8], event_stream: bool) -> Answer {
     }
     let mut messages = 0;
     let mut last = Outcome::Malformed;
-    for data in sse_data(body) {
-        match outcome(&data) {
-            Outcome::Message => messages += 1,
-            other => last = other,
-        }
-    }
+    each_event_data(body, |data| match outcome(data) {
+        Outcome::Message => messages += 1,
+        other => last = other,
+    });
     Answer {
         outcome: last,
         messages,
     }
 }
 
-/// The `data` of each event of an SSE body (multi-line data joined with `\n`).
-pub fn sse_data(body: &[u8]) -> Vec<Vec<u8>> {
-    let mut events = Vec::new();
-    let mut current: Option<Vec<u8>> = None;
+/// Calls `f` with the `data` of each event of an SSE body. Single-line data (the usual case)
+/// is passed as a slice of `body`; only an event with several `data:` lines is joined (with
+/// `\n`) into a buffer, so reading an answer allocates nothing.
+pub fn each_event_data<'a>(body: &'a [u8], mut f: impl FnMut(&[u8])) {
+    let mut first: Option<&'a [u8]> = None;
+    let mut joined: Vec<u8> = Vec::new();
+    let mut end_event = |first: &mut Option<&'a [u8]>, joined: &mut Vec<u8>| {
+        if !joined.is_empty() {
+            f(joined);
+            joined.clear();
+        } else if let Some(data) = first {
+            f(data);
+        }
+        *first = None;
+    };
     for line in body.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
-            events.extend(current.take());
+            end_event(&mut first, &mut joined);
             continue;
         }
         if let Some(rest) = line.strip_prefix(b"data:") {
             let rest = rest.strip_prefix(b" ").unwrap_or(rest);
-            match &mut current {
-                Some(data) => {
-                    data.push(b'\n');
-                    data.extend_from_slice(rest);
+            match first {
+                None => first = Some(rest),
+                Some(earlier) => {
+                    if joined.is_empty() {
+                        joined.extend_from_slice(earlier);
+                    }
+                    joined.push(b'\n');
+                    joined.extend_from_slice(rest);
                 }
-                None => current = Some(rest.to_vec()),
             }
         }
     }
-    events.extend(current);
-    events
+    end_event(&mut first, &mut joined);
 }
 
 /// Classifies a JSON-RPC message by the first of `result`, `error` or `method` among its

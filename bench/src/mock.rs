@@ -11,26 +11,29 @@
 pub mod catalog;
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::{self, Poll};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use clap::ValueEnum;
 use futures_util::stream::{self, StreamExt};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Limited, StreamBody};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::net::TcpListener;
 
@@ -40,7 +43,7 @@ use catalog::Answers;
 const MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// How the mock answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Stateless; every answer is one JSON body.
@@ -49,13 +52,12 @@ pub enum Mode {
     Sse,
 }
 
-/// `sluice-bench mock-upstream` options.
-#[derive(Debug, Clone, clap::Args)]
-pub struct MockOptions {
-    /// Address to listen on; port 0 picks a free one. The chosen address is printed on the
-    /// first line of stdout as `listening on ADDR`.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
+/// What the mock serves and how: the flags of `mock-upstream` and, with the same names and
+/// defaults, a scenario's `[upstream]` table, which `compare` turns back into flags
+/// ([`Behaviour::to_args`]).
+#[derive(Debug, Clone, PartialEq, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Behaviour {
     /// Runtime worker threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -69,6 +71,7 @@ pub struct MockOptions {
     pub response_bytes: usize,
     /// Added before each answer.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    #[serde(with = "crate::scenario::human")]
     pub latency: Duration,
     /// Fraction of `tools/call`s answered with HTTP 500 (every 1/rate-th one).
     #[arg(long, default_value_t = 0.0)]
@@ -79,35 +82,85 @@ pub struct MockOptions {
     pub progress_events: u32,
     /// Pause between streamed progress notifications.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
+    #[serde(with = "crate::scenario::human")]
     pub progress_interval: Duration,
+}
+
+impl Default for Behaviour {
+    /// The flags' defaults (a test keeps the two equal).
+    fn default() -> Self {
+        Self {
+            threads: 1,
+            mode: Mode::Json,
+            tools: 10,
+            response_bytes: 64,
+            latency: Duration::ZERO,
+            error_rate: 0.0,
+            progress_events: 0,
+            progress_interval: Duration::ZERO,
+        }
+    }
+}
+
+impl Behaviour {
+    pub fn validate(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.error_rate) {
+            bail!(
+                "error_rate must be between 0 and 1, not {}",
+                self.error_rate
+            );
+        }
+        if self.tools == 0 {
+            bail!("tools must be at least 1 (the first tool is `echo`)");
+        }
+        if self.threads == 0 {
+            bail!("threads must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The `mock-upstream` flags that reproduce this behaviour.
+    pub fn to_args(&self) -> Vec<String> {
+        let mode = self
+            .mode
+            .to_possible_value()
+            .expect("no variant is skipped");
+        let duration = |d: Duration| humantime::format_duration(d).to_string();
+        [
+            ("--threads", self.threads.to_string()),
+            ("--mode", mode.get_name().to_string()),
+            ("--tools", self.tools.to_string()),
+            ("--response-bytes", self.response_bytes.to_string()),
+            ("--latency", duration(self.latency)),
+            ("--error-rate", self.error_rate.to_string()),
+            ("--progress-events", self.progress_events.to_string()),
+            ("--progress-interval", duration(self.progress_interval)),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value])
+        .collect()
+    }
+}
+
+/// `sluice-bench mock-upstream` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MockOptions {
+    /// Address to listen on; port 0 picks a free one. The chosen address is printed on the
+    /// first line of stdout as `listening on ADDR`.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub behaviour: Behaviour,
     /// A JWKS file served at `/jwks.json` (for gateway-auth scenarios).
     #[arg(long)]
     pub jwks: Option<PathBuf>,
 }
 
-impl MockOptions {
-    fn validate(&self) -> Result<()> {
-        if !(0.0..=1.0).contains(&self.error_rate) {
-            bail!(
-                "--error-rate must be between 0 and 1, not {}",
-                self.error_rate
-            );
-        }
-        if self.tools == 0 {
-            bail!("--tools must be at least 1 (the first tool is `echo`)");
-        }
-        if self.threads == 0 {
-            bail!("--threads must be at least 1");
-        }
-        Ok(())
-    }
-}
-
 /// Runs the mock until the process is killed.
 pub fn run(options: MockOptions) -> Result<()> {
-    options.validate()?;
+    options.behaviour.validate()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(options.threads)
+        .worker_threads(options.behaviour.threads)
         .enable_all()
         .build()
         .context("starting the runtime")?;
@@ -124,10 +177,11 @@ async fn serve(options: MockOptions) -> Result<()> {
         )),
         None => None,
     };
+    let b = options.behaviour;
     let state = Arc::new(State {
-        answers: Answers::new(options.tools, options.response_bytes),
-        error_every: if options.error_rate > 0.0 {
-            (1.0 / options.error_rate).round().max(1.0) as u64
+        answers: Answers::new(b.tools, b.response_bytes),
+        error_every: if b.error_rate > 0.0 {
+            (1.0 / b.error_rate).round().max(1.0) as u64
         } else {
             0
         },
@@ -135,7 +189,7 @@ async fn serve(options: MockOptions) -> Result<()> {
         sessions: RwLock::new(HashSet::new()),
         next_session: AtomicU64::new(1),
         jwks,
-        options,
+        behaviour: b,
     });
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on {}", listener.local_addr()?)?;
@@ -167,7 +221,7 @@ async fn serve(options: MockOptions) -> Result<()> {
 type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 struct State {
-    options: MockOptions,
+    behaviour: Behaviour,
     answers: Answers,
     error_every: u64,
     calls: AtomicU64,
@@ -261,12 +315,12 @@ impl State {
         }
         let mut new_session = None;
         if method == "initialize" {
-            if self.options.mode == Mode::Sse {
+            if self.behaviour.mode == Mode::Sse {
                 let id = self.next_session.fetch_add(1, Ordering::Relaxed);
                 self.sessions.write().expect("not poisoned").insert(id);
                 new_session = Some(id);
             }
-        } else if self.options.mode == Mode::Sse {
+        } else if self.behaviour.mode == Mode::Sse {
             match session {
                 None => return plain(StatusCode::BAD_REQUEST, "Mcp-Session-Id required"),
                 Some(id) if !self.sessions.read().expect("not poisoned").contains(&id) => {
@@ -283,8 +337,8 @@ impl State {
             "tools/call" => self.call(params.and_then(|p| p.name.as_deref())),
             _ => Reply::Error(StatusCode::OK, -32601, "method not found"),
         };
-        if !self.options.latency.is_zero() {
-            tokio::time::sleep(self.options.latency).await;
+        if !self.behaviour.latency.is_zero() {
+            tokio::time::sleep(self.behaviour.latency).await;
         }
         let progress = params
             .and_then(|p| p.meta.as_ref())
@@ -323,24 +377,16 @@ impl State {
         progress: Option<Bytes>,
         reply: Reply,
     ) -> Response<Body> {
-        let id = id.map_or("null", RawValue::get);
-        let (status, message) = match reply {
-            Reply::Result(result) => (StatusCode::OK, envelope(id, "result", &result)),
-            Reply::Error(status, code, text) => {
-                let error = format!(r#"{{"code":{code},"message":"{text}"}}"#);
-                (status, envelope(id, "error", error.as_bytes()))
-            }
-        };
-        let sse = self.options.mode == Mode::Sse && status.is_success();
+        let (status, message) = envelope(id.map_or("null", RawValue::get), reply);
+        let sse = self.behaviour.mode == Mode::Sse && status.is_success();
         let body = if sse {
-            let events = if progress.is_some() {
-                self.options.progress_events
-            } else {
-                0
+            let events = match progress {
+                Some(token) => progress_events(&token, self.behaviour.progress_events),
+                None => Vec::new(),
             };
-            sse_body(message, progress, events, self.options.progress_interval)
+            sse_body(message, events, self.behaviour.progress_interval)
         } else {
-            full(message)
+            pieces(message.into())
         };
         let mut response = Response::new(body);
         *response.status_mut() = status;
@@ -356,67 +402,94 @@ impl State {
     }
 }
 
-/// `{"jsonrpc":"2.0","id":ID,"KEY":VALUE}`.
-fn envelope(id: &str, key: &str, value: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(value.len() + id.len() + 32);
-    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"id\":");
-    out.extend_from_slice(id.as_bytes());
-    out.extend_from_slice(b",\"");
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(b"\":");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"}");
-    out.freeze()
-}
-
-/// One SSE event carrying `data`.
-fn event(data: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(data.len() + 24);
-    out.extend_from_slice(b"event: message\ndata: ");
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\n\n");
-    out.freeze()
-}
-
-/// `events` progress notifications for `token`, then `message`; `interval` apart when set,
-/// each flushed on its own, else all in one write.
-fn sse_body(message: Bytes, token: Option<Bytes>, events: u32, interval: Duration) -> Body {
-    let progress: Vec<Bytes> = match &token {
-        Some(token) => (1..=events)
-            .map(|k| {
-                let token = String::from_utf8_lossy(token);
-                event(
-                    format!(
-                        r#"{{"jsonrpc":"2.0","method":"notifications/progress","params":{{"progressToken":{token},"progress":{k},"total":{events}}}}}"#
-                    )
-                    .as_bytes(),
-                )
-            })
-            .collect(),
-        None => Vec::new(),
+/// `{"jsonrpc":"2.0","id":ID,"result":RESULT}` (or `"error"`) as three pieces, the
+/// pre-serialised result shared, not copied.
+fn envelope(id: &str, reply: Reply) -> (StatusCode, [Bytes; 3]) {
+    let (status, key, value) = match reply {
+        Reply::Result(result) => (StatusCode::OK, "result", result),
+        Reply::Error(status, code, text) => (
+            status,
+            "error",
+            Bytes::from(format!(r#"{{"code":{code},"message":"{text}"}}"#)),
+        ),
     };
-    let last = event(&message);
+    let head = Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":{id},"{key}":"#));
+    (status, [head, value, Bytes::from_static(b"}")])
+}
+
+/// `count` progress notifications for `token`, each one SSE event.
+fn progress_events(token: &[u8], count: u32) -> Vec<Bytes> {
+    let token = String::from_utf8_lossy(token);
+    (1..=count)
+        .map(|k| {
+            Bytes::from(format!(
+                "event: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\
+                 \"params\":{{\"progressToken\":{token},\"progress\":{k},\"total\":{count}}}}}\n\n"
+            ))
+        })
+        .collect()
+}
+
+/// The progress events, then `message` as the last event; `interval` apart when set (each
+/// flushed on its own), else in one go.
+fn sse_body(message: [Bytes; 3], progress: Vec<Bytes>, interval: Duration) -> Body {
+    let mut last = vec![Bytes::from_static(b"event: message\ndata: ")];
+    last.extend(message);
+    last.push(Bytes::from_static(b"\n\n"));
     if interval.is_zero() || progress.is_empty() {
-        let mut all = BytesMut::new();
-        for p in &progress {
-            all.extend_from_slice(p);
-        }
-        all.extend_from_slice(&last);
-        return full(all.freeze());
+        return pieces(progress.into_iter().chain(last).collect());
     }
-    let frames = stream::iter(progress.into_iter().chain(std::iter::once(last)))
-        .enumerate()
-        .then(move |(k, frame)| async move {
-            if k > 0 {
-                tokio::time::sleep(interval).await;
-            }
-            Ok::<_, Infallible>(Frame::data(frame))
-        });
+    // A pause before every event but the first; the last event's pieces go out together.
+    let paused = std::iter::once(false).chain(std::iter::repeat(true));
+    let mut frames: Vec<(bool, Bytes)> = paused.zip(progress).collect();
+    frames.extend(
+        last.into_iter()
+            .enumerate()
+            .map(|(k, piece)| (k == 0, piece)),
+    );
+    let frames = stream::iter(frames).then(move |(pause, piece)| async move {
+        if pause {
+            tokio::time::sleep(interval).await;
+        }
+        Ok::<_, Infallible>(Frame::data(piece))
+    });
     BodyExt::boxed_unsync(StreamBody::new(frames))
 }
 
+/// A body of pre-built pieces with a known length. hyper writes them vectored, so a large
+/// pre-serialised answer is never copied to join it to its envelope.
+struct Pieces {
+    parts: VecDeque<Bytes>,
+    len: u64,
+}
+
+impl hyper::body::Body for Pieces {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut task::Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.parts.pop_front().map(|piece| Ok(Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len)
+    }
+}
+
+fn pieces(parts: VecDeque<Bytes>) -> Body {
+    let len = parts.iter().map(|p| p.len() as u64).sum();
+    BodyExt::boxed_unsync(Pieces { parts, len })
+}
+
 fn full(bytes: Bytes) -> Body {
-    BodyExt::boxed_unsync(Full::new(bytes))
+    pieces(VecDeque::from([bytes]))
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
@@ -435,30 +508,60 @@ fn session_of<B>(request: &Request<B>) -> Option<u64> {
 mod tests {
     use super::*;
 
+    fn collect(body: Body) -> Bytes {
+        futures_util::FutureExt::now_or_never(body.collect())
+            .expect("no pauses")
+            .unwrap()
+            .to_bytes()
+    }
+
     #[test]
     fn envelopes_are_json_rpc() {
+        let (status, message) = envelope("\"a\"", Reply::Result(Bytes::from_static(b"{}")));
+        assert_eq!(status, StatusCode::OK);
         let v: serde_json::Value =
-            serde_json::from_slice(&envelope("\"a\"", "result", b"{}")).unwrap();
+            serde_json::from_slice(&collect(pieces(message.into()))).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"jsonrpc": "2.0", "id": "a", "result": {}})
         );
+        let (status, message) = envelope(
+            "7",
+            Reply::Error(StatusCode::INTERNAL_SERVER_ERROR, -32603, "x"),
+        );
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let v: serde_json::Value =
+            serde_json::from_slice(&collect(pieces(message.into()))).unwrap();
+        assert_eq!(v["error"]["code"], -32603);
     }
 
     #[test]
     fn progress_comes_before_the_answer() {
-        let body = sse_body(
-            Bytes::from_static(b"{\"id\":1,\"result\":{}}"),
-            Some(Bytes::from_static(b"\"t\"")),
-            3,
-            Duration::ZERO,
-        );
-        let bytes = futures_util::FutureExt::now_or_never(body.collect())
-            .unwrap()
-            .unwrap()
-            .to_bytes();
+        let (_, message) = envelope("1", Reply::Result(Bytes::from_static(b"{}")));
+        let body = sse_body(message, progress_events(b"\"t\"", 3), Duration::ZERO);
+        let bytes = collect(body);
         let answer = crate::mcp::answer(&bytes, true);
         assert_eq!(answer.messages, 3);
         assert_eq!(answer.outcome, crate::mcp::Outcome::Result);
+    }
+
+    #[test]
+    fn the_defaults_are_the_flags_defaults_and_round_trip() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            behaviour: Behaviour,
+        }
+        use clap::Parser;
+        assert_eq!(Cli::parse_from(["mock"]).behaviour, Behaviour::default());
+        let custom = Behaviour {
+            mode: Mode::Sse,
+            latency: Duration::from_millis(3),
+            error_rate: 0.01,
+            progress_interval: Duration::from_micros(1500),
+            ..Behaviour::default()
+        };
+        let args = std::iter::once("mock".to_string()).chain(custom.to_args());
+        assert_eq!(Cli::parse_from(args).behaviour, custom);
     }
 }

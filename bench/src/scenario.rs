@@ -12,7 +12,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::load::LoadSpec;
 use crate::load::mix::Mix;
-use crate::mock::Mode;
+use crate::mock::Behaviour;
+
+/// The targets `compare` starts itself.
+pub const BUILT_IN_TARGETS: [&str; 3] = ["direct", "sluice", "nginx"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,45 +25,15 @@ pub struct Scenario {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// `[upstream]`: what the mock serves, with the names and defaults of its flags.
     #[serde(default)]
-    pub upstream: Upstream,
+    pub upstream: Behaviour,
     #[serde(default)]
     pub gateway: Gateway,
     #[serde(default)]
     pub load: Load,
     #[serde(default)]
     pub compare: Compare,
-}
-
-/// `[upstream]`: the mock's options.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Upstream {
-    pub mode: Mode,
-    pub threads: usize,
-    pub tools: usize,
-    pub response_bytes: usize,
-    #[serde(with = "human")]
-    pub latency: Duration,
-    pub error_rate: f64,
-    pub progress_events: u32,
-    #[serde(with = "human")]
-    pub progress_interval: Duration,
-}
-
-impl Default for Upstream {
-    fn default() -> Self {
-        Self {
-            mode: Mode::Json,
-            threads: 1,
-            tools: 10,
-            response_bytes: 64,
-            latency: Duration::ZERO,
-            error_rate: 0.0,
-            progress_events: 0,
-            progress_interval: Duration::ZERO,
-        }
-    }
 }
 
 /// How a request to a gateway authenticates.
@@ -150,7 +123,7 @@ impl Default for Compare {
     fn default() -> Self {
         Self {
             rounds: 3,
-            targets: vec!["direct".into(), "sluice".into(), "nginx".into()],
+            targets: BUILT_IN_TARGETS.map(String::from).to_vec(),
         }
     }
 }
@@ -199,14 +172,14 @@ impl Scenario {
         if self.compare.rounds == 0 {
             bail!("compare.rounds must be at least 1");
         }
-        if !(0.0..=1.0).contains(&self.upstream.error_rate) {
-            bail!("upstream.error_rate must be between 0 and 1");
-        }
-        if self.upstream.tools == 0 || self.upstream.threads == 0 || self.gateway.threads == 0 {
-            bail!("upstream.tools, upstream.threads and gateway.threads must be at least 1");
+        self.upstream
+            .validate()
+            .map_err(|e| anyhow::anyhow!("upstream.{e}"))?;
+        if self.gateway.threads == 0 {
+            bail!("gateway.threads must be at least 1");
         }
         for t in &self.compare.targets {
-            if !["direct", "sluice", "nginx"].contains(&t.as_str()) {
+            if !BUILT_IN_TARGETS.contains(&t.as_str()) {
                 bail!("compare.targets: '{t}' is not one of direct, sluice, nginx");
             }
         }
@@ -231,7 +204,7 @@ impl Scenario {
 }
 
 /// Durations as humantime strings ("10s", "250ms").
-mod human {
+pub(crate) mod human {
     use super::*;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

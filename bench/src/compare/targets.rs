@@ -40,32 +40,11 @@ pub fn mock(
     dir: &Path,
     jwks: Option<&Path>,
 ) -> Result<Target> {
-    let u = &scenario.upstream;
     let mut command = Command::new(std::env::current_exe().context("locating sluice-bench")?);
     command
         .arg("mock-upstream")
         .args(["--listen", &listen.to_string()])
-        .args(["--threads", &u.threads.to_string()])
-        .args([
-            "--mode",
-            if u.mode == crate::mock::Mode::Sse {
-                "sse"
-            } else {
-                "json"
-            },
-        ])
-        .args(["--tools", &u.tools.to_string()])
-        .args(["--response-bytes", &u.response_bytes.to_string()])
-        .args([
-            "--latency",
-            &humantime::format_duration(u.latency).to_string(),
-        ])
-        .args(["--error-rate", &u.error_rate.to_string()])
-        .args(["--progress-events", &u.progress_events.to_string()])
-        .args([
-            "--progress-interval",
-            &humantime::format_duration(u.progress_interval).to_string(),
-        ]);
+        .args(scenario.upstream.to_args());
     if let Some(jwks) = jwks {
         command.arg("--jwks").arg(jwks);
     }

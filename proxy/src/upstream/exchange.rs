@@ -148,7 +148,6 @@ enum Phase {
     Read,
 }
 
-/// Maps a pingora error to what an operator needs to know.
 /// Request bodies up to this size are written together with the header.
 const COALESCE_MAX: usize = 64 * 1024;
 
@@ -198,6 +197,7 @@ async fn write_request(
     }
 }
 
+/// Maps a pingora error to what an operator needs to know.
 fn classify(upstream: &Upstream, e: &Error, phase: Phase) -> UpstreamError {
     let server = upstream.name.clone();
     match e.etype() {
