@@ -67,7 +67,7 @@ pub struct Route {
 const MAX_FILTERED_LISTS: usize = 256;
 
 /// A list result serialised once into pages.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListPages {
     pages: Vec<Bytes>,
     len: usize,

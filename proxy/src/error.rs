@@ -48,9 +48,9 @@ pub enum GatewayError {
         /// What is allowed.
         allow: &'static str,
     },
-    /// `Accept` does not allow both JSON and SSE.
-    #[error("Accept must allow both application/json and text/event-stream")]
-    NotAcceptable,
+    /// `Accept` does not allow what the endpoint answers with (the text says what).
+    #[error("Accept must allow {0}")]
+    NotAcceptable(&'static str),
     /// `Content-Type` is not JSON.
     #[error("Content-Type must be application/json")]
     UnsupportedMediaType,
@@ -175,6 +175,9 @@ pub enum GatewayError {
         "upstream server '{0}' lost the session and could not open a new one; initialize a new session"
     )]
     UpstreamSessionLost(String),
+    /// A client's response to a request the gateway never relayed to it.
+    #[error("cannot route this response: {0}")]
+    UnknownResponse(#[from] crate::relay::RelayError),
 }
 
 fn hint(similar: &[String]) -> String {
@@ -192,7 +195,7 @@ impl GatewayError {
             GatewayError::NotFound { .. } | GatewayError::UnknownGateway { .. } => 404,
             GatewayError::SessionNotFound(_) | GatewayError::UpstreamSessionLost(_) => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
-            GatewayError::NotAcceptable => 406,
+            GatewayError::NotAcceptable(_) => 406,
             GatewayError::UnsupportedMediaType => 415,
             GatewayError::PayloadTooLarge { .. } => 413,
             GatewayError::BodyRead(_)
@@ -200,7 +203,8 @@ impl GatewayError {
             | GatewayError::Batch
             | GatewayError::MissingSession
             | GatewayError::UnsupportedVersion(_)
-            | GatewayError::BadHeader(_) => 400,
+            | GatewayError::BadHeader(_)
+            | GatewayError::UnknownResponse(_) => 400,
             // JSON-RPC level failures of a well-formed request travel in a 200.
             GatewayError::MethodNotFound(_)
             | GatewayError::UnknownTool { .. }
@@ -244,7 +248,7 @@ impl GatewayError {
             GatewayError::NotFound { .. } => "not_found",
             GatewayError::UnknownGateway { .. } => "unknown_gateway",
             GatewayError::MethodNotAllowed { .. } => "method_not_allowed",
-            GatewayError::NotAcceptable => "not_acceptable",
+            GatewayError::NotAcceptable(_) => "not_acceptable",
             GatewayError::UnsupportedMediaType => "unsupported_media_type",
             GatewayError::PayloadTooLarge { .. } => "payload_too_large",
             GatewayError::BodyRead(_) => "body_read",
@@ -276,6 +280,7 @@ impl GatewayError {
             GatewayError::Forbidden { .. } => "forbidden",
             GatewayError::PolicyDenied { .. } => "policy_denied",
             GatewayError::RateLimited { .. } => "rate_limited",
+            GatewayError::UnknownResponse(_) => "unknown_response",
         }
     }
 }

@@ -9,11 +9,14 @@
 
 mod caller;
 mod endpoint;
+mod events;
+mod fanout;
 mod forward;
 mod local;
 mod oauth;
 mod record;
 mod route;
+mod stream;
 
 use std::sync::Arc;
 
@@ -29,6 +32,7 @@ use crate::catalog::GatewayCatalog;
 use crate::error::{GatewayError, truncated};
 use crate::jsonrpc::{self, MessageKind, Scanned};
 use crate::protocol;
+use crate::relay;
 use crate::reply;
 use crate::session::unix_now;
 use crate::session_token::SessionClaims;
@@ -76,10 +80,14 @@ impl Gateway {
         let method = session.req_header().method.clone();
         match method {
             Method::POST => self.post(session, rec, &snapshot, &catalog, &caller).await,
+            Method::GET => {
+                let claims = self.session_claims(session, &catalog)?;
+                stream::serve(self, session, rec, &catalog, &claims, &caller).await
+            }
             Method::DELETE => self.delete(session, &catalog, &caller).await,
             m => Err(GatewayError::MethodNotAllowed {
                 method: truncated(m.as_str()),
-                allow: "POST, DELETE",
+                allow: "POST, GET, DELETE",
             }),
         }
     }
@@ -127,14 +135,62 @@ impl Gateway {
         }
         let claims = self.session_claims(session, catalog)?;
         check_version_header(session)?;
-        if envelope.kind != MessageKind::Request {
-            // Notifications and client responses are acknowledged; the gateway keeps no
-            // server-to-client requests of its own yet.
-            rec.outcome = "accepted";
-            return reply::accepted(session).await.map_err(write_failed);
+        match envelope.kind {
+            MessageKind::Response => {
+                if let Some(span) = envelope.id
+                    && relay::is_relayed(&body[span.start..span.end])
+                {
+                    let target = route::answer(self, &body, span, catalog, &claims)?;
+                    return forward::forward(self, session, rec, snapshot, &claims, caller, target)
+                        .await;
+                }
+                // An answer to nothing the gateway sent: acknowledged and dropped.
+                rec.outcome = "accepted";
+                return reply::accepted(session).await.map_err(write_failed);
+            }
+            MessageKind::Notification => {
+                let fan = fanout::Request {
+                    session,
+                    rec,
+                    snapshot,
+                    catalog,
+                    claims: &claims,
+                    caller,
+                };
+                match method {
+                    "notifications/cancelled" => {
+                        if let Some(id) = route::cancelled_request(&body, &envelope) {
+                            self.shared.inflight.cancel(claims.session_uid, id);
+                        }
+                    }
+                    "notifications/roots/list_changed" => {
+                        fanout::notify_all(self, fan, method).await;
+                    }
+                    // `initialized` and anything else concern the gateway's own session.
+                    _ => {}
+                }
+                rec.outcome = "accepted";
+                return reply::accepted(session).await.map_err(write_failed);
+            }
+            MessageKind::Request => {}
         }
         match method {
             "ping" => local::result(session, rec, b"{}").await,
+            "logging/setLevel" => {
+                let params = envelope
+                    .params
+                    .map_or(&b"{}"[..], |s| &body[s.start..s.end]);
+                let fan = fanout::Request {
+                    session,
+                    rec,
+                    snapshot,
+                    catalog,
+                    claims: &claims,
+                    caller,
+                };
+                fanout::set_level(self, fan, params).await?;
+                local::result(session, rec, b"{}").await
+            }
             "tools/list" => match caller.grants.and_then(|g| catalog.tools_for(g)) {
                 Some(pages) => local::list(session, rec, &body, &envelope, &pages).await,
                 None => local::list(session, rec, &body, &envelope, &catalog.tools).await,
@@ -155,7 +211,12 @@ impl Gateway {
             {
                 local::search_tools(session, rec, &body, &envelope, catalog, caller).await
             }
-            "tools/call" | "prompts/get" | "resources/read" => {
+            "tools/call"
+            | "prompts/get"
+            | "resources/read"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+            | "completion/complete" => {
                 let target = route::target(method, &envelope, &body, catalog, caller, rec)
                     .map_err(|e| match (e, &caller.policy) {
                         (
@@ -190,6 +251,8 @@ impl Gateway {
     ) -> Result<(), GatewayError> {
         let claims = self.session_claims(session, catalog)?;
         local::end_session(self, &claims, caller, session.req_header()).await;
+        // Its standalone streams on this replica close (none listening is fine).
+        let _ = self.shared.session_ends.send(claims.session_uid);
         reply::json(session, 200, Bytes::new(), &[])
             .await
             .map_err(write_failed)

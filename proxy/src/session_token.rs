@@ -227,6 +227,65 @@ impl SessionSealer {
     }
 }
 
+impl SessionSealer {
+    /// Seals an opaque `payload` for another use of the same key (a relayed request id, for
+    /// example). `purpose` is the AEAD associated data, so a sealed payload opens only for the
+    /// purpose it was sealed for, and never as a session token (whose associated data is the
+    /// one version byte).
+    pub fn seal_payload(&self, purpose: &[u8], payload: &[u8]) -> String {
+        let mut nonce = XNonce::default();
+        rand::rng().fill_bytes(&mut nonce);
+        let mut buffer = Vec::with_capacity(NONCE_LEN + payload.len() + TAG_LEN);
+        buffer.extend_from_slice(&nonce);
+        buffer.extend_from_slice(payload);
+        let Some(plaintext) = buffer.get_mut(NONCE_LEN..) else {
+            return String::new();
+        };
+        match self
+            .cipher
+            .encrypt_in_place_detached(&nonce, purpose, plaintext)
+        {
+            Ok(tag) => buffer.extend_from_slice(&tag),
+            // Only for payloads beyond the cipher's limit (far beyond any bound here): an
+            // empty token, which never opens.
+            Err(_) => return String::new(),
+        }
+        URL_SAFE_NO_PAD.encode(&buffer)
+    }
+
+    /// Opens what [`Self::seal_payload`] sealed for `purpose`; refuses tokens over `max_len`
+    /// characters before decoding them.
+    pub fn open_payload(
+        &self,
+        purpose: &[u8],
+        token: &str,
+        max_len: usize,
+    ) -> Result<Vec<u8>, SessionTokenError> {
+        if token.len() > max_len {
+            return Err(SessionTokenError::TooLarge);
+        }
+        let mut raw = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| SessionTokenError::Malformed)?;
+        if raw.len() < NONCE_LEN + TAG_LEN {
+            return Err(SessionTokenError::Malformed);
+        }
+        let tag_at = raw.len() - TAG_LEN;
+        let tag: [u8; TAG_LEN] = raw[tag_at..]
+            .try_into()
+            .map_err(|_| SessionTokenError::Malformed)?;
+        raw.truncate(tag_at);
+        let nonce: [u8; NONCE_LEN] = raw[..NONCE_LEN]
+            .try_into()
+            .map_err(|_| SessionTokenError::Malformed)?;
+        let mut payload = raw.split_off(NONCE_LEN);
+        self.cipher
+            .decrypt_in_place_detached(&XNonce::from(nonce), purpose, &mut payload, &Tag::from(tag))
+            .map_err(|_| SessionTokenError::Tampered)?;
+        Ok(payload)
+    }
+}
+
 /// Length of unpadded base64 for `n` bytes.
 fn base64_len(n: usize) -> usize {
     let tail = match n % 3 {

@@ -7,6 +7,8 @@
 
 use thiserror::Error;
 
+pub mod frames;
+
 /// One dispatched SSE event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SseEvent {

@@ -14,6 +14,7 @@ use sluice_config::Config;
 
 use crate::access_log::AccessLog;
 use crate::catalog::{GatewayCatalog, ServerCatalog};
+use crate::inflight::InFlight;
 use crate::metrics::{GatewayMetrics, Metrics};
 use crate::policy::Policies;
 use crate::rate_limit::GatewayLimiter;
@@ -43,6 +44,10 @@ pub struct ServerStatus {
     /// The last fetch error, if the last fetch failed.
     pub last_error: Option<String>,
 }
+
+/// Session ends a slow standalone stream may miss before it sees a lag (and then checks its
+/// own session against the revocation list instead).
+const SESSION_END_BACKLOG: usize = 256;
 
 /// A gateway's policies and limits.
 type Controls = (Option<Arc<Policies>>, Option<Arc<GatewayLimiter>>);
@@ -80,6 +85,13 @@ pub struct Shared {
     pub telemetry: Telemetry,
     /// The JSON access log.
     pub access_log: AccessLog,
+    /// Requests being forwarded on this replica, for client cancellations.
+    pub inflight: InFlight,
+    /// Bumped at every snapshot swap: standalone streams compare their gateway's lists and
+    /// announce what changed.
+    pub snapshot_swaps: tokio::sync::watch::Sender<u64>,
+    /// Client sessions ended (DELETE) on this replica: their standalone streams close.
+    pub session_ends: tokio::sync::broadcast::Sender<[u8; 16]>,
     status: Vec<Mutex<ServerStatus>>,
     attempted: AtomicUsize,
 }
@@ -177,6 +189,9 @@ impl Shared {
             controls,
             telemetry,
             access_log,
+            inflight: InFlight::default(),
+            snapshot_swaps: tokio::sync::watch::Sender::new(0),
+            session_ends: tokio::sync::broadcast::Sender::new(SESSION_END_BACKLOG),
             status,
             attempted: AtomicUsize::new(0),
             config,
@@ -218,6 +233,7 @@ impl Shared {
             .collect();
         self.snapshot
             .store(Arc::new(Snapshot { servers, gateways }));
+        self.snapshot_swaps.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Asks for an immediate refetch of one server's catalog.

@@ -28,7 +28,9 @@ pub fn check_post_headers(req: &RequestHeader) -> Result<(), GatewayError> {
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>();
     if !(accepts(&accept, "application", "json") && accepts(&accept, "text", "event-stream")) {
-        return Err(GatewayError::NotAcceptable);
+        return Err(GatewayError::NotAcceptable(
+            "both application/json and text/event-stream",
+        ));
     }
     let content_type = req
         .headers
@@ -40,6 +42,23 @@ pub fn check_post_headers(req: &RequestHeader) -> Result<(), GatewayError> {
         return Err(GatewayError::UnsupportedMediaType);
     }
     Ok(())
+}
+
+/// Checks the headers of a GET that opens the standalone stream.
+pub fn check_get_headers(req: &RequestHeader) -> Result<(), GatewayError> {
+    let accept = req
+        .headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>();
+    if accepts(&accept, "text", "event-stream") {
+        Ok(())
+    } else {
+        Err(GatewayError::NotAcceptable(
+            "text/event-stream for the standalone stream",
+        ))
+    }
 }
 
 /// Whether any media range in the `Accept` values allows `kind/sub` (q=0 excludes).

@@ -16,11 +16,14 @@ use tokio::time::Instant;
 
 use sluice_auth::credential::{self, Injected};
 
+use super::events::{self, EventCursor, Origin};
 use super::{Caller, Gateway, RequestRecord, caller::token_for, write_failed};
 use crate::error::GatewayError;
+use crate::inflight::InFlightGuard;
 use crate::reply;
 use crate::session::LazySession;
 use crate::session_token::SessionClaims;
+use crate::sse::frames::EventFramer;
 use crate::state::Snapshot;
 use crate::upstream::mcp_client::{self, SessionRef};
 use crate::upstream::{Exchange, ServerIdx, Upstream, UpstreamError};
@@ -31,14 +34,34 @@ pub struct Target {
     pub server: ServerIdx,
     /// The request body as the upstream must see it.
     pub body: Bytes,
+    /// The upstream session it must go to, when the message names one (a client's answer to
+    /// a relayed request); otherwise the client session's own.
+    pub session: Option<UpstreamSessionChoice>,
 }
 
-/// Which upstream session a forwarded request uses.
-#[derive(Debug, Clone)]
-struct UpstreamSessionChoice {
-    id: Option<String>,
-    version: String,
+impl Target {
+    /// A target in the client session's own upstream session.
+    pub fn new(server: ServerIdx, body: Bytes) -> Self {
+        Target {
+            server,
+            body,
+            session: None,
+        }
+    }
 }
+
+/// Which upstream session a forwarded message uses.
+#[derive(Debug, Clone)]
+pub struct UpstreamSessionChoice {
+    /// `Mcp-Session-Id`, when the upstream keeps sessions.
+    pub id: Option<String>,
+    /// The protocol version of that session.
+    pub version: String,
+}
+
+/// Largest single event of an upstream's response stream the gateway holds while it frames
+/// the stream (a tool result sent as one event can be large).
+const MAX_EVENT_BYTES: usize = 16 << 20;
 
 /// Sends the request upstream and streams the response to the client.
 pub async fn forward(
@@ -63,16 +86,27 @@ pub async fn forward(
     let token = token_for(upstream.credential.as_ref(), session.req_header());
     let subject = caller.subject(token.as_deref());
     let injected = resolve_credential(gw, rec, &upstream, subject).await?;
-    let choice = choose_session(
-        gw,
-        claims,
-        &upstream,
-        stateful,
-        fallback_version,
-        deadline,
-        injected.as_ref(),
-    )
-    .await?;
+    let pinned = target.session.is_some();
+    let choice = match target.session {
+        Some(pinned) => pinned,
+        None => {
+            choose_session(
+                gw,
+                claims,
+                &upstream,
+                stateful,
+                fallback_version,
+                deadline,
+                injected.as_ref(),
+            )
+            .await?
+        }
+    };
+    // A request can be cancelled by the client while it runs; an answer cannot.
+    let inflight = gw
+        .shared
+        .inflight
+        .register(claims.session_uid, rec.id.as_deref().filter(|_| !pinned));
     let upstream_span = rec.span.as_ref().and_then(|cx| {
         gw.shared
             .telemetry
@@ -102,29 +136,57 @@ pub async fn forward(
         },
     };
     let cancel_credential = outbound.credential.clone();
-    let opening = open_exchange(
-        gw,
-        claims,
-        &mut outbound,
-        &upstream,
-        &target.body,
-        choice.clone(),
-        deadline,
-    );
-    // Until the upstream answers, a client that goes away cancels the upstream request too.
-    let exchange = tokio::select! {
-        exchange = opening => exchange?,
-        gone = client_disconnected(session) => {
-            cancel_upstream(gw, &upstream, &choice, cancel_credential.as_ref(), rec.id.as_deref());
-            return Err(client_gone(&gone));
-        }
+    // Until the upstream answers, a client that goes away cancels the upstream request too,
+    // and so does the client's own notifications/cancelled.
+    let (exchange, cancel_forwarded) = {
+        let opening = open_exchange(
+            gw,
+            claims,
+            &mut outbound,
+            &upstream,
+            &target.body,
+            (choice.clone(), pinned),
+            deadline,
+        );
+        tokio::pin!(opening);
+        let mut cancel_forwarded = false;
+        let exchange = loop {
+            tokio::select! {
+                exchange = &mut opening => break exchange?,
+                gone = client_disconnected(session) => {
+                    cancel_upstream(gw, &upstream, &choice, cancel_credential.as_ref(), rec.id.as_deref(), DISCONNECTED);
+                    return Err(client_gone(&gone));
+                }
+                () = inflight.cancelled(), if !cancel_forwarded => {
+                    cancel_forwarded = true;
+                    cancel_upstream(gw, &upstream, &choice, cancel_credential.as_ref(), rec.id.as_deref(), CANCELLED);
+                }
+            }
+        };
+        (exchange, cancel_forwarded)
     };
     let status = exchange.status();
     let cancel = Cancel {
         choice: &choice,
         credential: outbound.credential.as_ref(),
+        forwarded: cancel_forwarded,
     };
-    let result = stream_back(gw, session, rec, &upstream, cancel, exchange, deadline).await;
+    let origin = Origin {
+        session_uid: claims.session_uid,
+        server: upstream.name.as_str().to_owned(),
+        upstream_session: choice.id.clone(),
+        version: choice.version.clone(),
+    };
+    let result = stream_back(
+        gw,
+        (session, rec),
+        &upstream,
+        (cancel, &inflight),
+        &origin,
+        exchange,
+        deadline,
+    )
+    .await;
     if let Some(cx) = upstream_span {
         use opentelemetry::trace::TraceContextExt;
         cx.span().set_attribute(opentelemetry::KeyValue::new(
@@ -150,17 +212,24 @@ struct Outbound<'a> {
     client_trace: Vec<(&'static str, http::HeaderValue)>,
 }
 
-/// What cancelling the upstream request needs: its session and credential.
+/// What cancelling the upstream request needs: its session and credential, and whether the
+/// client's cancellation was already passed on.
 #[derive(Clone, Copy)]
 struct Cancel<'a> {
     choice: &'a UpstreamSessionChoice,
     credential: Option<&'a Injected>,
+    forwarded: bool,
 }
+
+/// `reason` of the cancellation sent when the client went away.
+const DISCONNECTED: &str = "the client disconnected";
+/// `reason` of a cancellation the client asked for.
+const CANCELLED: &str = "the client cancelled the request";
 
 /// The credential step: resolves the server's credential for this caller (a warm token is one
 /// atomic load), as a `credential` span when traced. With no credential configured the request
 /// carries none, and never the client's own `Authorization`.
-async fn resolve_credential(
+pub(super) async fn resolve_credential(
     gw: &Gateway,
     rec: &RequestRecord,
     upstream: &Upstream,
@@ -214,7 +283,7 @@ async fn open_exchange(
     outbound: &mut Outbound<'_>,
     upstream: &Upstream,
     body: &Bytes,
-    mut choice: UpstreamSessionChoice,
+    (mut choice, pinned): (UpstreamSessionChoice, bool),
     deadline: Instant,
 ) -> Result<Exchange, GatewayError> {
     let mut exchange = within(
@@ -223,7 +292,7 @@ async fn open_exchange(
         send(gw, upstream, &choice, outbound, body),
     )
     .await?;
-    if exchange.status() == 404 && choice.id.is_some() {
+    if exchange.status() == 404 && choice.id.is_some() && !pinned {
         // The upstream forgot the session (restart, expiry): open a new one once, then retry.
         exchange.finish(&gw.connector, upstream).await;
         choice = within(
@@ -274,7 +343,7 @@ async fn open_exchange(
 
 /// Completes when the client closes its connection. Bytes of a pipelined next request are
 /// not a disconnect: pingora keeps them and the next idle read pends.
-async fn client_disconnected(session: &mut Session) -> Box<pingora::Error> {
+pub(super) async fn client_disconnected(session: &mut Session) -> Box<pingora::Error> {
     loop {
         if let Err(e) = session.as_downstream_mut().read_body_or_idle(true).await {
             return e;
@@ -290,6 +359,7 @@ fn cancel_upstream(
     choice: &UpstreamSessionChoice,
     credential: Option<&Injected>,
     id: Option<&[u8]>,
+    reason: &'static str,
 ) {
     let Some(request_id) = id.and_then(|id| serde_json::from_slice::<Value>(id).ok()) else {
         return;
@@ -302,8 +372,7 @@ fn cancel_upstream(
             version: &choice.version,
             credential: credential.as_ref(),
         };
-        let params =
-            serde_json::json!({ "requestId": request_id, "reason": "the client disconnected" });
+        let params = serde_json::json!({ "requestId": request_id, "reason": reason });
         let sent = mcp_client::notify(
             &connector,
             &upstream,
@@ -321,8 +390,28 @@ fn cancel_upstream(
 }
 
 /// The client went away: dropping the exchange cancels the upstream request.
-fn client_gone(e: &pingora::Error) -> GatewayError {
+pub(super) fn client_gone(e: &pingora::Error) -> GatewayError {
     GatewayError::ClientClosed(e.etype().as_str())
+}
+
+/// The upstream session a client session has with server `i` on this replica: opened lazily
+/// here, else sealed into its token at initialize. `None` when it has none (yet).
+pub(super) fn existing_session(
+    gw: &Gateway,
+    claims: &SessionClaims,
+    i: ServerIdx,
+) -> Option<UpstreamSessionChoice> {
+    if let Some(s) = gw.shared.lazy_sessions.get(&claims.session_uid, i) {
+        return Some(UpstreamSessionChoice {
+            id: Some(s.session_id),
+            version: s.protocol_version,
+        });
+    }
+    let name = gw.shared.upstreams.get(i)?.name.as_str();
+    claims.upstream(name).map(|s| UpstreamSessionChoice {
+        id: Some(s.session_id.clone()),
+        version: s.protocol_version.clone(),
+    })
 }
 
 async fn choose_session(
@@ -340,25 +429,8 @@ async fn choose_session(
             version: fallback_version.to_owned(),
         });
     }
-    if let Some(s) = gw
-        .shared
-        .lazy_sessions
-        .get(&claims.session_uid, upstream.index)
-    {
-        return Ok(UpstreamSessionChoice {
-            id: Some(s.session_id),
-            version: s.protocol_version,
-        });
-    }
-    if let Some(s) = claims
-        .upstream_sessions
-        .iter()
-        .find(|s| s.server == upstream.name.as_str())
-    {
-        return Ok(UpstreamSessionChoice {
-            id: Some(s.session_id.clone()),
-            version: s.protocol_version.clone(),
-        });
+    if let Some(existing) = existing_session(gw, claims, upstream.index) {
+        return Ok(existing);
     }
     Ok(within(deadline, upstream, reopen(gw, claims, upstream, credential)).await?)
 }
@@ -422,10 +494,10 @@ async fn send(
 
 async fn stream_back(
     gw: &Gateway,
-    session: &mut Session,
-    rec: &mut RequestRecord,
+    (session, rec): (&mut Session, &mut RequestRecord),
     upstream: &Arc<Upstream>,
-    cancel: Cancel<'_>,
+    (mut cancel, inflight): (Cancel<'_>, &InFlightGuard<'_>),
+    origin: &Origin,
     mut exchange: Exchange,
     deadline: Instant,
 ) -> Result<(), GatewayError> {
@@ -449,26 +521,62 @@ async fn stream_back(
         .await
         .map_err(write_failed)?;
 
+    // Response streams are cut into events so relayed requests and event ids can be rewritten;
+    // a JSON body streams through as it comes.
+    let mut framer = is_sse.then(|| EventFramer::new(MAX_EVENT_BYTES));
+    let mut cursor = EventCursor::default();
     loop {
         let next = tokio::select! {
             chunk = tokio::time::timeout_at(deadline, exchange.chunk(upstream)) => chunk,
             gone = client_disconnected(session) => {
-                cancel_upstream(gw, upstream, cancel.choice, cancel.credential, rec.id.as_deref());
+                cancel_upstream(gw, upstream, cancel.choice, cancel.credential, rec.id.as_deref(), DISCONNECTED);
                 return Err(client_gone(&gone));
             }
+            () = inflight.cancelled(), if !cancel.forwarded => {
+                cancel.forwarded = true;
+                cancel_upstream(gw, upstream, cancel.choice, cancel.credential, rec.id.as_deref(), CANCELLED);
+                continue;
+            }
+        };
+        let next = match (next, framer.as_mut()) {
+            (Ok(Ok(Some(chunk))), Some(framer)) => match framer.push(&chunk) {
+                Ok(blocks) => Ok(Ok(Some(pass_events(
+                    gw,
+                    rec,
+                    upstream,
+                    origin,
+                    &mut cursor,
+                    blocks,
+                )))),
+                Err(e) => Ok(Err(UpstreamError::Protocol {
+                    server: upstream.name.clone(),
+                    reason: e.to_string(),
+                })),
+            },
+            (Ok(Ok(None)), Some(framer)) => match framer.rest() {
+                Some(rest) => {
+                    session
+                        .write_response_body(Some(rest), false)
+                        .await
+                        .map_err(write_failed)?;
+                    Ok(Ok(None))
+                }
+                None => Ok(Ok(None)),
+            },
+            (next, _) => next,
         };
         let failure = match next {
             Ok(Ok(Some(chunk))) => {
-                if is_sse && mentions_list_changed(&chunk) {
-                    gw.shared.request_refresh(upstream.index);
-                }
-                if !rec.tool_error && rec.tool_metrics.is_some() && says_is_error(&chunk) {
+                if !is_sse && !rec.tool_error && rec.tool_metrics.is_some() && says_is_error(&chunk)
+                {
                     rec.tool_error = true;
                 }
-                session
-                    .write_response_body(Some(chunk), false)
-                    .await
-                    .map_err(write_failed)?;
+                if !chunk.is_empty() {
+                    session
+                        .write_response_body(Some(chunk), false)
+                        .await
+                        .map_err(write_failed)?;
+                }
                 continue;
             }
             Ok(Ok(None)) => None,
@@ -514,11 +622,34 @@ async fn stream_back(
     }
 }
 
-/// A cheap byte search: the upstream announced a list change inside a response stream.
-/// (A marker split across two chunks is missed; the refresh timer covers that.)
-fn mentions_list_changed(chunk: &[u8]) -> bool {
-    const MARKER: &[u8] = b"/list_changed\"";
-    chunk.windows(MARKER.len()).any(|w| w == MARKER)
+/// Rewrites the whole events of one upstream chunk (relayed ids, event ids) into one buffer
+/// for the client, noting a list change or a tool error on the way.
+fn pass_events(
+    gw: &Gateway,
+    rec: &mut RequestRecord,
+    upstream: &Upstream,
+    origin: &Origin,
+    cursor: &mut EventCursor,
+    blocks: Vec<Bytes>,
+) -> Bytes {
+    let depth = gw.shared.config.proxy.max_json_depth;
+    let mut out: Vec<Bytes> = blocks
+        .into_iter()
+        .map(|block| {
+            let event = events::rewrite(block, origin, Some(cursor), &gw.shared.sealer, depth);
+            if event.list_changed {
+                gw.shared.request_refresh(upstream.index);
+            }
+            if !rec.tool_error && rec.tool_metrics.is_some() && says_is_error(&event.block) {
+                rec.tool_error = true;
+            }
+            event.block
+        })
+        .collect();
+    match out.len() {
+        0 | 1 => out.pop().unwrap_or_default(),
+        _ => Bytes::from(out.concat()),
+    }
 }
 
 /// Whether a response chunk carries `"isError": true` as a JSON key (not inside a string, where

@@ -170,11 +170,7 @@ pub async fn initialize(
         .map_err(|e| GatewayError::Internal(format!("sealing the session: {e}")))?;
     let result = json!({
         "protocolVersion": version,
-        "capabilities": {
-            "tools": { "listChanged": false },
-            "prompts": { "listChanged": false },
-            "resources": {},
-        },
+        "capabilities": capabilities_of(snapshot, catalog),
         "serverInfo": {
             "name": format!("sluice/{}", catalog.name),
             "version": env!("CARGO_PKG_VERSION"),
@@ -190,6 +186,36 @@ pub async fn initialize(
     )
     .await
     .map_err(write_failed)
+}
+
+/// What the gateway offers a client: its own lists (whose changes its standalone stream
+/// announces), and logging, completions and resource subscriptions when any of its upstreams
+/// offers them (the gateway routes them to the servers that do).
+fn capabilities_of(snapshot: &Snapshot, catalog: &GatewayCatalog) -> Value {
+    let upstream_caps = || {
+        catalog
+            .servers
+            .iter()
+            .filter_map(|&i| snapshot.servers.get(i).and_then(Option::as_ref))
+            .map(|c| &c.capabilities)
+    };
+    let offered = |key: &str| upstream_caps().any(|c| c.get(key).is_some());
+    let subscribe = upstream_caps().any(|c| {
+        c.pointer("/resources/subscribe")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    });
+    let mut caps = json!({
+        "tools": { "listChanged": true },
+        "prompts": { "listChanged": true },
+        "resources": { "listChanged": true, "subscribe": subscribe },
+    });
+    for key in ["logging", "completions"] {
+        if offered(key) {
+            caps[key] = json!({});
+        }
+    }
+    caps
 }
 
 /// Opens the sessions with each upstream's credential for this caller; an upstream whose

@@ -32,11 +32,17 @@ pub fn target(
     rec: &mut RequestRecord,
 ) -> Result<Target, GatewayError> {
     let gateway = || catalog.name.as_str().to_owned();
-    if method == "resources/read" {
+    if method == "completion/complete" {
+        return completion(envelope, body, catalog, rec);
+    }
+    if matches!(
+        method,
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe"
+    ) {
         let uri = envelope
             .uri
             .as_ref()
-            .ok_or_else(|| GatewayError::InvalidParams("resources/read needs params.uri".into()))?;
+            .ok_or_else(|| GatewayError::InvalidParams(format!("{method} needs params.uri")))?;
         rec.target = Some(truncated(&uri.value));
         let server =
             catalog
@@ -45,10 +51,7 @@ pub fn target(
                     uri: truncated(&uri.value),
                     gateway: gateway(),
                 })?;
-        return Ok(Target {
-            server,
-            body: body.clone(),
-        });
+        return Ok(Target::new(server, body.clone()));
     }
     let field = envelope
         .name
@@ -104,10 +107,132 @@ pub fn target(
     // The span came from scanning this very body, so the splice cannot fail but for a bug.
     let body = jsonrpc::replace_span(body, field.span, &route.upstream_literal)
         .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    Ok(Target::new(route.server, body))
+}
+
+/// `params.ref` of a `completion/complete`.
+#[derive(Deserialize)]
+struct CompleteParams<'a> {
+    #[serde(rename = "ref", borrow)]
+    reference: CompleteRef<'a>,
+}
+
+#[derive(Deserialize)]
+struct CompleteRef<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    uri: Option<Cow<'a, str>>,
+}
+
+/// `completion/complete` goes to the server of its reference: the prompt (renamed to the
+/// upstream's name, like `prompts/get`) or the resource template's URI. Completions are rare
+/// and small, so a renamed body is simply re-serialised.
+fn completion(
+    envelope: &Envelope<'_>,
+    body: &Bytes,
+    catalog: &GatewayCatalog,
+    rec: &mut RequestRecord,
+) -> Result<Target, GatewayError> {
+    let invalid = |m: String| GatewayError::InvalidParams(format!("completion/complete: {m}"));
+    let span = envelope
+        .params
+        .ok_or_else(|| invalid("needs params.ref".into()))?;
+    let params: CompleteParams =
+        serde_json::from_slice(&body[span.start..span.end]).map_err(|e| invalid(e.to_string()))?;
+    let reference = params.reference;
+    match &*reference.kind {
+        "ref/prompt" => {
+            let name = reference
+                .name
+                .ok_or_else(|| invalid("ref/prompt needs a name".into()))?;
+            rec.target = Some(truncated(&name));
+            let route = catalog
+                .route_prompt(&name)
+                .ok_or_else(|| GatewayError::UnknownPrompt {
+                    name: truncated(&name),
+                    gateway: catalog.name.as_str().to_owned(),
+                })?;
+            let upstream_name: String = serde_json::from_slice(&route.upstream_literal)
+                .map_err(|e| GatewayError::Internal(e.to_string()))?;
+            if upstream_name == *name {
+                return Ok(Target::new(route.server, body.clone()));
+            }
+            let mut message: Value =
+                serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
+            if let Some(slot) = message.pointer_mut("/params/ref/name") {
+                *slot = Value::String(upstream_name);
+            }
+            let renamed =
+                serde_json::to_vec(&message).map_err(|e| GatewayError::Internal(e.to_string()))?;
+            Ok(Target::new(route.server, Bytes::from(renamed)))
+        }
+        "ref/resource" => {
+            let uri = reference
+                .uri
+                .ok_or_else(|| invalid("ref/resource needs a uri".into()))?;
+            rec.target = Some(truncated(&uri));
+            let server =
+                catalog
+                    .route_resource(&uri)
+                    .ok_or_else(|| GatewayError::UnknownResource {
+                        uri: truncated(&uri),
+                        gateway: catalog.name.as_str().to_owned(),
+                    })?;
+            Ok(Target::new(server, body.clone()))
+        }
+        other => Err(invalid(format!(
+            "unknown ref type '{}' (ref/prompt or ref/resource)",
+            truncated(other)
+        ))),
+    }
+}
+
+/// A client's answer to a relayed request: back to the upstream session that asked, with the
+/// upstream's own id restored.
+pub fn answer(
+    gw: &super::Gateway,
+    body: &Bytes,
+    id: jsonrpc::Span,
+    catalog: &GatewayCatalog,
+    claims: &crate::session_token::SessionClaims,
+) -> Result<Target, GatewayError> {
+    let text: Cow<'_, str> = serde_json::from_slice(&body[id.start..id.end])
+        .map_err(|_| GatewayError::UnknownResponse(crate::relay::RelayError::NotIssued))?;
+    let relayed = crate::relay::RelayedId::open(&gw.shared.sealer, &text, &claims.session_uid)?;
+    let server = gw
+        .shared
+        .server_index
+        .get(&relayed.server)
+        .copied()
+        .filter(|i| catalog.servers.contains(i))
+        .ok_or(GatewayError::UnknownResponse(
+            crate::relay::RelayError::NotIssued,
+        ))?;
+    let body = jsonrpc::replace_span(body, id, &relayed.original)
+        .map_err(|e| GatewayError::Internal(e.to_string()))?;
     Ok(Target {
-        server: route.server,
+        server,
         body,
+        session: Some(super::forward::UpstreamSessionChoice {
+            id: relayed.upstream_session,
+            version: relayed.version,
+        }),
     })
+}
+
+/// `params.requestId` of a `notifications/cancelled`, as raw JSON.
+pub fn cancelled_request<'b>(body: &'b [u8], envelope: &Envelope<'_>) -> Option<&'b [u8]> {
+    #[derive(Deserialize)]
+    struct CancelParams<'a> {
+        #[serde(rename = "requestId", borrow)]
+        request_id: &'a RawValue,
+    }
+    let span = envelope.params?;
+    let params: CancelParams<'b> = serde_json::from_slice(body.get(span.start..span.end)?).ok()?;
+    Some(params.request_id.get().as_bytes())
 }
 
 /// The 403 for a tool the caller's claims do not allow.
@@ -274,8 +399,5 @@ fn run_tool(
         out.put_slice(meta.get().as_bytes());
     }
     out.put_slice(b"}}");
-    Ok(Target {
-        server: route.server,
-        body: out.freeze(),
-    })
+    Ok(Target::new(route.server, out.freeze()))
 }
