@@ -83,6 +83,26 @@ pub async fn python_server_with(
     guard
 }
 
+/// Starts `tests/peers/python/conformance_server.py` (stateful, every scenario of the official
+/// conformance suite: sampling, elicitation, progress, ...) on a free port. The port is bound
+/// only once the app is ready, so waiting for it is a sound readiness check.
+pub async fn conformance_server() -> ChildGuard {
+    let port = free_port();
+    let child = Command::new(python())
+        .arg(repo().join("tests/peers/python/conformance_server.py"))
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the conformance server");
+    let guard = ChildGuard {
+        child,
+        addr: format!("127.0.0.1:{port}").parse().expect("addr"),
+    };
+    wait_for_port(guard.addr).await;
+    guard
+}
+
 /// Starts server-everything in Streamable HTTP mode.
 pub async fn everything_server() -> ChildGuard {
     let port = free_port();
