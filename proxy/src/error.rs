@@ -170,6 +170,9 @@ pub enum GatewayError {
         /// Which limit and when to retry.
         limited: crate::rate_limit::Limited,
     },
+    /// The request's `Host` or `Origin` is not allowed here (DNS-rebinding protection, 403).
+    #[error("{0}")]
+    HostNotAllowed(#[from] crate::host_check::Refused),
     /// The upstream lost the session and it could not be re-opened.
     #[error(
         "upstream server '{0}' lost the session and could not open a new one; initialize a new session"
@@ -217,7 +220,7 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => 429,
             GatewayError::Internal(_) => 500,
             GatewayError::Unauthorized { .. } => 401,
-            GatewayError::Forbidden { .. } => 403,
+            GatewayError::Forbidden { .. } | GatewayError::HostNotAllowed(_) => 403,
             // Nobody is left to read it; 499 is what proxies log for this.
             GatewayError::ClientClosed(_) => 499,
         }
@@ -268,6 +271,7 @@ impl GatewayError {
             GatewayError::UnknownTool { .. } => "unknown_tool",
             GatewayError::UnknownPrompt { .. } => "unknown_prompt",
             GatewayError::UnknownResource { .. } => "unknown_resource",
+            GatewayError::HostNotAllowed(r) => r.kind(),
             GatewayError::InvalidParams(_) => "invalid_params",
             GatewayError::BadCursor => "bad_cursor",
             GatewayError::Upstream(UpstreamError::Timeout { .. }) => "upstream_timeout",
