@@ -79,6 +79,7 @@
 //! | `gateways[].name` | `[a-z0-9-]`, 1..=64 chars, unique | required | served at `/mcp/{name}` |
 //! | `gateways[].servers` | array of declared server names | `[]` | every tool of these servers |
 //! | `gateways[].tools` | array of `"server__tool"` | `[]` | plus these individual tools; a gateway needs at least one entry in `servers` or `tools` |
+//! | `gateways[].prefix` | boolean | `true` | `false`: show the upstreams' own tool and prompt names, without `{server}__`; two `tools` entries of one name are refused, and a name two servers offer at run time is withheld |
 //! | `gateways[].tools_mode` | `"direct"` or `"lazy"` | `"direct"` | lazy: `tools/list` shows only `search_tools` and `run_tool` |
 //! | `gateways[].policy_default` | `"allow"` or `"deny"` | `"allow"` | what a `tools/call` no policy matches gets |
 //! | `gateways[].policies[].name` | 1..=64 of `[A-Za-z0-9-_.]`, unique in the gateway | required | named in refusals, metrics, spans |

@@ -204,6 +204,10 @@ pub struct GatewayConfig {
     pub servers: Vec<ServerName>,
     /// Individually shown tools, `{server}__{tool}`, each of a declared server, listed once.
     pub tools: Vec<String>,
+    /// Whether names are shown as `{server}__{name}` (the default). Without prefixes the
+    /// upstreams' own names are shown, and a name two servers offer is withheld; two `tools`
+    /// entries of one name are refused at load.
+    pub prefix: bool,
     /// `[gateways.auth]`; `None` = no authentication on this gateway.
     pub auth: Option<GatewayAuthConfig>,
     /// How `tools/list` shows the catalog.

@@ -449,6 +449,39 @@ tool = "10000/h"
 }
 
 #[test]
+fn gateways_are_prefixed_unless_prefix_is_false() {
+    let c = load(
+        r#"
+[[servers]]
+name = "a"
+url = "http://127.0.0.1:1/mcp"
+[[servers]]
+name = "b"
+url = "http://127.0.0.1:2/mcp"
+
+[[gateways]]
+name = "prefixed"
+tools = ["a__x", "b__x"]
+
+[[gateways]]
+name = "bare"
+prefix = false
+servers = ["a"]
+tools = ["a__x", "b__y"]
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.gateways[0].prefix, "prefix defaults to true");
+    assert_eq!(
+        c.gateways[0].tools,
+        ["a__x", "b__x"],
+        "prefixes keep them apart"
+    );
+    assert!(!c.gateways[1].prefix);
+    assert_eq!(c.gateways[1].tools, ["a__x", "b__y"]);
+}
+
+#[test]
 fn host_and_origin_allowlists_load_and_default_from_the_listener() {
     use sluice_config::{Allowlist, HostPort, Origin};
     let loopback = load("").unwrap_or_else(|e| panic!("{e}"));
