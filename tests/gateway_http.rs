@@ -312,7 +312,7 @@ async fn expect_100_continue_is_answered_before_the_body() {
     let session = Raw::new(sluice.url("dev")).initialize().await;
     let mut sock = tokio::net::TcpStream::connect(sluice.listen).await.unwrap();
     let head = format!(
-        "POST /mcp/dev HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {session}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        "POST /mcp/dev HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {session}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
         CALL_ECHO.len()
     );
     sock.write_all(head.as_bytes()).await.unwrap();
@@ -415,4 +415,108 @@ async fn hostile_bodies_never_take_the_gateway_down() {
         )
         .await;
     assert_eq!(ping.status, 200, "still serving");
+}
+
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+
+#[tokio::test]
+async fn a_foreign_host_or_origin_is_refused_on_a_loopback_gateway() {
+    let (sluice, _up) = gateway().await;
+    let raw = Raw::new(sluice.url("dev"));
+    let port = sluice.listen.port();
+
+    let r = raw
+        .post_with(INITIALIZE, None, &[("host", "evil.example")])
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(r.error_code(), Some(-32600));
+    assert_eq!(
+        r.error_message(),
+        "Host header 'evil.example' is not allowed (DNS-rebinding protection); if clients reach the gateway by this name, add it to proxy.allowed_hosts"
+    );
+    assert!(
+        r.headers.get("mcp-session-id").is_none(),
+        "nothing was served"
+    );
+
+    let r = raw
+        .post_with(INITIALIZE, None, &[("origin", "http://evil.example")])
+        .await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        r.error_message(),
+        "Origin header 'http://evil.example' is not allowed (DNS-rebinding protection); if pages of this origin may use the gateway, add it to proxy.allowed_origins"
+    );
+
+    let localhost = format!("localhost:{port}");
+    let local_origin = format!("http://localhost:{port}");
+    let ok = raw
+        .post_with(
+            INITIALIZE,
+            None,
+            &[("host", &localhost), ("origin", &local_origin)],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert!(ok.headers.contains_key("mcp-session-id"));
+
+    let missing = http10_without_host(sluice.listen).await;
+    assert!(
+        missing.starts_with("HTTP/1.1 403") || missing.starts_with("HTTP/1.0 403"),
+        "{missing}"
+    );
+    assert!(missing.contains("no Host header"), "{missing}");
+
+    let m = harness::prom::scrape(&sluice).await;
+    let refused = |reason: &str| {
+        harness::prom::sum(&m, "sluice_bad_requests_total", &[("reason", reason)], true)
+    };
+    assert_eq!(refused("host_not_allowed"), 1.0);
+    assert_eq!(refused("origin_not_allowed"), 1.0);
+    assert_eq!(refused("missing_host"), 1.0);
+}
+
+#[tokio::test]
+async fn an_explicit_host_list_replaces_the_loopback_default() {
+    let (sluice, _up) = gateway_with(
+        "allowed_hosts = [\"mcp.example.com\"]\nallowed_origins = [\"*\"]",
+        "",
+    )
+    .await;
+    let raw = Raw::new(sluice.url("dev"));
+    let r = raw.post(INITIALIZE, None).await;
+    assert_eq!(r.status, 403, "127.0.0.1 is no longer listed: {}", r.body);
+    assert!(
+        r.error_message().contains("proxy.allowed_hosts"),
+        "{}",
+        r.body
+    );
+    let ok = raw
+        .post_with(
+            INITIALIZE,
+            None,
+            &[("host", "MCP.example.com:443"), ("origin", "null")],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
+
+/// Sends an HTTP/1.0 POST without a Host header and returns the raw response.
+async fn http10_without_host(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /mcp/dev HTTP/1.0\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{INITIALIZE}",
+        INITIALIZE.len()
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        sock.read_to_end(&mut out),
+    )
+    .await
+    .expect("an HTTP/1.0 answer ends with the connection")
+    .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
 }

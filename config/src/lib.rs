@@ -18,6 +18,8 @@
 //! | `proxy.max_json_depth` | integer 1..=1024 | `64` | deepest JSON nesting in a request |
 //! | `proxy.upstream_idle_timeout` | duration 1s..=1day | `"50s"` | pooled upstream connections idle this long are closed; keep it below the upstreams' keep-alive |
 //! | `proxy.upstream_ca_file` | path to a PEM bundle | system roots | trust anchors for `https` upstreams, replacing the system roots; must be readable and hold a certificate |
+//! | `proxy.allowed_hosts` | array of `"host"`, `"host:port"` (IPv6 as `"[::1]"`), or `["*"]` | loopback `listen`: `localhost`, `127.0.0.1`, `[::1]` and the `listen` address (any port); else no check | `Host` values MCP requests may carry (DNS-rebinding protection); a host without a port allows any port; case-insensitive, exact; `"*"` (alone) turns the check off |
+//! | `proxy.allowed_origins` | array of `"scheme://host"`, `"scheme://host:port"`, or `["*"]` | loopback `listen`: `http://` and `https://` of those names (any port); else no check | `Origin` values MCP requests may carry; a request without `Origin` is not checked |
 //! | `sessions` | table | absent | absent: sessions are sealed with a random per-process key (lost on restart, not shared by replicas) |
 //! | `sessions.secret` | string, >= 32 bytes | required in `[sessions]` | key material sealing `Mcp-Session-Id`; the same on every replica; use `"${VAR}"` |
 //! | `sessions.ttl` | duration 1s..=30days | `"24h"` | session lifetime |
@@ -77,6 +79,7 @@
 //! | `gateways[].name` | `[a-z0-9-]`, 1..=64 chars, unique | required | served at `/mcp/{name}` |
 //! | `gateways[].servers` | array of declared server names | `[]` | every tool of these servers |
 //! | `gateways[].tools` | array of `"server__tool"` | `[]` | plus these individual tools; a gateway needs at least one entry in `servers` or `tools` |
+//! | `gateways[].prefix` | boolean | `true` | `false`: show the upstreams' own tool and prompt names, without `{server}__`; two `tools` entries of one name are refused, and a name two servers offer at run time is withheld |
 //! | `gateways[].tools_mode` | `"direct"` or `"lazy"` | `"direct"` | lazy: `tools/list` shows only `search_tools` and `run_tool` |
 //! | `gateways[].policy_default` | `"allow"` or `"deny"` | `"allow"` | what a `tools/call` no policy matches gets |
 //! | `gateways[].policies[].name` | 1..=64 of `[A-Za-z0-9-_.]`, unique in the gateway | required | named in refusals, metrics, spans |
@@ -108,12 +111,14 @@ use toml::de::DeTable;
 pub use error::{ConfigError, ConfigErrors};
 pub use names::{GatewayName, MAX_NAME_LEN, NameError, ServerName};
 pub use schema::{
-    ACCESS_TOKEN_TYPE, AccessLog, ArgumentCondition, ArgumentTest, AuthConfig, CallerKey,
-    CatalogConfig, ClientAuth, ClientCredentials, Config, CredentialConfig, CredentialKind, Effect,
-    GatewayAuthConfig, GatewayConfig, GatewayLimits, ID_JAG_TOKEN_TYPE, IdJag, IssuerClient,
-    IssuerConfig, JwtAlgorithm, MAX_POLICIES, MAX_REGEX_SIZE, MAX_RULES, MIN_SECRET_BYTES,
-    PerCaller, PolicyConfig, ProviderConfig, ProxyConfig, RateLimit, ServerConfig, SessionsConfig,
-    StaticToken, TelemetryConfig, TokenClient, TokenExchange, ToolRule, ToolsMode,
+    ACCESS_TOKEN_TYPE, AccessLog, Allowlist, ArgumentCondition, ArgumentTest, AuthConfig,
+    CallerKey, CatalogConfig, ClientAuth, ClientCredentials, Config, CredentialConfig,
+    CredentialKind, Effect, GatewayAuthConfig, GatewayConfig, GatewayLimits, HostError, HostPort,
+    ID_JAG_TOKEN_TYPE, IdJag, IssuerClient, IssuerConfig, JwtAlgorithm, MAX_POLICIES,
+    MAX_REGEX_SIZE, MAX_RULES, MIN_SECRET_BYTES, Origin, OriginError, PerCaller, PolicyConfig,
+    ProviderConfig, ProxyConfig, RateLimit, ServerConfig, SessionsConfig, StaticToken,
+    TelemetryConfig, TokenClient, TokenExchange, ToolRule, ToolsMode, default_allowed_hosts,
+    default_allowed_origins,
 };
 pub use secret::SecretString;
 

@@ -10,9 +10,11 @@ use crate::{GatewayName, SecretString, ServerName};
 
 mod auth;
 mod credential;
+mod host;
 mod policy;
 pub use auth::*;
 pub use credential::*;
+pub use host::*;
 pub use policy::*;
 
 /// Shortest accepted `sessions.secret`, in bytes.
@@ -73,6 +75,12 @@ pub struct ProxyConfig {
     /// PEM bundle trusted for `https` upstreams instead of the system roots; checked at load
     /// to be readable and to hold at least one certificate.
     pub upstream_ca_file: Option<PathBuf>,
+    /// `Host` values MCP requests may carry (DNS-rebinding protection); by default the
+    /// loopback names when `listen` is a loopback address, else no check.
+    pub allowed_hosts: Allowlist<HostPort>,
+    /// `Origin` values MCP requests may carry when they carry one; by default `http(s)://` of
+    /// the loopback names when `listen` is a loopback address, else no check.
+    pub allowed_origins: Allowlist<Origin>,
 }
 
 impl ProxyConfig {
@@ -109,6 +117,8 @@ impl Default for ProxyConfig {
             max_json_depth: Self::DEFAULT_MAX_JSON_DEPTH,
             upstream_idle_timeout: Self::DEFAULT_UPSTREAM_IDLE_TIMEOUT,
             upstream_ca_file: None,
+            allowed_hosts: default_allowed_hosts(Self::DEFAULT_LISTEN),
+            allowed_origins: default_allowed_origins(Self::DEFAULT_LISTEN),
         }
     }
 }
@@ -194,6 +204,10 @@ pub struct GatewayConfig {
     pub servers: Vec<ServerName>,
     /// Individually shown tools, `{server}__{tool}`, each of a declared server, listed once.
     pub tools: Vec<String>,
+    /// Whether names are shown as `{server}__{name}` (the default). Without prefixes the
+    /// upstreams' own names are shown, and a name two servers offer is withheld; two `tools`
+    /// entries of one name are refused at load.
+    pub prefix: bool,
     /// `[gateways.auth]`; `None` = no authentication on this gateway.
     pub auth: Option<GatewayAuthConfig>,
     /// How `tools/list` shows the catalog.

@@ -447,3 +447,87 @@ tool = "10000/h"
         })
     );
 }
+
+#[test]
+fn gateways_are_prefixed_unless_prefix_is_false() {
+    let c = load(
+        r#"
+[[servers]]
+name = "a"
+url = "http://127.0.0.1:1/mcp"
+[[servers]]
+name = "b"
+url = "http://127.0.0.1:2/mcp"
+
+[[gateways]]
+name = "prefixed"
+tools = ["a__x", "b__x"]
+
+[[gateways]]
+name = "bare"
+prefix = false
+servers = ["a"]
+tools = ["a__x", "b__y"]
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.gateways[0].prefix, "prefix defaults to true");
+    assert_eq!(
+        c.gateways[0].tools,
+        ["a__x", "b__x"],
+        "prefixes keep them apart"
+    );
+    assert!(!c.gateways[1].prefix);
+    assert_eq!(c.gateways[1].tools, ["a__x", "b__y"]);
+}
+
+#[test]
+fn host_and_origin_allowlists_load_and_default_from_the_listener() {
+    use sluice_config::{Allowlist, HostPort, Origin};
+    let loopback = load("").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        loopback.proxy.allowed_hosts,
+        sluice_config::default_allowed_hosts(ProxyConfig::DEFAULT_LISTEN)
+    );
+    let Allowlist::Only(hosts) = &loopback.proxy.allowed_hosts else {
+        panic!("a loopback listener checks Host by default");
+    };
+    assert!(hosts.contains(&HostPort::parse("localhost").unwrap()));
+    assert!(matches!(loopback.proxy.allowed_origins, Allowlist::Only(_)));
+
+    let open = load("[proxy]\nlisten = \"0.0.0.0:8080\"\n").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(open.proxy.allowed_hosts, Allowlist::Any);
+    assert_eq!(open.proxy.allowed_origins, Allowlist::Any);
+
+    let set = load(
+        "[proxy]\nlisten = \"0.0.0.0:8080\"\n\
+         allowed_hosts = [\"MCP.example.com\", \"mcp.internal:8080\", \"[::1]\"]\n\
+         allowed_origins = [\"*\"]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        set.proxy.allowed_hosts,
+        Allowlist::Only(vec![
+            HostPort::parse("mcp.example.com").unwrap(),
+            HostPort {
+                host: "mcp.internal".into(),
+                port: Some(8080)
+            },
+            HostPort::parse("[::1]").unwrap(),
+        ])
+    );
+    assert_eq!(set.proxy.allowed_origins, Allowlist::Any);
+
+    let star =
+        load("[proxy]\nallowed_hosts = [\"*\"]\nallowed_origins = [\"https://app.example\"]\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        star.proxy.allowed_hosts,
+        Allowlist::Any,
+        "\"*\" turns the default off"
+    );
+    assert_eq!(
+        star.proxy.allowed_origins,
+        Allowlist::Only(vec![Origin::parse("https://app.example").unwrap()])
+    );
+}

@@ -62,6 +62,7 @@ fn gateway(n: usize) -> GatewayConfig {
         name: GatewayName::new("bench").unwrap(),
         servers: Vec::new(),
         tools: Vec::new(),
+        prefix: true,
         auth: None,
         tools_mode: Default::default(),
         policies: (0..n)

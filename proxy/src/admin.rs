@@ -1,7 +1,8 @@
 //! The admin listener: `/healthz` (the process serves) and `/readyz` (every upstream's catalog
 //! was fetched or failed once, so gateways show what they can). `/readyz` also reports each
-//! upstream's state as JSON, which operators and tests read. `/metrics` is the Prometheus
-//! text exposition ([`crate::metrics`]).
+//! upstream's state and each gateway's tool count and withheld names
+//! ([`crate::catalog::conflicts`]) as JSON, which operators and tests read. `/metrics` is the
+//! Prometheus text exposition ([`crate::metrics`]).
 
 use std::sync::Arc;
 
@@ -52,7 +53,13 @@ impl ServeHttp for Admin {
                 let gateways: serde_json::Map<String, serde_json::Value> = snapshot
                     .gateways
                     .iter()
-                    .map(|(name, g)| (name.clone(), json!({ "tools": g.tools.len() })))
+                    .map(|(name, g)| {
+                        let gateway = json!({
+                            "tools": g.tools.len(),
+                            "conflicts": g.conflicts.list(),
+                        });
+                        (name.clone(), gateway)
+                    })
                     .collect();
                 respond(
                     if ready { 200 } else { 503 },

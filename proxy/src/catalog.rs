@@ -1,11 +1,14 @@
 //! Tool, prompt and resource catalogs: what each upstream offers, and what each gateway shows.
 //!
 //! A gateway's catalog is built off the request path whenever an upstream's lists change:
-//! names are prefixed `{server}__{name}`, list results are serialised once into pages, and the
-//! routing tables map a prefixed name straight to the server and to the upstream's own name,
-//! already encoded as a JSON string literal ready to splice into a forwarded body. A
-//! `tools/list` request then copies bytes and builds nothing.
+//! names are prefixed `{server}__{name}` (or shown as the upstream names them, on a gateway
+//! with `prefix = false`, where a name two servers offer is withheld: [`conflicts`]), list
+//! results are serialised once into pages, and the routing tables map a shown name straight to
+//! the server and to the upstream's own name, already encoded as a JSON string literal ready
+//! to splice into a forwarded body. A `tools/list` request then copies bytes and builds
+//! nothing.
 
+pub mod conflicts;
 pub mod lazy;
 pub mod refresh;
 pub mod search;
@@ -18,6 +21,7 @@ use serde_json::{Map, Value};
 use sluice_auth::{Decision, Grants, Rules};
 use sluice_config::{GatewayConfig, GatewayName, ToolsMode};
 
+use self::conflicts::{Conflict, Conflicts, Kind};
 use crate::metrics::{GatewayMetrics, ToolMetrics};
 use crate::policy::Policies;
 use crate::rate_limit::{Bucket, GatewayLimiter};
@@ -45,7 +49,7 @@ pub struct ServerCatalog {
     pub resource_templates: Vec<Value>,
 }
 
-/// Where a prefixed tool or prompt goes.
+/// Where a shown tool or prompt goes.
 #[derive(Debug, Clone)]
 pub struct Route {
     /// The owning server.
@@ -146,8 +150,13 @@ pub struct GatewayCatalog {
     tool_routes: HashMap<Box<str>, Route>,
     prompt_routes: HashMap<Box<str>, Route>,
     resource_routes: HashMap<Box<str>, ServerIdx>,
-    /// Literal prefixes of resource templates (text before the first `{`), longest first.
-    template_prefixes: Vec<(String, ServerIdx)>,
+    /// Literal prefixes of resource templates (text before the first `{`), longest first, with
+    /// their server; `None` for a withheld template, whose URIs no server may take.
+    template_prefixes: Vec<(String, Option<ServerIdx>)>,
+    /// The only server offering resources, which owns URIs nothing else routes.
+    sole_resource_server: Option<ServerIdx>,
+    /// Names two servers offer, withheld from a gateway without prefixes.
+    pub conflicts: Conflicts,
     /// With rules: every tool and the rule deciding it, for building filtered lists.
     ruled_tools: Vec<(Value, Decision)>,
     /// Filtered `tools/list` pages per distinct rule outcome, built on first use.
@@ -175,88 +184,98 @@ impl GatewayCatalog {
         let rules = rules.filter(|r| !r.is_empty());
         let names: HashMap<ServerIdx, &str> =
             server_index.iter().map(|(n, &i)| (i, n.as_str())).collect();
-        let mut used: Vec<ServerIdx> = Vec::new();
-        let mut whole: Vec<ServerIdx> = Vec::new();
-        for s in &cfg.servers {
-            if let Some(&i) = server_index.get(s.as_str()) {
-                whole.push(i);
-                used.push(i);
-            }
-        }
-        // Individually listed tools: server -> allowed upstream names.
-        let mut picked: HashMap<ServerIdx, Vec<&str>> = HashMap::new();
-        for t in &cfg.tools {
-            if let Some((server, tool)) = t.split_once(PREFIX_SEPARATOR)
-                && let Some(&i) = server_index.get(server)
-            {
-                picked.entry(i).or_default().push(tool);
-                if !used.contains(&i) {
-                    used.push(i);
-                }
-            }
-        }
+        let sel = Selection::of(cfg, server_index, servers);
+        let conflicts = if cfg.prefix {
+            Conflicts::default()
+        } else {
+            Conflicts::find(
+                [
+                    (Kind::Tool, &sel.tools),
+                    (Kind::Prompt, &sel.prompts),
+                    (Kind::Resource, &sel.resources),
+                    (Kind::ResourceTemplate, &sel.templates),
+                ],
+                &names,
+            )
+        };
+        // The name a gateway shows for an upstream's own name.
+        let shown = |server: &str, name: &str| match cfg.prefix {
+            true => format!("{server}{PREFIX_SEPARATOR}{name}"),
+            false => name.to_owned(),
+        };
 
         let mut tools = Vec::new();
         let mut tool_routes = HashMap::new();
+        for o in &sel.tools {
+            let Some(server) = names.get(&o.server).copied() else {
+                continue;
+            };
+            if conflicts.withholds(Kind::Tool, o.name) {
+                continue;
+            }
+            let full = shown(server, o.name);
+            let decision = rules.map_or(Decision::Open, |r| r.deciding_rule(&full));
+            tools.push(renamed(o.item, "name", &full));
+            let handles = metrics.tool(server, &full);
+            tool_routes.insert(
+                full.into_boxed_str(),
+                route(o.server, o.name, decision, handles),
+            );
+        }
         let mut prompts = Vec::new();
         let mut prompt_routes = HashMap::new();
+        for o in &sel.prompts {
+            let Some(server) = names.get(&o.server).copied() else {
+                continue;
+            };
+            if conflicts.withholds(Kind::Prompt, o.name) {
+                continue;
+            }
+            let full = shown(server, o.name);
+            prompts.push(renamed(o.item, "name", &full));
+            let handles = metrics.other_tool.clone();
+            prompt_routes.insert(
+                full.into_boxed_str(),
+                route(o.server, o.name, Decision::Open, handles),
+            );
+        }
+        // Servers whose resources are withheld still offer resources: none of them is the
+        // only resource server.
+        let mut withheld_owners = Vec::new();
         let mut resources = Vec::new();
         let mut resource_routes = HashMap::new();
+        for o in &sel.resources {
+            if conflicts.withholds(Kind::Resource, o.name) {
+                withheld_owners.push(o.server);
+                continue;
+            }
+            // On a prefixed gateway two servers may list one URI: the first keeps it.
+            resource_routes
+                .entry(o.name.to_owned().into_boxed_str())
+                .or_insert(o.server);
+            resources.push(o.item.clone());
+        }
         let mut templates = Vec::new();
         let mut template_prefixes = Vec::new();
-        for &i in &used {
-            let Some(Some(cat)) = servers.get(i) else {
-                continue;
-            };
-            let Some(prefix) = names.get(&i).copied() else {
-                continue;
-            };
-            let is_whole = whole.contains(&i);
-            for tool in &cat.tools {
-                let Some(name) = tool.get("name").and_then(Value::as_str) else {
-                    continue;
-                };
-                let allowed = is_whole || picked.get(&i).is_some_and(|p| p.contains(&name));
-                if !allowed {
-                    continue;
-                }
-                let full = format!("{prefix}{PREFIX_SEPARATOR}{name}");
-                let decision = rules.map_or(Decision::Open, |r| r.deciding_rule(&full));
-                tools.push(renamed(tool, "name", &full));
-                let handles = metrics.tool(prefix, &full);
-                tool_routes.insert(full.into_boxed_str(), route(i, name, decision, handles));
-            }
-            if !is_whole {
+        for o in &sel.templates {
+            let literal = o.name.split('{').next().unwrap_or_default().to_owned();
+            if conflicts.withholds(Kind::ResourceTemplate, o.name) {
+                withheld_owners.push(o.server);
+                template_prefixes.push((literal, None));
                 continue;
             }
-            for prompt in &cat.prompts {
-                let Some(name) = prompt.get("name").and_then(Value::as_str) else {
-                    continue;
-                };
-                let full = format!("{prefix}{PREFIX_SEPARATOR}{name}");
-                prompts.push(renamed(prompt, "name", &full));
-                let handles = metrics.other_tool.clone();
-                prompt_routes.insert(
-                    full.into_boxed_str(),
-                    route(i, name, Decision::Open, handles),
-                );
-            }
-            for resource in &cat.resources {
-                if let Some(uri) = resource.get("uri").and_then(Value::as_str) {
-                    resource_routes
-                        .entry(uri.to_owned().into_boxed_str())
-                        .or_insert(i);
-                    resources.push(resource.clone());
-                }
-            }
-            for template in &cat.resource_templates {
-                if let Some(t) = template.get("uriTemplate").and_then(Value::as_str) {
-                    let literal = t.split('{').next().unwrap_or_default().to_owned();
-                    template_prefixes.push((literal, i));
-                    templates.push(template.clone());
-                }
-            }
+            template_prefixes.push((literal, Some(o.server)));
+            templates.push(o.item.clone());
         }
+        let sole_resource_server = {
+            let mut owners = resource_routes
+                .values()
+                .copied()
+                .chain(template_prefixes.iter().filter_map(|(_, i)| *i))
+                .chain(withheld_owners);
+            let first = owners.next();
+            first.filter(|f| owners.all(|i| i == *f))
+        };
         template_prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
         let ruled_tools = match rules {
             Some(_) => tools
@@ -275,6 +294,7 @@ impl GatewayCatalog {
         };
 
         metrics.set_catalog_tools(tools.len());
+        metrics.set_catalog_conflicts(conflicts.len());
         let (lazy, tools, ruled_tools) = match cfg.tools_mode {
             ToolsMode::Direct => (
                 None,
@@ -299,7 +319,7 @@ impl GatewayCatalog {
         GatewayCatalog {
             name: cfg.name.clone(),
             metrics,
-            servers: used,
+            servers: sel.used,
             tools,
             prompts: ListPages::build("prompts", &prompts, page_size),
             resources: ListPages::build("resources", &resources, page_size),
@@ -308,6 +328,8 @@ impl GatewayCatalog {
             prompt_routes,
             resource_routes,
             template_prefixes,
+            sole_resource_server,
+            conflicts,
             ruled_tools,
             filtered: Mutex::new(HashMap::new()),
             page_size,
@@ -362,35 +384,47 @@ impl GatewayCatalog {
         Some(pages)
     }
 
-    /// The route of a prefixed tool name shown by this gateway.
+    /// The route of a tool name shown by this gateway.
     pub fn route_tool(&self, name: &str) -> Option<&Route> {
         self.tool_routes.get(name)
     }
 
-    /// The route of a prefixed prompt name.
+    /// The route of a prompt name shown by this gateway.
     pub fn route_prompt(&self, name: &str) -> Option<&Route> {
         self.prompt_routes.get(name)
     }
 
     /// The server owning a resource URI: a listed resource, else the longest matching
-    /// template prefix, else the only server offering resources.
+    /// template prefix, else the only server offering resources. A withheld URI, or one a
+    /// withheld template matches first, has no owner.
     pub fn route_resource(&self, uri: &str) -> Option<ServerIdx> {
         if let Some(&i) = self.resource_routes.get(uri) {
             return Some(i);
         }
-        if let Some((_, i)) = self
+        if self.conflicts.withholds(Kind::Resource, uri) {
+            return None;
+        }
+        if let Some((_, owner)) = self
             .template_prefixes
             .iter()
             .find(|(p, _)| !p.is_empty() && uri.starts_with(p.as_str()))
         {
-            return Some(*i);
+            return *owner;
         }
-        let mut owners = self
-            .resource_routes
-            .values()
-            .chain(self.template_prefixes.iter().map(|(_, i)| i));
-        let first = owners.next()?;
-        owners.all(|i| i == first).then_some(*first)
+        self.sole_resource_server
+    }
+
+    /// The clash that withholds a name of `kind` from this gateway (for a resource URI: the
+    /// URI itself, or a withheld template it matches), to explain a refused request.
+    pub fn withheld(&self, kind: Kind, name: &str) -> Option<&Conflict> {
+        let found = self.conflicts.get(kind, name);
+        if found.is_some() || kind != Kind::Resource {
+            return found;
+        }
+        self.conflicts.list().iter().find(|c| {
+            let literal = c.name.split('{').next().unwrap_or_default();
+            c.kind == Kind::ResourceTemplate && !literal.is_empty() && name.starts_with(literal)
+        })
     }
 
     /// Names of tools close to `name` that a caller with `grants` may use, for error
@@ -405,6 +439,93 @@ impl GatewayCatalog {
             .collect();
         scored.sort();
         scored.into_iter().take(limit).map(|(_, k)| k).collect()
+    }
+}
+
+/// One entry a gateway takes from one of its servers, before it is named for the gateway.
+#[derive(Debug, Clone, Copy)]
+struct Offer<'a> {
+    server: ServerIdx,
+    /// The upstream's own name (tools, prompts), URI (resources) or `uriTemplate`.
+    name: &'a str,
+    /// The definition as the upstream sent it.
+    item: &'a Value,
+}
+
+/// What a gateway takes from its servers, each list in the gateway's server order: whole
+/// servers (`servers = [...]`) first, then those of individually listed tools.
+struct Selection<'a> {
+    /// The servers the gateway uses, for session fan-out.
+    used: Vec<ServerIdx>,
+    tools: Vec<Offer<'a>>,
+    prompts: Vec<Offer<'a>>,
+    resources: Vec<Offer<'a>>,
+    templates: Vec<Offer<'a>>,
+}
+
+impl<'a> Selection<'a> {
+    /// Whole servers give every tool, prompt, resource and template; an individually listed
+    /// tool gives only itself. Entries without their name (or URI) are skipped.
+    fn of(
+        cfg: &GatewayConfig,
+        server_index: &HashMap<String, ServerIdx>,
+        servers: &'a [Option<Arc<ServerCatalog>>],
+    ) -> Self {
+        let mut used: Vec<ServerIdx> = Vec::new();
+        let mut whole: Vec<ServerIdx> = Vec::new();
+        for s in &cfg.servers {
+            if let Some(&i) = server_index.get(s.as_str()) {
+                whole.push(i);
+                used.push(i);
+            }
+        }
+        // Individually listed tools: server -> allowed upstream names.
+        let mut picked: HashMap<ServerIdx, Vec<&str>> = HashMap::new();
+        for t in &cfg.tools {
+            if let Some((server, tool)) = t.split_once(PREFIX_SEPARATOR)
+                && let Some(&i) = server_index.get(server)
+            {
+                picked.entry(i).or_default().push(tool);
+                if !used.contains(&i) {
+                    used.push(i);
+                }
+            }
+        }
+        /// The entries of `items` that carry a string under `key`.
+        fn offers<'a>(
+            items: &'a [Value],
+            key: &'static str,
+            server: ServerIdx,
+        ) -> impl Iterator<Item = Offer<'a>> {
+            items.iter().filter_map(move |item| {
+                let name = item.get(key).and_then(Value::as_str)?;
+                Some(Offer { server, name, item })
+            })
+        }
+        let (mut tools, mut prompts, mut resources, mut templates) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for &i in &used {
+            let Some(Some(cat)) = servers.get(i) else {
+                continue;
+            };
+            let is_whole = whole.contains(&i);
+            tools.extend(
+                offers(&cat.tools, "name", i)
+                    .filter(|o| is_whole || picked.get(&i).is_some_and(|p| p.contains(&o.name))),
+            );
+            if is_whole {
+                prompts.extend(offers(&cat.prompts, "name", i));
+                resources.extend(offers(&cat.resources, "uri", i));
+                templates.extend(offers(&cat.resource_templates, "uriTemplate", i));
+            }
+        }
+        Selection {
+            used,
+            tools,
+            prompts,
+            resources,
+            templates,
+        }
     }
 }
 

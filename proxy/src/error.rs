@@ -170,6 +170,23 @@ pub enum GatewayError {
         /// Which limit and when to retry.
         limited: crate::rate_limit::Limited,
     },
+    /// A name two servers of a gateway without prefixes both offer, so it is withheld.
+    #[error(
+        "{kind} '{name}' of gateway '{gateway}' is withheld: servers {servers} all offer it, and the gateway shows names without a server prefix (prefix = false), so the call could reach either"
+    )]
+    Withheld {
+        /// `tool`, `prompt`, `resource` or `resource template`.
+        kind: crate::catalog::conflicts::Kind,
+        /// The name, URI or URI template (truncated).
+        name: String,
+        /// The gateway.
+        gateway: String,
+        /// The servers offering it, quoted.
+        servers: String,
+    },
+    /// The request's `Host` or `Origin` is not allowed here (DNS-rebinding protection, 403).
+    #[error("{0}")]
+    HostNotAllowed(#[from] crate::host_check::Refused),
     /// The upstream lost the session and it could not be re-opened.
     #[error(
         "upstream server '{0}' lost the session and could not open a new one; initialize a new session"
@@ -210,6 +227,7 @@ impl GatewayError {
             | GatewayError::UnknownTool { .. }
             | GatewayError::UnknownPrompt { .. }
             | GatewayError::UnknownResource { .. }
+            | GatewayError::Withheld { .. }
             | GatewayError::InvalidParams(_)
             | GatewayError::BadCursor
             | GatewayError::PolicyDenied { .. }
@@ -217,7 +235,7 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => 429,
             GatewayError::Internal(_) => 500,
             GatewayError::Unauthorized { .. } => 401,
-            GatewayError::Forbidden { .. } => 403,
+            GatewayError::Forbidden { .. } | GatewayError::HostNotAllowed(_) => 403,
             // Nobody is left to read it; 499 is what proxies log for this.
             GatewayError::ClientClosed(_) => 499,
         }
@@ -232,6 +250,7 @@ impl GatewayError {
             GatewayError::UnknownTool { .. }
             | GatewayError::UnknownPrompt { .. }
             | GatewayError::UnknownResource { .. }
+            | GatewayError::Withheld { .. }
             | GatewayError::InvalidParams(_)
             | GatewayError::BadCursor => INVALID_PARAMS,
             GatewayError::Upstream(_) | GatewayError::Internal(_) => INTERNAL_ERROR,
@@ -268,6 +287,8 @@ impl GatewayError {
             GatewayError::UnknownTool { .. } => "unknown_tool",
             GatewayError::UnknownPrompt { .. } => "unknown_prompt",
             GatewayError::UnknownResource { .. } => "unknown_resource",
+            GatewayError::Withheld { .. } => "name_conflict",
+            GatewayError::HostNotAllowed(r) => r.kind(),
             GatewayError::InvalidParams(_) => "invalid_params",
             GatewayError::BadCursor => "bad_cursor",
             GatewayError::Upstream(UpstreamError::Timeout { .. }) => "upstream_timeout",

@@ -5,7 +5,8 @@
 //! upstream credential → forward and stream back → record (in `logging`). The gateway forwards
 //! with its own pooled exchange rather than pingora's proxy phase because it must read and
 //! rewrite the whole body before choosing an upstream (pingora's retry buffer stops at 64 KiB),
-//! retry a lost upstream session, and answer upstream failures as JSON-RPC errors.
+//! retry a lost upstream session, and answer upstream failures as JSON-RPC errors. Before the
+//! endpoint step, [`crate::host_check`] refuses a `Host` or `Origin` that is not allowed.
 
 mod caller;
 mod endpoint;
@@ -64,6 +65,8 @@ impl Gateway {
         if oauth::is_oauth_path(session.req_header().uri.path()) {
             return oauth::serve(self, session, rec).await;
         }
+        // DNS-rebinding protection, before anything else reads the request.
+        crate::host_check::check(&self.shared.config.proxy, session.req_header())?;
         let snapshot = self.shared.snapshot.load_full();
         let name = endpoint::gateway_name(&session.req_header().uri)?;
         let catalog =

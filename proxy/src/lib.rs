@@ -13,6 +13,7 @@ pub mod auth_keys;
 pub mod catalog;
 pub mod error;
 pub mod gateway;
+pub mod host_check;
 pub mod inflight;
 pub mod jsonrpc;
 pub mod metrics;

@@ -102,6 +102,7 @@ pub struct GatewayMetrics {
     /// Calls of tools the gateway does not show.
     pub other_tool: Arc<ToolMetrics>,
     catalog_tools: IntGauge,
+    catalog_conflicts: IntGauge,
     root: Arc<Metrics>,
 }
 
@@ -153,6 +154,11 @@ impl GatewayMetrics {
     pub fn set_catalog_tools(&self, n: usize) {
         self.catalog_tools.set(n as i64);
     }
+
+    /// Sets the number of names withheld because two of the gateway's servers offer them.
+    pub fn set_catalog_conflicts(&self, n: usize) {
+        self.catalog_conflicts.set(n as i64);
+    }
 }
 
 /// Every metric of one proxy process.
@@ -164,6 +170,7 @@ pub struct Metrics {
     auth_failures: IntCounterVec,
     bad_requests: IntCounterVec,
     catalog_tools: IntGaugeVec,
+    catalog_conflicts: IntGaugeVec,
     jwks_refresh: IntCounterVec,
     policy_decisions: IntCounterVec,
     rate_limited: IntCounterVec,
@@ -241,6 +248,11 @@ impl Metrics {
             "Tools each gateway shows.",
             &["gateway"],
         );
+        let catalog_conflicts = gauge(
+            "sluice_catalog_conflicts",
+            "Names (tools, prompts, resource URIs, resource templates) withheld from a gateway with prefix = false because more than one of its servers offers them.",
+            &["gateway"],
+        );
         let upstream_up = gauge(
             "sluice_upstream_up",
             "1 when the last catalog fetch from the upstream succeeded.",
@@ -313,6 +325,7 @@ impl Metrics {
             auth_failures,
             bad_requests,
             catalog_tools,
+            catalog_conflicts,
             jwks_refresh,
             policy_decisions,
             rate_limited,
@@ -336,6 +349,7 @@ impl Metrics {
                 .collect(),
             other_tool: Arc::new(self.tool_metrics(gateway, "-", "other")),
             catalog_tools: self.catalog_tools.with_label_values(&[gateway]),
+            catalog_conflicts: self.catalog_conflicts.with_label_values(&[gateway]),
             root: self.clone(),
         })
     }

@@ -203,7 +203,7 @@ impl Shared {
     /// Publishes a new snapshot built from these server catalogs.
     pub fn rebuild(&self, servers: Vec<Option<Arc<ServerCatalog>>>) {
         let page_size = self.config.catalog.page_size;
-        let gateways = self
+        let gateways: HashMap<String, Arc<GatewayCatalog>> = self
             .config
             .gateways
             .iter()
@@ -231,6 +231,15 @@ impl Shared {
                 (g.name.as_str().to_owned(), Arc::new(catalog))
             })
             .collect();
+        let before = self.snapshot.load();
+        for (name, catalog) in &gateways {
+            let old = before.gateways.get(name).map(|c| c.conflicts.list());
+            crate::catalog::conflicts::log_changes(
+                name,
+                old.unwrap_or_default(),
+                catalog.conflicts.list(),
+            );
+        }
         self.snapshot
             .store(Arc::new(Snapshot { servers, gateways }));
         self.snapshot_swaps.send_modify(|n| *n = n.wrapping_add(1));

@@ -1,6 +1,8 @@
 //! `[[gateways]]`: the client-facing endpoints. Every reference must resolve to a declared
 //! server, a misspelt one suggesting the nearest, so a typo fails at load instead of silently
-//! hiding tools at run time.
+//! hiding tools at run time. A gateway without prefixes (`prefix = false`) must not select two
+//! tools of one name: that clash is visible in the file, so it is refused here rather than
+//! withheld at run time.
 
 use std::collections::HashSet;
 
@@ -17,6 +19,7 @@ const KEYS: &[&str] = &[
     "name",
     "servers",
     "tools",
+    "prefix",
     "auth",
     "tools_mode",
     "policies",
@@ -73,10 +76,15 @@ pub(super) fn read(
                 servers.push(n);
             }
         }
+        let prefix = r.boolean(t, "prefix", P).unwrap_or(true);
         let mut tools = Vec::new();
         let mut listed_tools = HashSet::new();
+        let mut bare_names = Vec::new();
         for tool in tool_refs.unwrap_or_default() {
-            if tool_ref(r, &tool, &known) && listed_once(r, &tool, &mut listed_tools, "tool") {
+            if tool_ref(r, &tool, &known)
+                && listed_once(r, &tool, &mut listed_tools, "tool")
+                && (prefix || shown_once(r, &tool, &mut bare_names))
+            {
                 tools.push(tool.value);
             }
         }
@@ -93,6 +101,7 @@ pub(super) fn read(
                 name,
                 servers,
                 tools,
+                prefix,
                 auth: gateway_auth,
                 tools_mode,
                 policies,
@@ -146,6 +155,26 @@ fn listed_once(r: &mut Reader<'_>, entry: &Text, seen: &mut HashSet<String>, wha
         format!("{what} {} is listed twice in this gateway", entry.shown()),
     );
     false
+}
+
+/// On a gateway without prefixes, refuses a `tools` entry whose tool name an earlier entry
+/// already selected (from another server, since an entry listed twice is refused before): both
+/// would be shown under the same name. `earlier` holds (tool name, entry as shown).
+fn shown_once(r: &mut Reader<'_>, entry: &Text, earlier: &mut Vec<(String, String)>) -> bool {
+    let bare = entry.value.split_once("__").map_or("", |(_, n)| n);
+    if let Some((_, first)) = earlier.iter().find(|(name, _)| name == bare) {
+        r.problem(
+            entry.span.clone(),
+            format!(
+                "tools {first} and {} are both shown as {} on this gateway, which has prefix = false; list only one of them, or set prefix = true to show them as server__tool",
+                entry.shown(),
+                entry.shown_part(bare)
+            ),
+        );
+        return false;
+    }
+    earlier.push((bare.to_owned(), entry.shown()));
+    true
 }
 
 /// `unknown server "x"` with the nearest declared server, or the declared ones.

@@ -1,6 +1,7 @@
-//! `[proxy]`: listener addresses, worker threads, request limits and upstream connection
-//! settings. The CA bundle is opened here, at load time, because pingora panics on an
-//! unreadable one when the first TLS upstream is dialled.
+//! `[proxy]`: listener addresses, worker threads, request limits, upstream connection
+//! settings and the `Host` / `Origin` allowlists. The CA bundle is opened here, at load time,
+//! because pingora panics on an unreadable one when the first TLS upstream is dialled. The
+//! allowlists default from `listen`, so they are read after it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,8 +9,10 @@ use std::time::Duration;
 
 use toml::de::DeTable;
 
-use crate::ProxyConfig;
 use crate::reader::{Reader, Text};
+use crate::{
+    Allowlist, HostPort, Origin, ProxyConfig, default_allowed_hosts, default_allowed_origins,
+};
 
 const KEYS: &[&str] = &[
     "listen",
@@ -20,6 +23,8 @@ const KEYS: &[&str] = &[
     "max_json_depth",
     "upstream_idle_timeout",
     "upstream_ca_file",
+    "allowed_hosts",
+    "allowed_origins",
 ];
 const P: &str = "proxy";
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -33,8 +38,9 @@ pub(super) fn read(r: &mut Reader<'_>, t: &DeTable<'_>) -> ProxyConfig {
     let listen = addr(r, t, "listen");
     let admin_listen = addr(r, t, "admin_listen");
     check_distinct(r, t, &listen, &admin_listen, &d);
+    let listen = listen.map_or(d.listen, |a| a.1);
     ProxyConfig {
-        listen: listen.map_or(d.listen, |a| a.1),
+        listen,
         admin_listen: admin_listen.map_or(d.admin_listen, |a| a.1),
         threads: r.count(t, "threads", P, 1..=1024).unwrap_or(d.threads),
         max_body_bytes: r
@@ -52,7 +58,75 @@ pub(super) fn read(r: &mut Reader<'_>, t: &DeTable<'_>) -> ProxyConfig {
         upstream_ca_file: r
             .string(t, "upstream_ca_file", P)
             .and_then(|f| ca_file(r, &f)),
+        allowed_hosts: allowlist(r, t, "allowed_hosts", "host or host:port", HostPort::parse)
+            .unwrap_or_else(|| default_allowed_hosts(listen)),
+        allowed_origins: allowlist(
+            r,
+            t,
+            "allowed_origins",
+            "origin scheme://host[:port]",
+            Origin::parse,
+        )
+        .unwrap_or_else(|| default_allowed_origins(listen)),
     }
+}
+
+/// `allowed_hosts` / `allowed_origins`: `["*"]` turns the check off, otherwise every entry
+/// must parse; `None` when the key is absent (the default applies) or had problems.
+fn allowlist<T: PartialEq, E: std::fmt::Display>(
+    r: &mut Reader<'_>,
+    t: &DeTable<'_>,
+    key: &str,
+    expected: &str,
+    parse: fn(&str) -> Result<T, E>,
+) -> Option<Allowlist<T>> {
+    let span = t.get(key)?.span();
+    let entries = r.strings(t, key, P)?;
+    if entries.is_empty() {
+        r.problem(
+            span,
+            format!(
+                "proxy.{key} = [] would refuse every request; list the names clients use, or [\"*\"] to turn the check off"
+            ),
+        );
+        return None;
+    }
+    if let Some(star) = entries.iter().find(|e| e.value == "*") {
+        if entries.len() > 1 {
+            r.problem(
+                star.span.clone(),
+                format!("\"*\" allows every value, so it must be the only entry of proxy.{key}"),
+            );
+            return None;
+        }
+        return Some(Allowlist::Any);
+    }
+    let mut out = Vec::new();
+    let mut ok = true;
+    for e in &entries {
+        match parse(&e.value) {
+            Ok(v) if out.contains(&v) => {
+                ok = false;
+                r.problem(
+                    e.span.clone(),
+                    format!("proxy.{key} lists {} twice", e.shown()),
+                );
+            }
+            Ok(v) => out.push(v),
+            Err(err) => {
+                ok = false;
+                // The parser's reason quotes the value, which may have come from the
+                // environment.
+                let message = if e.substituted() {
+                    format!("proxy.{key} entry {} is not a valid {expected}", e.shown())
+                } else {
+                    format!("proxy.{key} entry {}: {err}", e.shown())
+                };
+                r.problem(e.span.clone(), message);
+            }
+        }
+    }
+    ok.then_some(Allowlist::Only(out))
 }
 
 /// The two listeners must not share an address (port 0, "any free port", never clashes). Only

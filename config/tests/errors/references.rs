@@ -87,3 +87,21 @@ fn a_gateway_must_serve_something() {
     assert_eq!((line, col), (5, 1));
     assert!(msg.contains("serves nothing"), "{msg}");
 }
+
+#[test]
+fn a_gateway_without_prefixes_refuses_two_tools_of_one_name() {
+    let src = "[[servers]]\nname = \"a\"\nurl = \"http://h/\"\n\
+               [[servers]]\nname = \"b\"\nurl = \"http://h/\"\n\
+               [[gateways]]\nname = \"g\"\nprefix = false\ntools = [\"a__x\", \"b__y\", \"b__x\"]\n";
+    let (line, col, msg) = only_error(src);
+    assert_eq!((line, col), (10, 26), "at the second entry of the name");
+    assert_eq!(
+        msg,
+        "tools \"a__x\" and \"b__x\" are both shown as \"x\" on this gateway, which has prefix = false; list only one of them, or set prefix = true to show them as server__tool"
+    );
+    let (_, _, msg) = only_error(
+        "[[servers]]\nname = \"a\"\nurl = \"http://h/\"\n\
+         [[gateways]]\nname = \"g\"\nprefix = \"no\"\nservers = [\"a\"]\n",
+    );
+    assert_eq!(msg, "gateways.prefix must be true or false, not a string");
+}

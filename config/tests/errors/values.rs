@@ -175,3 +175,53 @@ fn a_ca_file_that_cannot_be_read_or_holds_no_certificate_is_refused() {
     assert!(msg.contains("holds no PEM certificate"), "{msg}");
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn bad_host_and_origin_allowlist_entries_are_refused_with_the_reason() {
+    let e = errors(
+        "[proxy]\nallowed_hosts = [\"::1\", \"a b\", \"x:99999\", \"Localhost\", \"localhost\"]\n\
+         allowed_origins = [\"localhost\", \"https://a.example/\", \"*\", \"http://b\"]\n",
+    );
+    let m: Vec<(usize, usize, &str)> = e.iter().map(|(l, c, m)| (*l, *c, m.as_str())).collect();
+    assert_eq!(
+        m,
+        [
+            (
+                2,
+                18,
+                "proxy.allowed_hosts entry \"::1\": write an IPv6 address in brackets, as in \"[::1]\""
+            ),
+            (
+                2,
+                25,
+                "proxy.allowed_hosts entry \"a b\": \"a b\" is not a host name or IP address"
+            ),
+            (
+                2,
+                32,
+                "proxy.allowed_hosts entry \"x:99999\": the port \"99999\" is not a number from 0 to 65535"
+            ),
+            (2, 56, "proxy.allowed_hosts lists \"localhost\" twice"),
+            (
+                3,
+                55,
+                "\"*\" allows every value, so it must be the only entry of proxy.allowed_origins"
+            ),
+        ]
+    );
+    let e = errors("[proxy]\nallowed_origins = [\"localhost\", \"https://a.example/\"]\n");
+    let m: Vec<&str> = e.iter().map(|(_, _, m)| m.as_str()).collect();
+    assert_eq!(
+        m,
+        [
+            "proxy.allowed_origins entry \"localhost\": an origin starts with a scheme, as in \"https://app.example.com\"",
+            "proxy.allowed_origins entry \"https://a.example/\": an origin has no path: write only scheme://host[:port]",
+        ]
+    );
+    let (line, col, msg) = only_error("[proxy]\nallowed_hosts = []\n");
+    assert_eq!((line, col), (2, 17));
+    assert_eq!(
+        msg,
+        "proxy.allowed_hosts = [] would refuse every request; list the names clients use, or [\"*\"] to turn the check off"
+    );
+}

@@ -1,4 +1,5 @@
 use super::*;
+use crate::catalog::conflicts::Kind;
 use serde_json::json;
 use sluice_config::{GatewayConfig, GatewayName, ServerName};
 
@@ -29,6 +30,7 @@ fn gateway(servers: &[&str], tools: &[&str]) -> GatewayConfig {
             .map(|s| ServerName::new(s).expect("valid server name"))
             .collect(),
         tools: tools.iter().map(|t| t.to_string()).collect(),
+        prefix: true,
         auth: None,
         tools_mode: Default::default(),
         policies: Vec::new(),
@@ -274,4 +276,256 @@ fn rules_filter_the_tool_list_once_per_distinct_outcome() {
         metrics(),
     );
     assert!(open.tools_for(eng).is_none(), "no rules: the shared pages");
+}
+
+/// A server catalog with these tool and prompt names, resource URIs and URI templates.
+fn offering(
+    tools: &[&str],
+    prompts: &[&str],
+    uris: &[&str],
+    templates: &[&str],
+) -> Option<Arc<ServerCatalog>> {
+    Some(Arc::new(ServerCatalog {
+        protocol_version: "2025-11-25".into(),
+        stateful: false,
+        capabilities: json!({ "tools": {}, "prompts": {}, "resources": {} }),
+        tools: tools
+            .iter()
+            .map(|t| json!({ "name": t, "inputSchema": { "type": "object" } }))
+            .collect(),
+        prompts: prompts.iter().map(|p| json!({ "name": p })).collect(),
+        resources: uris
+            .iter()
+            .map(|u| json!({ "uri": u, "name": u }))
+            .collect(),
+        resource_templates: templates
+            .iter()
+            .map(|t| json!({ "uriTemplate": t, "name": t }))
+            .collect(),
+    }))
+}
+
+fn bare(servers: &[&str], tools: &[&str]) -> GatewayConfig {
+    GatewayConfig {
+        prefix: false,
+        ..gateway(servers, tools)
+    }
+}
+
+fn names(pages: &ListPages, key: &str, field: &str) -> Vec<String> {
+    page_json(pages, None)[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t[field].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_gateway_without_prefixes_shows_and_routes_the_upstreams_own_names() {
+    let servers = vec![
+        offering(
+            &["create_issue", "search"],
+            &["triage"],
+            &["gh://readme"],
+            &[],
+        ),
+        offering(
+            &["read"],
+            &["summarise"],
+            &["file:///a"],
+            &["file:///{path}"],
+        ),
+    ];
+    let cat = GatewayCatalog::build(
+        &bare(&["github", "files"], &[]),
+        &index(),
+        &servers,
+        100,
+        None,
+        metrics(),
+    );
+    assert_eq!(
+        names(&cat.tools, "tools", "name"),
+        ["create_issue", "search", "read"]
+    );
+    let search = cat.route_tool("search").expect("bare name routed");
+    assert_eq!(search.server, 0);
+    assert_eq!(&*search.upstream_literal, br#""search""#);
+    assert_eq!(cat.route_tool("read").map(|r| r.server), Some(1));
+    assert!(
+        cat.route_tool("github__search").is_none(),
+        "no prefixed alias"
+    );
+    assert_eq!(
+        names(&cat.prompts, "prompts", "name"),
+        ["triage", "summarise"]
+    );
+    assert_eq!(cat.route_prompt("summarise").map(|r| r.server), Some(1));
+    assert_eq!(cat.route_resource("gh://readme"), Some(0));
+    assert_eq!(cat.route_resource("file:///b"), Some(1), "by template");
+    assert!(cat.conflicts.is_empty());
+}
+
+#[test]
+fn individually_listed_tools_of_a_gateway_without_prefixes_keep_their_names() {
+    let servers = vec![
+        offering(&["create_issue", "search"], &[], &[], &[]),
+        offering(&["read", "search"], &[], &[], &[]),
+    ];
+    let cat = GatewayCatalog::build(
+        &bare(&[], &["github__search", "files__read"]),
+        &index(),
+        &servers,
+        100,
+        None,
+        metrics(),
+    );
+    assert_eq!(names(&cat.tools, "tools", "name"), ["search", "read"]);
+    assert_eq!(cat.route_tool("search").map(|r| r.server), Some(0));
+    assert!(
+        cat.conflicts.is_empty(),
+        "files' own search is not selected"
+    );
+}
+
+#[test]
+fn names_two_servers_offer_are_withheld_from_a_gateway_without_prefixes_and_counted() {
+    let root = crate::metrics::Metrics::new(&["github".into(), "files".into()], true);
+    let servers = vec![
+        offering(
+            &["create_issue", "search"],
+            &["greet"],
+            &["note://shared", "gh://own"],
+            &["tmpl://{id}"],
+        ),
+        offering(
+            &["search", "read"],
+            &["greet", "summarise"],
+            &["note://shared"],
+            &["tmpl://{id}"],
+        ),
+    ];
+    let cat = GatewayCatalog::build(
+        &bare(&["github", "files"], &[]),
+        &index(),
+        &servers,
+        100,
+        None,
+        root.gateway("dev"),
+    );
+    assert_eq!(names(&cat.tools, "tools", "name"), ["create_issue", "read"]);
+    assert!(cat.route_tool("search").is_none(), "neither server gets it");
+    assert_eq!(names(&cat.prompts, "prompts", "name"), ["summarise"]);
+    assert!(cat.route_prompt("greet").is_none());
+    assert_eq!(names(&cat.resources, "resources", "uri"), ["gh://own"]);
+    assert_eq!(cat.route_resource("note://shared"), None);
+    assert_eq!(cat.route_resource("gh://own"), Some(0));
+    assert!(cat.resource_templates.is_empty());
+    assert_eq!(
+        cat.route_resource("tmpl://42"),
+        None,
+        "a withheld template's URIs go nowhere"
+    );
+    assert_eq!(
+        cat.route_resource("other://x"),
+        None,
+        "two resource servers"
+    );
+
+    let found: Vec<(Kind, &str, Vec<&str>)> = cat
+        .conflicts
+        .list()
+        .iter()
+        .map(|c| {
+            let servers = c.servers.iter().map(String::as_str).collect();
+            (c.kind, c.name.as_str(), servers)
+        })
+        .collect();
+    let both = vec!["github", "files"];
+    assert_eq!(
+        found,
+        [
+            (Kind::Tool, "search", both.clone()),
+            (Kind::Prompt, "greet", both.clone()),
+            (Kind::Resource, "note://shared", both.clone()),
+            (Kind::ResourceTemplate, "tmpl://{id}", both.clone()),
+        ]
+    );
+    let search = cat.withheld(Kind::Tool, "search").expect("explained");
+    assert_eq!(search.servers_list(), "'github', 'files'");
+    assert_eq!(
+        cat.withheld(Kind::Resource, "tmpl://7").map(|c| c.kind),
+        Some(Kind::ResourceTemplate),
+        "a URI of a withheld template is explained by it"
+    );
+    assert!(cat.withheld(Kind::Tool, "read").is_none());
+    assert!(
+        root.render()
+            .contains("sluice_catalog_conflicts{gateway=\"dev\"} 4"),
+        "{}",
+        root.render()
+    );
+    assert!(
+        root.render()
+            .contains("sluice_catalog_tools{gateway=\"dev\"} 2")
+    );
+}
+
+#[test]
+fn a_clash_goes_away_when_only_one_server_offers_the_name() {
+    let clash = vec![
+        offering(&["search"], &[], &[], &[]),
+        offering(&["search"], &[], &[], &[]),
+    ];
+    let cfg = bare(&["github", "files"], &[]);
+    let before = GatewayCatalog::build(&cfg, &index(), &clash, 100, None, metrics());
+    assert_eq!(before.conflicts.len(), 1);
+    let fixed = vec![
+        offering(&["search"], &[], &[], &[]),
+        offering(&["find"], &[], &[], &[]),
+    ];
+    let after = GatewayCatalog::build(&cfg, &index(), &fixed, 100, None, metrics());
+    assert!(after.conflicts.is_empty());
+    assert_eq!(after.route_tool("search").map(|r| r.server), Some(0));
+}
+
+#[test]
+fn a_server_listing_a_name_twice_is_no_clash() {
+    let servers = vec![offering(&["search", "search"], &[], &[], &[]), None];
+    let cat = GatewayCatalog::build(
+        &bare(&["github"], &[]),
+        &index(),
+        &servers,
+        100,
+        None,
+        metrics(),
+    );
+    assert!(cat.conflicts.is_empty());
+    assert_eq!(cat.route_tool("search").map(|r| r.server), Some(0));
+}
+
+#[test]
+fn prefixed_gateways_keep_the_first_server_of_a_shared_resource_uri() {
+    let root = crate::metrics::Metrics::new(&["github".into(), "files".into()], true);
+    let servers = vec![
+        offering(&["search"], &["greet"], &["note://shared"], &[]),
+        offering(&["search"], &["greet"], &["note://shared"], &[]),
+    ];
+    let cat = GatewayCatalog::build(
+        &gateway(&["github", "files"], &[]),
+        &index(),
+        &servers,
+        100,
+        None,
+        root.gateway("dev"),
+    );
+    assert!(cat.conflicts.is_empty());
+    assert_eq!(cat.tools.len(), 2);
+    assert_eq!(cat.route_resource("note://shared"), Some(0), "first wins");
+    assert_eq!(cat.resources.len(), 2, "both listed, as before");
+    assert!(
+        root.render()
+            .contains("sluice_catalog_conflicts{gateway=\"dev\"} 0")
+    );
 }

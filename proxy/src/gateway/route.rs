@@ -1,9 +1,11 @@
 //! The routing step: which upstream owns a `tools/call`, `prompts/get` or `resources/read`,
-//! and the body it must see. Tools and prompts are found by their prefixed name and the name's
-//! bytes are replaced by the upstream's own; resources go to the server that owns the URI,
-//! with the body untouched. A lazy gateway's `run_tool` is unwrapped here into the
-//! `tools/call` it stands for, and every routed tool call then passes the gateway's
-//! tool-invocation policies and its tool rate limit.
+//! and the body it must see. Tools and prompts are found by their shown name and the name's
+//! bytes are replaced by the upstream's own (left alone when they already are, on a gateway
+//! without prefixes); resources go to the server that owns the URI, with the body untouched.
+//! A name the gateway withholds because two of its servers offer it is refused saying so. A
+//! lazy gateway's `run_tool` is unwrapped here into the `tools/call` it stands for, and every
+//! routed tool call then passes the gateway's tool-invocation policies and its tool rate
+//! limit.
 
 use std::borrow::Cow;
 
@@ -16,6 +18,7 @@ use sluice_config::Effect;
 use super::RequestRecord;
 use super::caller::Caller;
 use super::forward::Target;
+use crate::catalog::conflicts::Kind;
 use crate::catalog::lazy::{LazyTools, RUN_TOOL};
 use crate::catalog::{GatewayCatalog, Route};
 use crate::error::{GatewayError, truncated};
@@ -44,13 +47,14 @@ pub fn target(
             .as_ref()
             .ok_or_else(|| GatewayError::InvalidParams(format!("{method} needs params.uri")))?;
         rec.target = Some(truncated(&uri.value));
-        let server =
-            catalog
-                .route_resource(&uri.value)
-                .ok_or_else(|| GatewayError::UnknownResource {
+        let server = catalog.route_resource(&uri.value).ok_or_else(|| {
+            withheld(catalog, Kind::Resource, &uri.value).unwrap_or_else(|| {
+                GatewayError::UnknownResource {
                     uri: truncated(&uri.value),
                     gateway: gateway(),
-                })?;
+                }
+            })
+        })?;
         return Ok(Target::new(server, body.clone()));
     }
     let field = envelope
@@ -66,9 +70,8 @@ pub fn target(
     }
     rec.target = Some(truncated(name));
     let route = if method == "tools/call" {
-        catalog
-            .route_tool(name)
-            .ok_or_else(|| GatewayError::UnknownTool {
+        catalog.route_tool(name).ok_or_else(|| {
+            withheld(catalog, Kind::Tool, name).unwrap_or_else(|| GatewayError::UnknownTool {
                 name: truncated(name),
                 gateway: gateway(),
                 similar: catalog
@@ -76,14 +79,15 @@ pub fn target(
                     .into_iter()
                     .map(str::to_owned)
                     .collect(),
-            })?
+            })
+        })?
     } else {
-        catalog
-            .route_prompt(name)
-            .ok_or_else(|| GatewayError::UnknownPrompt {
+        catalog.route_prompt(name).ok_or_else(|| {
+            withheld(catalog, Kind::Prompt, name).unwrap_or_else(|| GatewayError::UnknownPrompt {
                 name: truncated(name),
                 gateway: gateway(),
-            })?
+            })
+        })?
     };
     if method == "tools/call" {
         rec.tool_metrics = Some(route.metrics.clone());
@@ -104,9 +108,15 @@ pub fn target(
             )
         })?;
     }
-    // The span came from scanning this very body, so the splice cannot fail but for a bug.
-    let body = jsonrpc::replace_span(body, field.span, &route.upstream_literal)
-        .map_err(|e| GatewayError::Internal(e.to_string()))?;
+    // A gateway without prefixes shows the upstream's own name: the body already says it
+    // (unless the client escaped some of its characters), and is sent as it is.
+    let body = if field.span.slice(body) == Some(&route.upstream_literal[..]) {
+        body.clone()
+    } else {
+        // The span came from scanning this very body, so the splice cannot fail but for a bug.
+        jsonrpc::replace_span(body, field.span, &route.upstream_literal)
+            .map_err(|e| GatewayError::Internal(e.to_string()))?
+    };
     Ok(Target::new(route.server, body))
 }
 
@@ -149,12 +159,14 @@ fn completion(
                 .name
                 .ok_or_else(|| invalid("ref/prompt needs a name".into()))?;
             rec.target = Some(truncated(&name));
-            let route = catalog
-                .route_prompt(&name)
-                .ok_or_else(|| GatewayError::UnknownPrompt {
-                    name: truncated(&name),
-                    gateway: catalog.name.as_str().to_owned(),
-                })?;
+            let route = catalog.route_prompt(&name).ok_or_else(|| {
+                withheld(catalog, Kind::Prompt, &name).unwrap_or_else(|| {
+                    GatewayError::UnknownPrompt {
+                        name: truncated(&name),
+                        gateway: catalog.name.as_str().to_owned(),
+                    }
+                })
+            })?;
             let upstream_name: String = serde_json::from_slice(&route.upstream_literal)
                 .map_err(|e| GatewayError::Internal(e.to_string()))?;
             if upstream_name == *name {
@@ -174,13 +186,14 @@ fn completion(
                 .uri
                 .ok_or_else(|| invalid("ref/resource needs a uri".into()))?;
             rec.target = Some(truncated(&uri));
-            let server =
-                catalog
-                    .route_resource(&uri)
-                    .ok_or_else(|| GatewayError::UnknownResource {
+            let server = catalog.route_resource(&uri).ok_or_else(|| {
+                withheld(catalog, Kind::Resource, &uri).unwrap_or_else(|| {
+                    GatewayError::UnknownResource {
                         uri: truncated(&uri),
                         gateway: catalog.name.as_str().to_owned(),
-                    })?;
+                    }
+                })
+            })?;
             Ok(Target::new(server, body.clone()))
         }
         other => Err(invalid(format!(
@@ -233,6 +246,17 @@ pub fn cancelled_request<'b>(body: &'b [u8], envelope: &Envelope<'_>) -> Option<
     let span = envelope.params?;
     let params: CancelParams<'b> = serde_json::from_slice(body.get(span.start..span.end)?).ok()?;
     Some(params.request_id.get().as_bytes())
+}
+
+/// The error for a name the gateway withholds because two of its servers offer it.
+fn withheld(catalog: &GatewayCatalog, kind: Kind, name: &str) -> Option<GatewayError> {
+    let conflict = catalog.withheld(kind, name)?;
+    Some(GatewayError::Withheld {
+        kind: conflict.kind,
+        name: truncated(&conflict.name),
+        gateway: catalog.name.as_str().to_owned(),
+        servers: conflict.servers_list(),
+    })
 }
 
 /// The 403 for a tool the caller's claims do not allow.
@@ -359,6 +383,9 @@ fn run_tool(
     let name = &*inner.name;
     rec.target = Some(truncated(name));
     let Some(route) = catalog.route_tool(name) else {
+        if let Some(e) = withheld(catalog, Kind::Tool, name) {
+            return Err(e);
+        }
         let mut similar: Vec<String> = catalog
             .similar_tools(name, 3, caller.grants)
             .into_iter()

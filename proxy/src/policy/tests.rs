@@ -8,6 +8,7 @@ fn gateway(policies: Vec<PolicyConfig>, default: Effect) -> GatewayConfig {
         name: GatewayName::new("dev").unwrap(),
         servers: Vec::new(),
         tools: Vec::new(),
+        prefix: true,
         auth: None,
         tools_mode: Default::default(),
         policies,
