@@ -196,11 +196,13 @@ async fn http_level_checks_answer_with_their_status() {
         .post(ping, None)
         .await;
     assert_eq!(r.status, 404);
-    let r = raw.send(reqwest::Method::GET, Some(&session)).await;
-    assert_eq!(r.status, 405);
-    assert!(r.headers.contains_key("allow"));
+    // GET opens the standalone stream (tests/mcp_passthrough.rs); other methods are refused.
     let r = raw.send(reqwest::Method::PUT, Some(&session)).await;
     assert_eq!(r.status, 405);
+    assert_eq!(
+        r.headers.get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST, GET, DELETE")
+    );
     let r = raw
         .post_with(
             ping,
