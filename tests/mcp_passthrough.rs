@@ -41,25 +41,8 @@ async fn ready(sluice: &Sluice) {
 
 /// Initializes a session declaring sampling and elicitation, and returns its id.
 async fn initialize(raw: &Raw) -> String {
-    let r = raw
-        .post(
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"sampling":{},"elicitation":{}},"clientInfo":{"name":"raw","version":"1"}}}"#,
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 200, "initialize: {}", r.body);
-    let session = r.headers["mcp-session-id"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    let n = raw
-        .post(
-            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-            Some(&session),
-        )
-        .await;
-    assert_eq!(n.status, 202);
-    session
+    raw.initialize_declaring(r#"{"sampling":{},"elicitation":{}}"#, &[])
+        .await
 }
 
 /// A response body read as SSE, one event at a time.

@@ -152,14 +152,6 @@ impl Gateway {
                 return reply::accepted(session).await.map_err(write_failed);
             }
             MessageKind::Notification => {
-                let fan = fanout::Request {
-                    session,
-                    rec,
-                    snapshot,
-                    catalog,
-                    claims: &claims,
-                    caller,
-                };
                 match method {
                     "notifications/cancelled" => {
                         if let Some(id) = route::cancelled_request(&body, &envelope) {
@@ -167,6 +159,11 @@ impl Gateway {
                         }
                     }
                     "notifications/roots/list_changed" => {
+                        let fan = fanout::Request::new(
+                            (session, rec),
+                            (snapshot, catalog),
+                            (&claims, caller),
+                        );
                         fanout::notify_all(self, fan, method).await;
                     }
                     // `initialized` and anything else concern the gateway's own session.
@@ -183,14 +180,8 @@ impl Gateway {
                 let params = envelope
                     .params
                     .map_or(&b"{}"[..], |s| &body[s.start..s.end]);
-                let fan = fanout::Request {
-                    session,
-                    rec,
-                    snapshot,
-                    catalog,
-                    claims: &claims,
-                    caller,
-                };
+                let fan =
+                    fanout::Request::new((session, rec), (snapshot, catalog), (&claims, caller));
                 fanout::set_level(self, fan, params).await?;
                 local::result(session, rec, b"{}").await
             }

@@ -384,13 +384,19 @@ impl Raw {
 
     /// [`Raw::initialize`] with extra headers (e.g. `authorization`) on both requests.
     pub async fn initialize_with(&self, headers: &[(&str, &str)]) -> String {
-        let r = self
-            .post_with(
-                r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#,
-                None,
-                headers,
-            )
-            .await;
+        self.initialize_declaring("{}", headers).await
+    }
+
+    /// [`Raw::initialize_with`] declaring the client `capabilities` (a JSON object).
+    pub async fn initialize_declaring(
+        &self,
+        capabilities: &str,
+        headers: &[(&str, &str)],
+    ) -> String {
+        let init = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{capabilities},"clientInfo":{{"name":"raw","version":"1"}}}}}}"#
+        );
+        let r = self.post_with(&init, None, headers).await;
         assert_eq!(r.status, 200, "initialize failed: {}", r.body);
         let session = r
             .headers

@@ -21,12 +21,7 @@ pub fn gateway_name(uri: &Uri) -> Result<&str, GatewayError> {
 
 /// `Accept` must allow JSON and SSE; `Content-Type` must be JSON.
 pub fn check_post_headers(req: &RequestHeader) -> Result<(), GatewayError> {
-    let accept = req
-        .headers
-        .get_all(http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>();
+    let accept = accept_values(req);
     if !(accepts(&accept, "application", "json") && accepts(&accept, "text", "event-stream")) {
         return Err(GatewayError::NotAcceptable(
             "both application/json and text/event-stream",
@@ -46,19 +41,22 @@ pub fn check_post_headers(req: &RequestHeader) -> Result<(), GatewayError> {
 
 /// Checks the headers of a GET that opens the standalone stream.
 pub fn check_get_headers(req: &RequestHeader) -> Result<(), GatewayError> {
-    let accept = req
-        .headers
-        .get_all(http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>();
-    if accepts(&accept, "text", "event-stream") {
+    if accepts(&accept_values(req), "text", "event-stream") {
         Ok(())
     } else {
         Err(GatewayError::NotAcceptable(
             "text/event-stream for the standalone stream",
         ))
     }
+}
+
+/// Every `Accept` header value that is text.
+fn accept_values(req: &RequestHeader) -> Vec<&str> {
+    req.headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect()
 }
 
 /// Whether any media range in the `Accept` values allows `kind/sub` (q=0 excludes).

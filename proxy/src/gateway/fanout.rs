@@ -57,6 +57,24 @@ pub struct Request<'a> {
     pub caller: &'a Caller,
 }
 
+impl<'a> Request<'a> {
+    /// Gathers the parts (one line at each use).
+    pub fn new(
+        (session, rec): (&'a Session, &'a RequestRecord),
+        (snapshot, catalog): (&'a Snapshot, &'a GatewayCatalog),
+        (claims, caller): (&'a SessionClaims, &'a Caller),
+    ) -> Self {
+        Request {
+            session,
+            rec,
+            snapshot,
+            catalog,
+            claims,
+            caller,
+        }
+    }
+}
+
 /// Checks the level, then sets it on every upstream session that offers logging.
 pub async fn set_level(gw: &Gateway, req: Request<'_>, params: &[u8]) -> Result<(), GatewayError> {
     let params: SetLevelParams = serde_json::from_slice(params)

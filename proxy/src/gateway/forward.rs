@@ -329,16 +329,9 @@ async fn open_exchange(
         )
         .await?;
     }
-    if !(200..300).contains(&exchange.status()) {
-        let status = exchange.status();
-        exchange.finish(&gw.connector, upstream).await;
-        return Err(UpstreamError::Status {
-            server: upstream.name.clone(),
-            status,
-        }
-        .into());
-    }
-    Ok(exchange)
+    Ok(exchange
+        .expect_status(&gw.connector, upstream, |s| (200..300).contains(&s))
+        .await?)
 }
 
 /// Completes when the client closes its connection. Bytes of a pipelined next request are

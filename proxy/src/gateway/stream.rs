@@ -280,22 +280,16 @@ async fn open(
             .map_err(bad)?;
     }
     let start = Exchange::start(&gw.connector, upstream, req, Bytes::new());
-    let mut exchange = tokio::time::timeout(upstream.timeout, start)
+    let exchange = tokio::time::timeout(upstream.timeout, start)
         .await
         .map_err(|_| UpstreamError::Timeout {
             server: upstream.name.clone(),
             after: upstream.timeout,
             phase: "opening the standalone stream",
         })??;
-    if exchange.status() != 200 {
-        let status = exchange.status();
-        exchange.finish(&gw.connector, upstream).await;
-        return Err(UpstreamError::Status {
-            server: upstream.name.clone(),
-            status,
-        }
-        .into());
-    }
+    let mut exchange = exchange
+        .expect_status(&gw.connector, upstream, |s| s == 200)
+        .await?;
     // The stream is long-lived and may be silent for hours.
     exchange.set_read_timeout(None);
     Ok(exchange)

@@ -110,6 +110,25 @@ impl Exchange {
             .map_err(|e| classify(upstream, &e, Phase::Read))
     }
 
+    /// Keeps the exchange when `ok` accepts its status; otherwise ends it and returns the
+    /// status as an error naming the server.
+    pub async fn expect_status(
+        self,
+        connector: &Connector,
+        upstream: &Upstream,
+        ok: impl Fn(u16) -> bool,
+    ) -> Result<Exchange, UpstreamError> {
+        if ok(self.status) {
+            return Ok(self);
+        }
+        let status = self.status;
+        self.finish(connector, upstream).await;
+        Err(UpstreamError::Status {
+            server: upstream.name.clone(),
+            status,
+        })
+    }
+
     /// Returns the connection to the pool if the response was read to its end.
     pub async fn finish(mut self, connector: &Connector, upstream: &Upstream) {
         if self.session.response_done() {
