@@ -76,6 +76,7 @@
 //! | `servers[].credential.failure_ttl` | duration 0s..=1h | `"5s"` | how long a failed fetch is answered from the cache |
 //! | `servers[].credential.cache_capacity` | integer 1..=10000000 | `10000` | callers' tokens cached per server |
 //! | `servers[].catalog_credential` | table, `static` or `oauth_client_credentials` | the credential if it needs no caller | what the gateway's own catalog calls present |
+//! | `servers[].max_concurrent` | integer 1..=1000000 | `1024` | requests forwarded to this server at once, per replica; more get 503 with `Retry-After` |
 //! | `gateways[].name` | `[a-z0-9-]`, 1..=64 chars, unique | required | served at `/mcp/{name}` |
 //! | `gateways[].servers` | array of declared server names | `[]` | every tool of these servers |
 //! | `gateways[].tools` | array of `"server__tool"` | `[]` | plus these individual tools; a gateway needs at least one entry in `servers` or `tools` |
@@ -88,6 +89,7 @@
 //! | `gateways[].policies[].arguments` | array of `{ pointer, equals \| prefix \| regex \| min/max }` | `[]` | conditions on `params.arguments` (JSON pointer; numeric strings read as numbers) |
 //! | `gateways[].policies[].effect` | `"allow"` or `"deny"` | required | what a matching call gets; the first matching policy decides; at most 1024 policies |
 //! | `gateways[].limits.gateway`, `.caller`, `.tool` | `"N/s"`, `"N/min"`, `"N/h"`, `"N/d"`, or `{ rate, burst }` | none | per-replica request rates; burst defaults to N |
+//! | `gateways[].limits.concurrent` | integer 1..=1000000 | `4096` | POSTs to the gateway in flight at once, per replica; more get 503 with `Retry-After` |
 //!
 //! Durations are strings such as `"250ms"`, `"10s"`, `"5m"`, `"24h"`. In every string value,
 //! `${VAR}` is replaced from the environment (a missing variable is an error) and `$${` is a

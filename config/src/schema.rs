@@ -186,9 +186,13 @@ pub struct ServerConfig {
     /// credential acts for a caller (there is no caller then); `None` = the credential itself
     /// when it does not act for a caller, else nothing.
     pub catalog_credential: Option<CredentialConfig>,
+    /// Requests forwarded to this server at once, per replica; more are refused with 503.
+    pub max_concurrent: usize,
 }
 
 impl ServerConfig {
+    /// Default `max_concurrent`.
+    pub const DEFAULT_MAX_CONCURRENT: usize = 1024;
     /// Default `timeout`; also the default `read_timeout`.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
     /// Default `connect_timeout`.

@@ -23,6 +23,8 @@ pub const UNAUTHORIZED: i64 = -32001;
 pub const POLICY_DENIED: i64 = -32003;
 /// Implementation-defined server error: a rate limit refused the request (HTTP 429).
 pub const RATE_LIMITED: i64 = -32029;
+/// Implementation-defined server error: a concurrency bound refused the request (HTTP 503).
+pub const OVERLOADED: i64 = -32030;
 
 /// A request the gateway refuses or could not complete.
 #[derive(Debug, Error)]
@@ -192,6 +194,18 @@ pub enum GatewayError {
         "upstream server '{0}' lost the session and could not open a new one; initialize a new session"
     )]
     UpstreamSessionLost(String),
+    /// A concurrency bound refused the request (503): retry shortly, or on another replica.
+    #[error(
+        "overloaded: {what} already has {limit} requests in flight on this replica ({key}); retry after 1 s"
+    )]
+    Overloaded {
+        /// `gateway 'g'` or `server 's'`.
+        what: String,
+        /// The bound.
+        limit: usize,
+        /// The config key that sets it.
+        key: &'static str,
+    },
     /// A client's response to a request the gateway never relayed to it.
     #[error("cannot route this response: {0}")]
     UnknownResponse(#[from] crate::relay::RelayError),
@@ -233,6 +247,7 @@ impl GatewayError {
             | GatewayError::PolicyDenied { .. }
             | GatewayError::Upstream(_) => 200,
             GatewayError::RateLimited { .. } => 429,
+            GatewayError::Overloaded { .. } => 503,
             GatewayError::Internal(_) => 500,
             GatewayError::Unauthorized { .. } => 401,
             GatewayError::Forbidden { .. } | GatewayError::HostNotAllowed(_) => 403,
@@ -257,6 +272,7 @@ impl GatewayError {
             GatewayError::Unauthorized { .. } | GatewayError::Forbidden { .. } => UNAUTHORIZED,
             GatewayError::PolicyDenied { .. } => POLICY_DENIED,
             GatewayError::RateLimited { .. } => RATE_LIMITED,
+            GatewayError::Overloaded { .. } => OVERLOADED,
             _ => INVALID_REQUEST,
         }
     }
@@ -302,6 +318,7 @@ impl GatewayError {
             GatewayError::PolicyDenied { .. } => "policy_denied",
             GatewayError::RateLimited { .. } => "rate_limited",
             GatewayError::UnknownResponse(_) => "unknown_response",
+            GatewayError::Overloaded { .. } => "overloaded",
         }
     }
 }

@@ -114,6 +114,20 @@ impl Gateway {
         rec.id = envelope.id.map(|s| body.slice(s.start..s.end));
         rec.method = envelope.method.as_deref().map(str::to_owned);
         let method = envelope.method.as_deref().unwrap_or_default();
+        // Admitted once the body is read, so a refusal can name the request's id.
+        let _admitted = match self.shared.admissions.get(catalog.name.as_str()) {
+            Some(bound) => Some(bound.try_enter().ok_or_else(|| {
+                self.shared
+                    .metrics
+                    .overloaded("gateway", catalog.name.as_str());
+                GatewayError::Overloaded {
+                    what: format!("gateway '{}'", catalog.name),
+                    limit: bound.limit(),
+                    key: "gateways.limits.concurrent",
+                }
+            })?),
+            None => None,
+        };
         if envelope.kind == MessageKind::Request
             && let Some(limiter) = &catalog.limiter
         {
@@ -350,6 +364,7 @@ impl ProxyHttp for Gateway {
                     GatewayError::Unauthorized { .. }
                         | GatewayError::Forbidden { .. }
                         | GatewayError::RateLimited { .. }
+                        | GatewayError::Overloaded { .. }
                         | GatewayError::ClientClosed(_)
                 )
             {

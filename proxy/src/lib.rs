@@ -17,6 +17,7 @@ pub mod host_check;
 pub mod inflight;
 pub mod jsonrpc;
 pub mod metrics;
+pub mod overload;
 pub mod policy;
 pub mod protocol;
 pub mod rate_limit;

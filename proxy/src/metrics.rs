@@ -174,6 +174,7 @@ pub struct Metrics {
     jwks_refresh: IntCounterVec,
     policy_decisions: IntCounterVec,
     rate_limited: IntCounterVec,
+    overloaded: IntCounterVec,
     /// `sluice_access_log_dropped_total`.
     pub access_log_dropped: IntCounter,
     /// Whether requests are counted (`telemetry.metrics`).
@@ -283,6 +284,11 @@ impl Metrics {
             "Requests refused by a rate limit, by gateway and limit (gateway, caller, tool).",
             &["gateway", "limit"],
         );
+        let overloaded = counter(
+            "sluice_overloaded_total",
+            "Requests refused because a concurrency bound was reached, by scope (gateway = gateways.limits.concurrent, server = servers.max_concurrent) and name.",
+            &["scope", "name"],
+        );
         let dropped = IntCounter::new(
             "sluice_access_log_dropped_total",
             "Access log lines dropped because the writer fell behind.",
@@ -329,6 +335,7 @@ impl Metrics {
             jwks_refresh,
             policy_decisions,
             rate_limited,
+            overloaded,
             access_log_dropped: dropped,
             enabled,
             upstream_duration,
@@ -365,6 +372,13 @@ impl Metrics {
     /// The refusal counter of one limit of a gateway.
     pub fn rate_limited(&self, gateway: &str, limit: &str) -> IntCounter {
         self.rate_limited.with_label_values(&[gateway, limit])
+    }
+
+    /// Counts a request refused by a concurrency bound (an error path: a labelled lookup).
+    pub fn overloaded(&self, scope: &str, name: &str) {
+        if self.enabled {
+            self.overloaded.with_label_values(&[scope, name]).inc();
+        }
     }
 
     fn tool_metrics(&self, gateway: &str, server: &str, tool: &str) -> ToolMetrics {

@@ -86,6 +86,9 @@ pub async fn error(
         )
         .await;
     }
+    if let GatewayError::Overloaded { .. } = err {
+        return json(session, status, body, &[("retry-after", "1")]).await;
+    }
     if let Some(challenge) = err.challenge() {
         return json(session, status, body, &[("www-authenticate", &challenge)]).await;
     }

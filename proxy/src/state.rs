@@ -85,6 +85,8 @@ pub struct Shared {
     pub telemetry: Telemetry,
     /// The JSON access log.
     pub access_log: AccessLog,
+    /// Per gateway: its bound on requests in flight (`limits.concurrent`).
+    pub admissions: HashMap<String, Arc<crate::overload::Admission>>,
     /// Requests being forwarded on this replica, for client cancellations.
     pub inflight: InFlight,
     /// Bumped at every snapshot swap: standalone streams compare their gateway's lists and
@@ -189,6 +191,14 @@ impl Shared {
             controls,
             telemetry,
             access_log,
+            admissions: config
+                .gateways
+                .iter()
+                .map(|g| {
+                    let bound = crate::overload::Admission::new(g.limits.concurrent);
+                    (g.name.as_str().to_owned(), Arc::new(bound))
+                })
+                .collect(),
             inflight: InFlight::default(),
             snapshot_swaps: tokio::sync::watch::Sender::new(0),
             session_ends: tokio::sync::broadcast::Sender::new(SESSION_END_BACKLOG),

@@ -121,6 +121,8 @@ pub struct Upstream {
     pub credential: Option<UpstreamCredential>,
     /// `[servers.catalog_credential]`: what the gateway's own catalog calls present.
     pub catalog_credential: Option<UpstreamCredential>,
+    /// `max_concurrent`: the bound on requests forwarded to it at once on this replica.
+    pub admission: crate::overload::Admission,
 }
 
 impl Upstream {
@@ -162,6 +164,7 @@ impl Upstream {
             addr: ArcSwapOption::empty(),
             credential: credentials.0,
             catalog_credential: credentials.1,
+            admission: crate::overload::Admission::new(cfg.max_concurrent),
         })
     }
 

@@ -110,8 +110,8 @@ impl RateLimit {
     }
 }
 
-/// `[gateways.limits]`: request rates per replica.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// `[gateways.limits]`: request rates and concurrency per replica.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GatewayLimits {
     /// Every request to the gateway together.
     pub gateway: Option<RateLimit>,
@@ -119,10 +119,27 @@ pub struct GatewayLimits {
     pub caller: Option<RateLimit>,
     /// Each tool's calls, every caller together.
     pub tool: Option<RateLimit>,
+    /// Requests to the gateway in flight at once, per replica (`concurrent`); more are
+    /// refused with 503.
+    pub concurrent: usize,
+}
+
+impl Default for GatewayLimits {
+    fn default() -> Self {
+        GatewayLimits {
+            gateway: None,
+            caller: None,
+            tool: None,
+            concurrent: Self::DEFAULT_CONCURRENT,
+        }
+    }
 }
 
 impl GatewayLimits {
-    /// Whether any limit is set.
+    /// Default `concurrent`.
+    pub const DEFAULT_CONCURRENT: usize = 4096;
+
+    /// Whether any rate limit is set.
     pub fn is_empty(&self) -> bool {
         self.gateway.is_none() && self.caller.is_none() && self.tool.is_none()
     }

@@ -17,7 +17,7 @@ use crate::schema::{
 
 const POLICY_KEYS: &[&str] = &["name", "tools", "claims", "arguments", "effect"];
 const ARGUMENT_KEYS: &[&str] = &["pointer", "equals", "prefix", "regex", "min", "max"];
-const LIMIT_KEYS: &[&str] = &["gateway", "caller", "tool"];
+const LIMIT_KEYS: &[&str] = &["gateway", "caller", "tool", "concurrent"];
 const RATE_KEYS: &[&str] = &["rate", "burst"];
 
 /// `tools_mode = "direct" | "lazy"`.
@@ -403,10 +403,17 @@ pub(super) fn limits(r: &mut Reader<'_>, t: &DeTable<'_>) -> GatewayLimits {
         return GatewayLimits::default();
     };
     r.check_keys(lt, LIMIT_KEYS, "[gateways.limits]");
+    let concurrent = if lt.get("concurrent").is_some() {
+        r.count(lt, "concurrent", "gateways.limits", 1..=1_000_000)
+            .unwrap_or(GatewayLimits::DEFAULT_CONCURRENT)
+    } else {
+        GatewayLimits::DEFAULT_CONCURRENT
+    };
     GatewayLimits {
         gateway: rate_limit(r, lt, "gateway"),
         caller: rate_limit(r, lt, "caller"),
         tool: rate_limit(r, lt, "tool"),
+        concurrent,
     }
 }
 

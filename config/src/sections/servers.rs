@@ -19,6 +19,7 @@ const KEYS: &[&str] = &[
     "read_timeout",
     "credential",
     "catalog_credential",
+    "max_concurrent",
 ];
 const P: &str = "servers";
 const TIMEOUTS: std::ops::RangeInclusive<Duration> =
@@ -66,9 +67,24 @@ pub(super) fn read(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Servers {
             .unwrap_or(timeout);
         let credential = super::credential::read(r, t, "credential", url.as_ref());
         let catalog_credential = super::credential::read(r, t, "catalog_credential", None);
-        if let (Some(name), Some(url), Some(credential), Some(catalog_credential)) =
-            (server_name, url, credential, catalog_credential)
-        {
+        let max_concurrent = if t.get("max_concurrent").is_some() {
+            r.count(t, "max_concurrent", P, 1..=1_000_000)
+        } else {
+            Some(ServerConfig::DEFAULT_MAX_CONCURRENT)
+        };
+        if let (
+            Some(name),
+            Some(url),
+            Some(credential),
+            Some(catalog_credential),
+            Some(max_concurrent),
+        ) = (
+            server_name,
+            url,
+            credential,
+            catalog_credential,
+            max_concurrent,
+        ) {
             configs.push(ServerConfig {
                 name,
                 url,
@@ -77,6 +93,7 @@ pub(super) fn read(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Servers {
                 read_timeout,
                 credential,
                 catalog_credential,
+                max_concurrent,
             });
         }
     }

@@ -135,6 +135,37 @@ fn numbers_out_of_range_or_of_the_wrong_type_are_refused() {
 }
 
 #[test]
+fn concurrency_bounds_are_counts_with_defaults() {
+    let e = errors(
+        "[[servers]]\nname = \"a\"\nurl = \"http://127.0.0.1:1/mcp\"\nmax_concurrent = 0\n[[gateways]]\nname = \"g\"\nservers = [\"a\"]\n[gateways.limits]\nconcurrent = \"lots\"\n",
+    );
+    let m: Vec<&str> = e.iter().map(|(_, _, m)| m.as_str()).collect();
+    assert_eq!(
+        m,
+        [
+            "servers.max_concurrent must be between 1 and 1000000, not 0",
+            "gateways.limits.concurrent must be an integer, not a string",
+        ]
+    );
+    let set = load_str(
+        "[[servers]]\nname = \"a\"\nurl = \"http://127.0.0.1:1/mcp\"\nmax_concurrent = 8\n[[gateways]]\nname = \"g\"\nservers = [\"a\"]\n[gateways.limits]\nconcurrent = 16\n",
+        "t",
+        &env,
+    )
+    .expect("valid");
+    assert_eq!(set.servers[0].max_concurrent, 8);
+    assert_eq!(set.gateways[0].limits.concurrent, 16);
+    let defaults = load_str(
+        "[[servers]]\nname = \"a\"\nurl = \"http://127.0.0.1:1/mcp\"\n[[gateways]]\nname = \"g\"\nservers = [\"a\"]\n",
+        "t",
+        &env,
+    )
+    .expect("valid");
+    assert_eq!(defaults.servers[0].max_concurrent, 1024);
+    assert_eq!(defaults.gateways[0].limits.concurrent, 4096);
+}
+
+#[test]
 fn sections_of_the_wrong_shape_are_refused() {
     let e = errors("proxy = 1\nsessions = \"x\"\nservers = { name = \"a\" }\ngateways = [1]\n");
     let m: Vec<(usize, usize, &str)> = e.iter().map(|(l, c, m)| (*l, *c, m.as_str())).collect();

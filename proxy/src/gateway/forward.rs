@@ -75,6 +75,16 @@ pub async fn forward(
 ) -> Result<(), GatewayError> {
     let upstream = gw.shared.upstreams[target.server].clone();
     rec.server = Some(upstream.name.as_str().to_owned());
+    let _admitted = upstream.admission.try_enter().ok_or_else(|| {
+        gw.shared
+            .metrics
+            .overloaded("server", upstream.name.as_str());
+        GatewayError::Overloaded {
+            what: format!("server '{}'", upstream.name),
+            limit: upstream.admission.limit(),
+            key: "servers.max_concurrent",
+        }
+    })?;
     rec.upstream = Some((target.server, std::time::Instant::now()));
     let deadline = Instant::now() + upstream.timeout;
     let catalog = snapshot.servers.get(target.server).and_then(Option::as_ref);
