@@ -195,3 +195,50 @@ async fn sigterm_lets_in_flight_calls_finish_then_exits() {
         "the listener is closed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_turns_readiness_false_before_the_listener_closes() {
+    let upstream = start_rmcp_server(ServerOpts {
+        name: "u".into(),
+        stateful: false,
+        filler: 0,
+    })
+    .await;
+    let body = format!(
+        "[[servers]]\nname = \"u\"\nurl = \"{}\"\n\n[[gateways]]\nname = \"g\"\nservers = [\"u\"]\n",
+        upstream.url
+    );
+    // The bound the balancer gets to notice; the test needs it only to be long enough to
+    // see readiness turn and one request served in between.
+    let sluice = Sluice::start_with(&body, "drain_delay = \"4s\"").await;
+    sluice.wait_tools("g", 6).await;
+    let raw = Raw::new(sluice.url("g"));
+    let session = raw.initialize().await;
+    assert_eq!(sluice.readyz().await.map(|(s, _)| s), Some(200));
+
+    sluice.send_term();
+    let body = harness::poll(
+        "readiness to turn false",
+        400,
+        std::time::Duration::from_millis(5),
+        || async {
+            let (status, body) = sluice.readyz().await?;
+            (status == 503).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(body["draining"], true, "{body}");
+    // Still serving while the balancer catches up.
+    let m = raw.call_tool(&session, "u__echo", json!({ "text": "late" })).await;
+    assert_eq!(m["result"]["content"][0]["text"], "u:late", "{m}");
+
+    let listen = sluice.listen;
+    let status = tokio::task::spawn_blocking(move || sluice.wait_exit())
+        .await
+        .expect("join");
+    assert!(status.success(), "clean exit after the drain: {status:?}");
+    assert!(
+        tokio::net::TcpStream::connect(listen).await.is_err(),
+        "the listener is closed"
+    );
+}

@@ -15,6 +15,7 @@
 //! | `proxy.threads` | integer 1..=1024 | number of cores | worker threads |
 //! | `proxy.max_body_bytes` | integer 1..=1073741824 | `4194304` (4 MiB) | largest request body (413 above) |
 //! | `proxy.grace_period` | duration 0s..=1day | `"10s"` | how long requests may drain after SIGTERM |
+//! | `proxy.drain_delay` | duration 0s..=10m | `"0s"` | after SIGTERM, how long `/readyz` answers 503 (`"draining": true`) while the listener still serves, before it closes and `grace_period` starts; set it to what your balancer needs to notice |
 //! | `proxy.max_json_depth` | integer 1..=1024 | `64` | deepest JSON nesting in a request |
 //! | `proxy.upstream_idle_timeout` | duration 1s..=1day | `"50s"` | pooled upstream connections idle this long are closed; keep it below the upstreams' keep-alive |
 //! | `proxy.upstream_ca_file` | path to a PEM bundle | system roots | trust anchors for `https` upstreams, replacing the system roots; must be readable and hold a certificate |

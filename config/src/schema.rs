@@ -68,6 +68,9 @@ pub struct ProxyConfig {
     pub max_body_bytes: usize,
     /// How long in-flight requests may drain after SIGTERM.
     pub grace_period: Duration,
+    /// After SIGTERM, how long `/readyz` answers 503 while the listener still serves, so a
+    /// balancer stops sending before the listener closes.
+    pub drain_delay: Duration,
     /// Deepest accepted JSON nesting in a request body.
     pub max_json_depth: usize,
     /// Pooled upstream connections idle this long are closed.
@@ -114,6 +117,7 @@ impl Default for ProxyConfig {
             threads: Self::default_threads(),
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             grace_period: Self::DEFAULT_GRACE_PERIOD,
+            drain_delay: Duration::ZERO,
             max_json_depth: Self::DEFAULT_MAX_JSON_DEPTH,
             upstream_idle_timeout: Self::DEFAULT_UPSTREAM_IDLE_TIMEOUT,
             upstream_ca_file: None,

@@ -1,5 +1,6 @@
 //! The admin listener: `/healthz` (the process serves) and `/readyz` (every upstream's catalog
-//! was fetched or failed once, so gateways show what they can). `/readyz` also reports each
+//! was fetched or failed once, so gateways show what they can; 503 again once SIGTERM starts
+//! the drain, see [`crate::shutdown`]). `/readyz` also reports each
 //! upstream's state and each gateway's tool count and withheld names
 //! ([`crate::catalog::conflicts`]) as JSON, which operators and tests read. `/metrics` is the
 //! Prometheus text exposition ([`crate::metrics`]).
@@ -42,7 +43,11 @@ impl ServeHttp for Admin {
                     .unwrap_or_default()
             }
             "/readyz" => {
-                let ready = self.shared.is_ready();
+                let draining = self
+                    .shared
+                    .draining
+                    .load(std::sync::atomic::Ordering::Acquire);
+                let ready = self.shared.is_ready() && !draining;
                 let servers: serde_json::Map<String, serde_json::Value> = self
                     .shared
                     .server_statuses()
@@ -63,7 +68,7 @@ impl ServeHttp for Admin {
                     .collect();
                 respond(
                     if ready { 200 } else { 503 },
-                    json!({ "ready": ready, "servers": servers, "gateways": gateways }),
+                    json!({ "ready": ready, "draining": draining, "servers": servers, "gateways": gateways }),
                 )
             }
             _ => respond(

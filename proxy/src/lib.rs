@@ -26,6 +26,7 @@ pub mod reply;
 pub mod server;
 pub mod session;
 pub mod session_token;
+pub mod shutdown;
 pub mod sse;
 pub mod state;
 pub mod telemetry;

@@ -117,8 +117,16 @@ impl ProxyServer {
         self.server.add_service(service);
     }
 
-    /// Runs until SIGTERM (drains within `grace_period`) or SIGINT; never returns.
+    /// Runs until SIGTERM (readiness false for `drain_delay`, then drains within
+    /// `grace_period`) or SIGINT; exits the process.
     pub fn run(self) -> ! {
-        self.server.run_forever()
+        let watch = crate::shutdown::DrainFirst::new(
+            self.shared.clone(),
+            self.shared.config.proxy.drain_delay,
+        );
+        self.server.run(pingora::server::RunArgs {
+            shutdown_signal: Box::new(watch),
+        });
+        std::process::exit(0)
     }
 }

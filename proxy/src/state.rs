@@ -87,6 +87,8 @@ pub struct Shared {
     pub access_log: AccessLog,
     /// Per gateway: its bound on requests in flight (`limits.concurrent`).
     pub admissions: HashMap<String, Arc<crate::overload::Admission>>,
+    /// SIGTERM was received: `/readyz` answers 503 while the listener still serves.
+    pub draining: std::sync::atomic::AtomicBool,
     /// Requests being forwarded on this replica, for client cancellations.
     pub inflight: InFlight,
     /// Bumped at every snapshot swap: standalone streams compare their gateway's lists and
@@ -199,6 +201,7 @@ impl Shared {
                     (g.name.as_str().to_owned(), Arc::new(bound))
                 })
                 .collect(),
+            draining: std::sync::atomic::AtomicBool::new(false),
             inflight: InFlight::default(),
             snapshot_swaps: tokio::sync::watch::Sender::new(0),
             session_ends: tokio::sync::broadcast::Sender::new(SESSION_END_BACKLOG),

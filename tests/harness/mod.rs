@@ -180,6 +180,19 @@ impl Sluice {
         self.child.wait().expect("wait for sluice")
     }
 
+    /// Sends SIGTERM and returns at once.
+    pub fn send_term(&self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    /// Waits for the process to exit (after [`Sluice::send_term`]).
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for sluice")
+    }
+
     /// The process log so far.
     pub fn log(&self) -> String {
         let mut s = String::new();

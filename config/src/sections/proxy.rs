@@ -20,6 +20,7 @@ const KEYS: &[&str] = &[
     "threads",
     "max_body_bytes",
     "grace_period",
+    "drain_delay",
     "max_json_depth",
     "upstream_idle_timeout",
     "upstream_ca_file",
@@ -49,6 +50,9 @@ pub(super) fn read(r: &mut Reader<'_>, t: &DeTable<'_>) -> ProxyConfig {
         grace_period: r
             .duration(t, "grace_period", P, Duration::ZERO..=DAY)
             .unwrap_or(d.grace_period),
+        drain_delay: r
+            .duration(t, "drain_delay", P, Duration::ZERO..=Duration::from_secs(600))
+            .unwrap_or(d.drain_delay),
         max_json_depth: r
             .count(t, "max_json_depth", P, 1..=1024)
             .unwrap_or(d.max_json_depth),
