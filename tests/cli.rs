@@ -229,7 +229,9 @@ async fn sigterm_turns_readiness_false_before_the_listener_closes() {
     .await;
     assert_eq!(body["draining"], true, "{body}");
     // Still serving while the balancer catches up.
-    let m = raw.call_tool(&session, "u__echo", json!({ "text": "late" })).await;
+    let m = raw
+        .call_tool(&session, "u__echo", json!({ "text": "late" }))
+        .await;
     assert_eq!(m["result"]["content"][0]["text"], "u:late", "{m}");
 
     let listen = sluice.listen;

@@ -78,6 +78,8 @@
 //! | `servers[].credential.cache_capacity` | integer 1..=10000000 | `10000` | callers' tokens cached per server |
 //! | `servers[].catalog_credential` | table, `static` or `oauth_client_credentials` | the credential if it needs no caller | what the gateway's own catalog calls present |
 //! | `servers[].max_concurrent` | integer 1..=1000000 | `1024` | requests forwarded to this server at once, per replica; more get 503 with `Retry-After` |
+//! | `servers[].eject_after` | integer 0..=1000 | `5` | consecutive failures (connect, reset, timeout, 5xx, not MCP) that eject the server; 0 = never |
+//! | `servers[].eject_for` | duration 1ms..=5m | `"10s"` | the first ejection; doubles while probes fail, up to 5 min |
 //! | `gateways[].name` | `[a-z0-9-]`, 1..=64 chars, unique | required | served at `/mcp/{name}` |
 //! | `gateways[].servers` | array of declared server names | `[]` | every tool of these servers |
 //! | `gateways[].tools` | array of `"server__tool"` | `[]` | plus these individual tools; a gateway needs at least one entry in `servers` or `tools` |

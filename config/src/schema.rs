@@ -192,11 +192,19 @@ pub struct ServerConfig {
     pub catalog_credential: Option<CredentialConfig>,
     /// Requests forwarded to this server at once, per replica; more are refused with 503.
     pub max_concurrent: usize,
+    /// Consecutive failures that eject the server (0 = never).
+    pub eject_after: u32,
+    /// How long the first ejection lasts (doubling while ejections follow each other).
+    pub eject_for: Duration,
 }
 
 impl ServerConfig {
     /// Default `max_concurrent`.
     pub const DEFAULT_MAX_CONCURRENT: usize = 1024;
+    /// Default `eject_after`.
+    pub const DEFAULT_EJECT_AFTER: u32 = 5;
+    /// Default `eject_for`.
+    pub const DEFAULT_EJECT_FOR: Duration = Duration::from_secs(10);
     /// Default `timeout`; also the default `read_timeout`.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
     /// Default `connect_timeout`.

@@ -308,6 +308,7 @@ impl GatewayError {
             GatewayError::InvalidParams(_) => "invalid_params",
             GatewayError::BadCursor => "bad_cursor",
             GatewayError::Upstream(UpstreamError::Timeout { .. }) => "upstream_timeout",
+            GatewayError::Upstream(UpstreamError::Ejected { .. }) => "upstream_ejected",
             GatewayError::Upstream(UpstreamError::Credential(e)) => e.reason(),
             GatewayError::Upstream(_) => "upstream_error",
             GatewayError::UpstreamSessionLost(_) => "upstream_session_lost",

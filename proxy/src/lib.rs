@@ -10,6 +10,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod auth_keys;
+pub mod breaker;
 pub mod catalog;
 pub mod error;
 pub mod gateway;

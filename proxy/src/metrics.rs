@@ -175,6 +175,8 @@ pub struct Metrics {
     policy_decisions: IntCounterVec,
     rate_limited: IntCounterVec,
     overloaded: IntCounterVec,
+    ejections: IntCounterVec,
+    ejected: prometheus::IntGaugeVec,
     /// `sluice_access_log_dropped_total`.
     pub access_log_dropped: IntCounter,
     /// Whether requests are counted (`telemetry.metrics`).
@@ -289,6 +291,16 @@ impl Metrics {
             "Requests refused because a concurrency bound was reached, by scope (gateway = gateways.limits.concurrent, server = servers.max_concurrent) and name.",
             &["scope", "name"],
         );
+        let ejections = counter(
+            "sluice_upstream_ejections_total",
+            "Times an upstream server was ejected after consecutive failures (servers.eject_after).",
+            &["server"],
+        );
+        let ejected = gauge(
+            "sluice_upstream_ejected",
+            "1 while an upstream server is ejected (from its ejection until a probe succeeds).",
+            &["server"],
+        );
         let dropped = IntCounter::new(
             "sluice_access_log_dropped_total",
             "Access log lines dropped because the writer fell behind.",
@@ -336,6 +348,8 @@ impl Metrics {
             policy_decisions,
             rate_limited,
             overloaded,
+            ejections,
+            ejected,
             access_log_dropped: dropped,
             enabled,
             upstream_duration,
@@ -379,6 +393,19 @@ impl Metrics {
         if self.enabled {
             self.overloaded.with_label_values(&[scope, name]).inc();
         }
+    }
+
+    /// Records an ejection of `server` (`true`) or its return to service (`false`).
+    pub fn ejected(&self, server: &str, ejected: bool) {
+        if !self.enabled {
+            return;
+        }
+        if ejected {
+            self.ejections.with_label_values(&[server]).inc();
+        }
+        self.ejected
+            .with_label_values(&[server])
+            .set(i64::from(ejected));
     }
 
     fn tool_metrics(&self, gateway: &str, server: &str, tool: &str) -> ToolMetrics {

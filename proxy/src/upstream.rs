@@ -82,6 +82,19 @@ pub enum UpstreamError {
     /// No credential could be presented to the server.
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    /// The server is ejected after consecutive failures ([`crate::breaker`]).
+    #[error(
+        "upstream server '{server}' is ejected after {failures} consecutive failures; retry after {:.1} s",
+        .retry_after.as_secs_f64()
+    )]
+    Ejected {
+        /// The server.
+        server: ServerName,
+        /// Time left of the ejection.
+        retry_after: Duration,
+        /// The failures in a row that ejected it.
+        failures: u32,
+    },
     /// The server answered the request with a JSON-RPC error.
     #[error("upstream server '{server}' returned error {code}: {message}")]
     JsonRpc {
@@ -92,6 +105,22 @@ pub enum UpstreamError {
         /// JSON-RPC error message.
         message: String,
     },
+}
+
+impl UpstreamError {
+    /// Whether the failure says the server is unhealthy (counted by its breaker), rather than
+    /// that the request or its credential was refused.
+    pub fn is_server_fault(&self) -> bool {
+        match self {
+            UpstreamError::Resolve { .. }
+            | UpstreamError::Connect { .. }
+            | UpstreamError::Reset { .. }
+            | UpstreamError::Timeout { .. }
+            | UpstreamError::Protocol { .. } => true,
+            UpstreamError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
 }
 
 /// A configured upstream MCP server, resolved once and shared by every request.
@@ -123,6 +152,8 @@ pub struct Upstream {
     pub catalog_credential: Option<UpstreamCredential>,
     /// `max_concurrent`: the bound on requests forwarded to it at once on this replica.
     pub admission: crate::overload::Admission,
+    /// Outlier ejection (`eject_after`, `eject_for`).
+    pub breaker: crate::breaker::Breaker,
 }
 
 impl Upstream {
@@ -165,6 +196,7 @@ impl Upstream {
             credential: credentials.0,
             catalog_credential: credentials.1,
             admission: crate::overload::Admission::new(cfg.max_concurrent),
+            breaker: crate::breaker::Breaker::new(cfg.eject_after, cfg.eject_for),
         })
     }
 

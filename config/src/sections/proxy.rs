@@ -51,7 +51,12 @@ pub(super) fn read(r: &mut Reader<'_>, t: &DeTable<'_>) -> ProxyConfig {
             .duration(t, "grace_period", P, Duration::ZERO..=DAY)
             .unwrap_or(d.grace_period),
         drain_delay: r
-            .duration(t, "drain_delay", P, Duration::ZERO..=Duration::from_secs(600))
+            .duration(
+                t,
+                "drain_delay",
+                P,
+                Duration::ZERO..=Duration::from_secs(600),
+            )
             .unwrap_or(d.drain_delay),
         max_json_depth: r
             .count(t, "max_json_depth", P, 1..=1024)

@@ -20,6 +20,8 @@ const KEYS: &[&str] = &[
     "credential",
     "catalog_credential",
     "max_concurrent",
+    "eject_after",
+    "eject_for",
 ];
 const P: &str = "servers";
 const TIMEOUTS: std::ops::RangeInclusive<Duration> =
@@ -67,6 +69,20 @@ pub(super) fn read(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Servers {
             .unwrap_or(timeout);
         let credential = super::credential::read(r, t, "credential", url.as_ref());
         let catalog_credential = super::credential::read(r, t, "catalog_credential", None);
+        let eject_after = if t.get("eject_after").is_some() {
+            r.count(t, "eject_after", P, 0..=1000)
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+        } else {
+            Some(ServerConfig::DEFAULT_EJECT_AFTER)
+        };
+        let eject_for = r
+            .duration(
+                t,
+                "eject_for",
+                P,
+                Duration::from_millis(1)..=Duration::from_secs(300),
+            )
+            .unwrap_or(ServerConfig::DEFAULT_EJECT_FOR);
         let max_concurrent = if t.get("max_concurrent").is_some() {
             r.count(t, "max_concurrent", P, 1..=1_000_000)
         } else {
@@ -78,12 +94,14 @@ pub(super) fn read(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Servers {
             Some(credential),
             Some(catalog_credential),
             Some(max_concurrent),
+            Some(eject_after),
         ) = (
             server_name,
             url,
             credential,
             catalog_credential,
             max_concurrent,
+            eject_after,
         ) {
             configs.push(ServerConfig {
                 name,
@@ -94,6 +112,8 @@ pub(super) fn read(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Servers {
                 credential,
                 catalog_credential,
                 max_concurrent,
+                eject_after,
+                eject_for,
             });
         }
     }

@@ -18,6 +18,7 @@ use sluice_auth::credential::{self, Injected};
 
 use super::events::{self, EventCursor, Origin};
 use super::{Caller, Gateway, RequestRecord, caller::token_for, write_failed};
+use crate::breaker::Admission;
 use crate::error::GatewayError;
 use crate::inflight::InFlightGuard;
 use crate::reply;
@@ -63,7 +64,8 @@ pub struct UpstreamSessionChoice {
 /// the stream (a tool result sent as one event can be large).
 const MAX_EVENT_BYTES: usize = 16 << 20;
 
-/// Sends the request upstream and streams the response to the client.
+/// Sends the request upstream and streams the response to the client, through the server's
+/// breaker: refused at once while it is ejected, and its outcome counted.
 pub async fn forward(
     gw: &Gateway,
     session: &mut Session,
@@ -75,6 +77,58 @@ pub async fn forward(
 ) -> Result<(), GatewayError> {
     let upstream = gw.shared.upstreams[target.server].clone();
     rec.server = Some(upstream.name.as_str().to_owned());
+    let probe = match upstream.breaker.admit() {
+        Admission::Pass => false,
+        Admission::Probe => true,
+        Admission::Ejected {
+            retry_after,
+            failures,
+        } => {
+            return Err(UpstreamError::Ejected {
+                server: upstream.name.clone(),
+                retry_after,
+                failures,
+            }
+            .into());
+        }
+    };
+    let result = forward_once(gw, session, rec, snapshot, claims, caller, target).await;
+    let server_fault = match &result {
+        Err(GatewayError::Upstream(e)) => Some(e.is_server_fault()),
+        Err(GatewayError::UpstreamSessionLost(_)) => Some(true),
+        // A stream that failed after its header went out was answered with an error event.
+        Ok(()) => Some(matches!(rec.outcome, "upstream_error" | "upstream_timeout")),
+        // The client left, or the gateway refused before sending: nothing learnt.
+        Err(_) => None,
+    };
+    match server_fault {
+        Some(true) if upstream.breaker.failure(probe) => {
+            gw.shared.metrics.ejected(upstream.name.as_str(), true);
+            tracing::warn!(server = %upstream.name, "upstream ejected after consecutive failures");
+        }
+        Some(true) => {}
+        Some(false) => {
+            if probe || upstream.breaker.is_ejected() {
+                gw.shared.metrics.ejected(upstream.name.as_str(), false);
+            }
+            upstream.breaker.success();
+        }
+        None if probe => upstream.breaker.release_probe(),
+        None => {}
+    }
+    result
+}
+
+async fn forward_once(
+    gw: &Gateway,
+    session: &mut Session,
+    rec: &mut RequestRecord,
+    snapshot: &Snapshot,
+    claims: &SessionClaims,
+    caller: &Caller,
+    target: Target,
+) -> Result<(), GatewayError> {
+    let upstream = gw.shared.upstreams[target.server].clone();
     let _admitted = upstream.admission.try_enter().ok_or_else(|| {
         gw.shared
             .metrics
