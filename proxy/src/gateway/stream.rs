@@ -141,74 +141,78 @@ pub async fn serve(
 
     let mut swaps = gw.shared.snapshot_swaps.subscribe();
     let mut ends = gw.shared.session_ends.subscribe();
+    // A DELETE that landed while the upstream streams were being opened was not seen above.
+    let ended_already = gw.shared.revoked.is_revoked(&claims.session_uid);
     let mut shown = catalog.clone();
     let mut ended = 0;
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
     keep_alive.reset();
     let depth = gw.shared.config.proxy.max_json_depth;
     rec.outcome = "ok";
-    loop {
-        let out: Option<Bytes> = tokio::select! {
-            pumped = rx.recv() => match pumped {
-                Some(Pumped::Events(index, blocks)) => {
-                    let Some(origin) = origins.get(index) else { continue };
-                    let mut out = Vec::with_capacity(blocks.len());
-                    for block in blocks {
-                        let event = events::rewrite(block, origin, Some(&mut cursor), &gw.shared.sealer, depth);
-                        if event.list_changed {
-                            // The gateway announces its own lists once its catalog follows.
-                            if let Some(&i) = gw.shared.server_index.get(&origin.server) {
-                                gw.shared.request_refresh(i);
+    if !ended_already {
+        loop {
+            let out: Option<Bytes> = tokio::select! {
+                pumped = rx.recv() => match pumped {
+                    Some(Pumped::Events(index, blocks)) => {
+                        let Some(origin) = origins.get(index) else { continue };
+                        let mut out = Vec::with_capacity(blocks.len());
+                        for block in blocks {
+                            let event = events::rewrite(block, origin, Some(&mut cursor), &gw.shared.sealer, depth);
+                            if event.list_changed {
+                                // The gateway announces its own lists once its catalog follows.
+                                if let Some(&i) = gw.shared.server_index.get(&origin.server) {
+                                    gw.shared.request_refresh(i);
+                                }
+                                continue;
                             }
-                            continue;
+                            out.push(event.block);
                         }
-                        out.push(event.block);
+                        Some(Bytes::from(out.concat()))
                     }
-                    Some(Bytes::from(out.concat()))
-                }
-                Some(Pumped::Ended) => {
-                    ended += 1;
-                    if ended == origins.len() {
+                    Some(Pumped::Ended) => {
+                        ended += 1;
+                        if ended == origins.len() {
+                            break;
+                        }
+                        None
+                    }
+                    None => break,
+                },
+                changed = swaps.changed() => {
+                    if changed.is_err() {
                         break;
                     }
-                    None
-                }
-                None => break,
-            },
-            changed = swaps.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                let now = gw.shared.snapshot.load().gateways.get(shown.name.as_str()).cloned();
-                match now {
-                    Some(now) => {
-                        let announced = announcements(&shown, &now);
-                        shown = now;
-                        Some(Bytes::from(announced.concat()))
+                    let now = gw.shared.snapshot.load().gateways.get(shown.name.as_str()).cloned();
+                    match now {
+                        Some(now) => {
+                            let announced = announcements(&shown, &now);
+                            shown = now;
+                            Some(Bytes::from(announced.concat()))
+                        }
+                        None => None,
                     }
-                    None => None,
                 }
+                end = ends.recv() => match end {
+                    Ok(uid) if uid == claims.session_uid => break,
+                    Ok(_) => None,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if gw.shared.revoked.is_revoked(&claims.session_uid) {
+                            break;
+                        }
+                        None
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                _ = keep_alive.tick() => Some(Bytes::from_static(b": keep-alive\n\n")),
+                // The usual end of a standalone stream, not a failure.
+                _ = client_disconnected(session) => return Ok(()),
+            };
+            if let Some(out) = out.filter(|b| !b.is_empty()) {
+                session
+                    .write_response_body(Some(out), false)
+                    .await
+                    .map_err(write_failed)?;
             }
-            end = ends.recv() => match end {
-                Ok(uid) if uid == claims.session_uid => break,
-                Ok(_) => None,
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    if gw.shared.revoked.is_revoked(&claims.session_uid) {
-                        break;
-                    }
-                    None
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            },
-            _ = keep_alive.tick() => Some(Bytes::from_static(b": keep-alive\n\n")),
-            // The usual end of a standalone stream, not a failure.
-            _ = client_disconnected(session) => return Ok(()),
-        };
-        if let Some(out) = out.filter(|b| !b.is_empty()) {
-            session
-                .write_response_body(Some(out), false)
-                .await
-                .map_err(write_failed)?;
         }
     }
     drop(pumps);
