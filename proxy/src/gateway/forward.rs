@@ -94,6 +94,9 @@ pub async fn forward(
     };
     let result = forward_once(gw, session, rec, snapshot, claims, caller, target).await;
     let server_fault = match &result {
+        // No credential to present: the request never reached the server.
+        Err(GatewayError::Upstream(UpstreamError::Credential(_))) => None,
+        // Anything the server answered (a 4xx included) shows it is alive.
         Err(GatewayError::Upstream(e)) => Some(e.is_server_fault()),
         Err(GatewayError::UpstreamSessionLost(_)) => Some(true),
         // A stream that failed after its header went out was answered with an error event.
