@@ -46,6 +46,16 @@ impl Text {
         self.written.is_some()
     }
 
+    /// A parser's reason for refusing the value, unless the value holds environment data:
+    /// reasons quote pieces of the value (a regex's pattern, a duration's unit, a name's
+    /// character).
+    pub fn reason(&self, e: &dyn std::fmt::Display) -> String {
+        match &self.written {
+            Some(_) => "details not shown: the value holds environment data".to_owned(),
+            None => e.to_string(),
+        }
+    }
+
     /// Shows `part` (a piece of the value) only if the value holds no environment data.
     pub fn shown_part(&self, part: &str) -> String {
         match &self.written {
@@ -257,8 +267,9 @@ impl<'a> Reader<'a> {
                 self.problem(
                     text.span.clone(),
                     format!(
-                        "{what}: {} is not a duration ({e}); write e.g. \"250ms\", \"10s\", \"5m\", \"24h\"",
-                        text.shown()
+                        "{what}: {} is not a duration ({}); write e.g. \"250ms\", \"10s\", \"5m\", \"24h\"",
+                        text.shown(),
+                        text.reason(&e)
                     ),
                 );
                 None

@@ -107,7 +107,11 @@ fn name<T>(
         Err(e) => {
             r.problem(
                 text.span.clone(),
-                format!("{place}.name {} is not valid: {e}", text.shown()),
+                format!(
+                    "{place}.name {} is not valid: {}",
+                    text.shown(),
+                    text.reason(&e)
+                ),
             );
             None
         }

@@ -10,7 +10,7 @@
 
 mod caller;
 mod endpoint;
-mod events;
+pub mod events;
 mod fanout;
 mod forward;
 mod local;
@@ -40,6 +40,8 @@ use crate::session_token::SessionClaims;
 use crate::state::{Shared, Snapshot};
 
 pub use caller::Caller;
+/// The header checks of an MCP request, public so the fuzz targets (`fuzz/`) can reach them.
+pub use endpoint::{check_get_headers, check_post_headers, gateway_name};
 pub use record::RequestRecord;
 
 /// The pingora service behind every gateway endpoint.

@@ -9,7 +9,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use super::array_of_tables;
-use crate::reader::{Reader, kind};
+use crate::reader::{Reader, Text, kind};
 use crate::schema::{
     ArgumentCondition, ArgumentTest, Effect, GatewayLimits, MAX_POLICIES, MAX_REGEX_SIZE,
     PolicyConfig, RateLimit, ToolsMode,
@@ -46,16 +46,12 @@ pub(super) fn policy_default(r: &mut Reader<'_>, t: &DeTable<'_>) -> Effect {
     let Some(v) = r.string(t, "policy_default", "gateways") else {
         return Effect::Allow;
     };
-    effect(r, &v.value, v.span.clone(), "gateways.policy_default").unwrap_or(Effect::Allow)
+    effect(r, &v, "gateways.policy_default").unwrap_or(Effect::Allow)
 }
 
-fn effect(
-    r: &mut Reader<'_>,
-    value: &str,
-    span: std::ops::Range<usize>,
-    what: &str,
-) -> Option<Effect> {
-    match value {
+fn effect(r: &mut Reader<'_>, value: &Text, what: &str) -> Option<Effect> {
+    let span = value.span.clone();
+    match value.value.as_str() {
         "allow" => Some(Effect::Allow),
         "deny" => Some(Effect::Deny),
         "require_approval" | "require-approval" => {
@@ -67,10 +63,13 @@ fn effect(
             );
             None
         }
-        other => {
+        _ => {
             r.problem(
                 span,
-                format!("{what} must be \"allow\" or \"deny\", not {other:?}"),
+                format!(
+                    "{what} must be \"allow\" or \"deny\", not {}",
+                    value.shown()
+                ),
             );
             None
         }
@@ -173,7 +172,7 @@ fn policy(
         }
     };
     let effect = match r.required_string(t, "effect", P, "[[gateways.policies]]", span.clone()) {
-        Some(e) => effect(r, &e.value, e.span.clone(), "gateways.policies.effect"),
+        Some(e) => effect(r, &e, "gateways.policies.effect"),
         None => None,
     };
     let mut claims = Vec::new();
@@ -323,8 +322,9 @@ fn argument(
                     r.problem(
                         re.span.clone(),
                         format!(
-                            "{P}.regex {} is not a valid regular expression: {e}",
-                            re.shown()
+                            "{P}.regex {} is not a valid regular expression: {}",
+                            re.shown(),
+                            re.reason(&e)
                         ),
                     );
                     return None;

@@ -111,6 +111,37 @@ fn values_from_the_environment_are_shown_as_written_in_errors() {
 }
 
 #[test]
+fn parser_reasons_never_quote_environment_values() {
+    // Found by the config fuzz target (fuzz/README.md): the regex parser's message quotes the
+    // pattern after substitution, so the secret showed in the error, and an unknown
+    // policy_default was quoted substituted. Duration and name reasons quote pieces of the
+    // value too (the unit, the character).
+    let e = refuse(
+        "[[servers]]\nname = \"gh\"\nurl = \"http://h/mcp\"\ntimeout = \"${DURATION_UNIT}\"\n\
+         [[gateways]]\nname = \"${TOKEN_URL}\"\nservers = [\"gh\"]\npolicy_default = \"${TOKEN_URL}\"\n\
+         [[gateways.policies]]\nname = \"p\"\ntools = [\"*\"]\neffect = \"deny\"\n\
+         arguments = [{ pointer = \"/x\", regex = \"(${SLUICE_SESSION_SECRET}\" }]\n",
+    );
+    let text = e.to_string();
+    for leaked in [SECRET, "fortnights", "':'", "ftp", "tok3n"] {
+        assert!(!text.contains(leaked), "{leaked:?} in {text}");
+    }
+    for expected in [
+        "regex \"(${SLUICE_SESSION_SECRET}\" (after ${...} substitution) is not a valid regular expression: details not shown",
+        "servers.timeout: \"${DURATION_UNIT}\" (after ${...} substitution) is not a duration (details not shown",
+        "gateways.name \"${TOKEN_URL}\" (after ${...} substitution) is not valid: details not shown",
+        "gateways.policy_default must be \"allow\" or \"deny\", not \"${TOKEN_URL}\" (after ${...} substitution)",
+    ] {
+        assert!(text.contains(expected), "{expected:?} not in {text}");
+    }
+    // Written in the file, the reasons are shown.
+    let text =
+        refuse("[[servers]]\nname = \"gh\"\nurl = \"http://h/mcp\"\ntimeout = \"5 fortnights\"\n")
+            .to_string();
+    assert!(text.contains("unknown time unit \"fortnights\""), "{text}");
+}
+
+#[test]
 fn a_short_secret_is_refused_at_the_secret() {
     let (line, col, _) = only_error("[sessions]\nttl = \"1h\"\nsecret = \"0123456789\"\n");
     assert_eq!((line, col), (3, 10));

@@ -20,6 +20,7 @@ pub(crate) fn env(k: &str) -> Option<String> {
         "SHORT_SECRET" => Some("tiny-secret-value".into()),
         "TOKEN_URL" => Some("ftp://user:tok3n-value@example.com/".into()),
         "NOT_AN_ADDR" => Some("hidden-host-value".into()),
+        "DURATION_UNIT" => Some("5 fortnights".into()),
         _ => None,
     }
 }
