@@ -171,17 +171,26 @@ pub fn run(data: &[u8]) -> u64 {
                     );
                 }
             }
-            // The first problem's place (`servers.url`, `TOML syntax`, ...): its kind, not the
-            // text it quotes, so the shapes stay few.
+            // The first problem's place (`servers.url`, the syntax error's first words): its
+            // kind, not the text it quotes.
             let first = &errors.errors[0].message;
-            let place = match first.strip_prefix("TOML syntax: ") {
-                Some(syntax) => syntax.split(['"', '\'', '`', '\n']).next(),
-                None => first.split([':', ' ', '"']).next(),
-            }
-            .unwrap_or_default();
+            let place: String = match first.strip_prefix("TOML syntax: ") {
+                // The parser's first words ("invalid basic string", "unclosed array").
+                Some(syntax) => syntax
+                    .split(|c: char| !c.is_ascii_alphabetic())
+                    .filter(|w| !w.is_empty())
+                    .take(3)
+                    .collect(),
+                None => first
+                    .split([':', ' ', '"'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            };
+            // Places name keys, some of them the input's own: bounded so the pool stays small.
             shape(&[
                 2,
-                fnv1a(place.as_bytes()),
+                fnv1a(place.as_bytes()) % 64,
                 errors.errors.len().min(4) as u64,
             ])
         }
