@@ -147,8 +147,8 @@ async fn up_serves_the_bundled_example_server_through_the_quickstart_gateway() {
     drop(guard);
 }
 
-#[tokio::test]
-async fn sigterm_lets_in_flight_calls_finish_then_exits() {
+/// A stateless rmcp server `u` and the config of a gateway `g` serving it.
+async fn stateless_rmcp_behind_gateway_g() -> (harness::rmcp_peers::RmcpServer, String) {
     let upstream = start_rmcp_server(ServerOpts {
         name: "u".into(),
         stateful: false,
@@ -159,6 +159,12 @@ async fn sigterm_lets_in_flight_calls_finish_then_exits() {
         "[[servers]]\nname = \"u\"\nurl = \"{}\"\n\n[[gateways]]\nname = \"g\"\nservers = [\"u\"]\n",
         upstream.url
     );
+    (upstream, body)
+}
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_calls_finish_then_exits() {
+    let (upstream, body) = stateless_rmcp_behind_gateway_g().await;
     let sluice = Sluice::start(&body).await;
     sluice.wait_tools("g", 6).await;
     let raw = Raw::new(sluice.url("g"));
@@ -198,16 +204,7 @@ async fn sigterm_lets_in_flight_calls_finish_then_exits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_readiness_false_before_the_listener_closes() {
-    let upstream = start_rmcp_server(ServerOpts {
-        name: "u".into(),
-        stateful: false,
-        filler: 0,
-    })
-    .await;
-    let body = format!(
-        "[[servers]]\nname = \"u\"\nurl = \"{}\"\n\n[[gateways]]\nname = \"g\"\nservers = [\"u\"]\n",
-        upstream.url
-    );
+    let (_upstream, body) = stateless_rmcp_behind_gateway_g().await;
     // The bound the balancer gets to notice; the test needs it only to be long enough to
     // see readiness turn and one request served in between.
     let sluice = Sluice::start_with(&body, "drain_delay = \"4s\"").await;

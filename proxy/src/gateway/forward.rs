@@ -238,18 +238,12 @@ async fn forward_once(
         credential: outbound.credential.as_ref(),
         forwarded: cancel_forwarded,
     };
-    let origin = Origin {
-        session_uid: claims.session_uid,
-        server: upstream.name.as_str().to_owned(),
-        upstream_session: choice.id.clone(),
-        version: choice.version.clone(),
-    };
     let result = stream_back(
         gw,
         (session, rec),
         &upstream,
         (cancel, &inflight),
-        &origin,
+        claims.session_uid,
         exchange,
         deadline,
     )
@@ -557,7 +551,7 @@ async fn stream_back(
     (session, rec): (&mut Session, &mut RequestRecord),
     upstream: &Arc<Upstream>,
     (mut cancel, inflight): (Cancel<'_>, &InFlightGuard<'_>),
-    origin: &Origin,
+    session_uid: [u8; 16],
     mut exchange: Exchange,
     deadline: Instant,
 ) -> Result<(), GatewayError> {
@@ -583,7 +577,16 @@ async fn stream_back(
 
     // Response streams are cut into events so relayed requests and event ids can be rewritten;
     // a JSON body streams through as it comes.
-    let mut framer = is_sse.then(|| EventFramer::new(MAX_EVENT_BYTES));
+    // Built only for event streams: a JSON answer copies nothing here.
+    let mut framer = is_sse.then(|| {
+        let origin = Origin {
+            session_uid,
+            server: upstream.name.as_str().to_owned(),
+            upstream_session: cancel.choice.id.clone(),
+            version: cancel.choice.version.clone(),
+        };
+        (EventFramer::new(MAX_EVENT_BYTES), origin)
+    });
     let mut cursor = EventCursor::default();
     loop {
         let next = tokio::select! {
@@ -599,7 +602,7 @@ async fn stream_back(
             }
         };
         let next = match (next, framer.as_mut()) {
-            (Ok(Ok(Some(chunk))), Some(framer)) => match framer.push(&chunk) {
+            (Ok(Ok(Some(chunk))), Some((framer, origin))) => match framer.push(&chunk) {
                 Ok(blocks) => Ok(Ok(Some(pass_events(
                     gw,
                     rec,
@@ -613,7 +616,7 @@ async fn stream_back(
                     reason: e.to_string(),
                 })),
             },
-            (Ok(Ok(None)), Some(framer)) => match framer.rest() {
+            (Ok(Ok(None)), Some((framer, _))) => match framer.rest() {
                 Some(rest) => {
                     session
                         .write_response_body(Some(rest), false)
