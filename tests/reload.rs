@@ -343,3 +343,61 @@ async fn no_request_is_dropped_and_in_flight_calls_finish_on_their_config() {
         ok.load(Ordering::Relaxed)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_while_a_server_is_down_keeps_its_tools_failing_clearly() {
+    let alpha = rmcp("alpha").await;
+    let beta = rmcp("beta").await;
+    let beta_addr = beta.addr;
+    let both = format!(
+        "{}{}{}",
+        server("a", &alpha),
+        server("b", &beta),
+        gateway("dev", &["a", "b"])
+    );
+    let sluice = Sluice::start(&both).await;
+    sluice.wait_tools("dev", 12).await;
+    drop(beta);
+    poll(
+        "beta to stop listening",
+        400,
+        Duration::from_millis(25),
+        || async {
+            tokio::net::TcpStream::connect(beta_addr)
+                .await
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+    // Only b's timeout changes: its catalog (fetched while it was up) stays until a fetch
+    // replaces it, so its tools do not vanish.
+    let b_changed = both.replacen(
+        "timeout = \"20s\"\n\n[[gateways]]",
+        "timeout = \"15s\"\n\n[[gateways]]",
+        1,
+    );
+    assert_ne!(b_changed, both);
+    rewrite(&sluice, &b_changed);
+    let (status, body) = post_reload(&sluice).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["report"]["servers"]["changed"], json!(["b"]));
+    let raw = Raw::new(sluice.url("dev"));
+    let session = raw.initialize().await;
+    assert!(
+        list_tools(&raw, &session)
+            .await
+            .contains(&"b__echo".to_owned())
+    );
+    let call = raw
+        .call_tool(&session, "b__echo", json!({"text": "x"}))
+        .await;
+    assert_eq!(call["error"]["code"], -32603, "{call}");
+    assert!(
+        call["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("'b'"),
+        "{call}"
+    );
+}

@@ -25,6 +25,10 @@ pub const POLICY_DENIED: i64 = -32003;
 pub const RATE_LIMITED: i64 = -32029;
 /// Implementation-defined server error: a concurrency bound refused the request (HTTP 503).
 pub const OVERLOADED: i64 = -32030;
+/// MCP 2026-07-28: a routing header disagrees with the body (HTTP 400).
+pub const HEADER_MISMATCH: i64 = -32020;
+/// MCP 2026-07-28: the envelope's protocol version is not served (HTTP 400).
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
 /// A request the gateway refuses or could not complete.
 #[derive(Debug, Error)]
@@ -206,6 +210,23 @@ pub enum GatewayError {
         /// The config key that sets it.
         key: &'static str,
     },
+    /// A 2026-07-28 routing header (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`)
+    /// disagrees with the body, is missing, or is repeated.
+    #[error("{0}")]
+    HeaderMismatch(String),
+    /// A 2026-07-28 request whose `params._meta` envelope is missing or malformed.
+    #[error("invalid request envelope: {0}")]
+    InvalidEnvelope(String),
+    /// A 2026-07-28 envelope names a protocol version the gateway does not serve.
+    #[error("unsupported protocol version '{requested}'")]
+    UnsupportedModernVersion {
+        /// The version asked for (truncated).
+        requested: String,
+    },
+    /// A request the 2026-07-28 revision does not have (a client's answer to a server
+    /// request, which that revision never sends).
+    #[error("{0}")]
+    NotInRevision(&'static str),
     /// A client's response to a request the gateway never relayed to it.
     #[error("cannot route this response: {0}")]
     UnknownResponse(#[from] crate::relay::RelayError),
@@ -235,7 +256,11 @@ impl GatewayError {
             | GatewayError::MissingSession
             | GatewayError::UnsupportedVersion(_)
             | GatewayError::BadHeader(_)
-            | GatewayError::UnknownResponse(_) => 400,
+            | GatewayError::UnknownResponse(_)
+            | GatewayError::HeaderMismatch(_)
+            | GatewayError::InvalidEnvelope(_)
+            | GatewayError::UnsupportedModernVersion { .. }
+            | GatewayError::NotInRevision(_) => 400,
             // JSON-RPC level failures of a well-formed request travel in a 200.
             GatewayError::MethodNotFound(_)
             | GatewayError::UnknownTool { .. }
@@ -267,7 +292,10 @@ impl GatewayError {
             | GatewayError::UnknownResource { .. }
             | GatewayError::Withheld { .. }
             | GatewayError::InvalidParams(_)
+            | GatewayError::InvalidEnvelope(_)
             | GatewayError::BadCursor => INVALID_PARAMS,
+            GatewayError::HeaderMismatch(_) => HEADER_MISMATCH,
+            GatewayError::UnsupportedModernVersion { .. } => UNSUPPORTED_PROTOCOL_VERSION,
             GatewayError::Upstream(_) | GatewayError::Internal(_) => INTERNAL_ERROR,
             GatewayError::Unauthorized { .. } | GatewayError::Forbidden { .. } => UNAUTHORIZED,
             GatewayError::PolicyDenied { .. } => POLICY_DENIED,
@@ -320,6 +348,21 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => "rate_limited",
             GatewayError::UnknownResponse(_) => "unknown_response",
             GatewayError::Overloaded { .. } => "overloaded",
+            GatewayError::HeaderMismatch(_) => "header_mismatch",
+            GatewayError::InvalidEnvelope(_) => "invalid_envelope",
+            GatewayError::UnsupportedModernVersion { .. } => "unsupported_version",
+            GatewayError::NotInRevision(_) => "not_in_revision",
+        }
+    }
+
+    /// The JSON-RPC error's `data`, where the protocol defines one.
+    pub fn data(&self) -> Option<serde_json::Value> {
+        match self {
+            GatewayError::UnsupportedModernVersion { requested } => Some(serde_json::json!({
+                "supported": crate::modern::all_versions(),
+                "requested": requested,
+            })),
+            _ => None,
         }
     }
 }

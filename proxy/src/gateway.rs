@@ -14,6 +14,7 @@ pub mod events;
 mod fanout;
 mod forward;
 mod local;
+mod modern;
 mod oauth;
 mod record;
 mod route;
@@ -151,6 +152,16 @@ impl Gateway {
                 })?;
         }
 
+        if crate::modern::is_modern(&session.req_header().headers, &body, &envelope) {
+            let request = modern::Request {
+                body: &body,
+                envelope: &envelope,
+                snapshot,
+                catalog,
+                caller,
+            };
+            return modern::serve(self, session, rec, request).await;
+        }
         if envelope.kind == MessageKind::Request && method == "initialize" {
             return local::initialize(
                 self, session, rec, snapshot, catalog, caller, &body, &envelope,
@@ -158,8 +169,8 @@ impl Gateway {
             .await;
         }
         if method == "server/discover" {
-            // The stateless era's probe; until it is served, -32601 tells clients to fall back
-            // to initialize.
+            // The stateless era's probe without its envelope: -32601 tells a client to fall
+            // back to initialize.
             return Err(GatewayError::MethodNotFound(method.to_owned()));
         }
         let claims = self.session_claims(session, catalog)?;
@@ -237,30 +248,46 @@ impl Gateway {
             | "resources/subscribe"
             | "resources/unsubscribe"
             | "completion/complete" => {
-                let target = route::target(method, &envelope, &body, catalog, caller, rec)
-                    .map_err(|e| match (e, &caller.policy) {
-                        (
-                            GatewayError::Forbidden {
-                                tool,
-                                gateway,
-                                reason,
-                                scope,
-                                ..
-                            },
-                            Some(p),
-                        ) => GatewayError::Forbidden {
-                            tool,
-                            gateway,
-                            reason,
-                            scope,
-                            metadata_url: oauth::metadata_url(session, p),
-                        },
-                        (e, _) => e,
-                    })?;
+                let target =
+                    self.route(session, method, (&body, &envelope), catalog, caller, rec)?;
                 forward::forward(self, session, rec, snapshot, &claims, caller, target).await
             }
             other => Err(GatewayError::MethodNotFound(truncated(other))),
         }
+    }
+
+    /// Chooses the upstream of a routed request; a refusal for a rule names the gateway's
+    /// protected-resource metadata so the client can ask for more scopes.
+    fn route(
+        &self,
+        session: &Session,
+        method: &str,
+        (body, envelope): (&Bytes, &jsonrpc::Envelope<'_>),
+        catalog: &GatewayCatalog,
+        caller: &Caller,
+        rec: &mut RequestRecord,
+    ) -> Result<forward::Target, GatewayError> {
+        route::target(method, envelope, body, catalog, caller, rec).map_err(|e| {
+            match (e, &caller.policy) {
+                (
+                    GatewayError::Forbidden {
+                        tool,
+                        gateway,
+                        reason,
+                        scope,
+                        ..
+                    },
+                    Some(p),
+                ) => GatewayError::Forbidden {
+                    tool,
+                    gateway,
+                    reason,
+                    scope,
+                    metadata_url: oauth::metadata_url(session, p),
+                },
+                (e, _) => e,
+            }
+        })
     }
 
     async fn delete(

@@ -18,6 +18,7 @@ pub mod host_check;
 pub mod inflight;
 pub mod jsonrpc;
 pub mod metrics;
+pub mod modern;
 pub mod overload;
 pub mod policy;
 pub mod protocol;

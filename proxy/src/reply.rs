@@ -20,6 +20,16 @@ pub fn result_body(id: &[u8], result: &[u8]) -> Bytes {
 
 /// A JSON-RPC error object; `id` is `null` when the request's id is unknown.
 pub fn error_body(id: Option<&[u8]>, code: i64, message: &str) -> Bytes {
+    error_body_with(id, code, message, None)
+}
+
+/// [`error_body`] with the error's `data`.
+pub fn error_body_with(
+    id: Option<&[u8]>,
+    code: i64,
+    message: &str,
+    data: Option<&serde_json::Value>,
+) -> Bytes {
     let message = serde_json::to_string(message).unwrap_or_else(|_| "\"error\"".to_owned());
     let id = id.unwrap_or(b"null");
     let mut b = BytesMut::with_capacity(64 + id.len() + message.len());
@@ -29,6 +39,10 @@ pub fn error_body(id: Option<&[u8]>, code: i64, message: &str) -> Bytes {
     b.put_slice(code.to_string().as_bytes());
     b.put_slice(br#","message":"#);
     b.put_slice(message.as_bytes());
+    if let Some(data) = data.and_then(|d| serde_json::to_vec(d).ok()) {
+        b.put_slice(br#","data":"#);
+        b.put_slice(&data);
+    }
     b.put_slice(b"}}");
     b.freeze()
 }
@@ -64,7 +78,12 @@ pub async fn error(
     id: Option<&[u8]>,
     err: &GatewayError,
 ) -> pingora::Result<()> {
-    let body = error_body(id, err.jsonrpc_code(), &err.to_string());
+    let body = error_body_with(
+        id,
+        err.jsonrpc_code(),
+        &err.to_string(),
+        err.data().as_ref(),
+    );
     let status = err.http_status();
     let allow = match err {
         GatewayError::MethodNotAllowed { allow, .. } => Some(*allow),

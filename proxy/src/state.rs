@@ -259,30 +259,35 @@ impl Shared {
             .enumerate()
             .map(|(i, s)| (s.name.as_str().to_owned(), i))
             .collect();
-        // A server whose config is unchanged keeps its catalog and status wherever it moved.
-        let kept = |s: &sluice_config::ServerConfig| -> Option<ServerIdx> {
+        // A server at the same URL keeps its catalog and status wherever it moved, until a
+        // fetch replaces them: a reload that changes a down server's timeout must not make its
+        // tools vanish (its calls keep failing clearly instead). Only an unchanged server
+        // counts as already fetched.
+        let same_url = |s: &sluice_config::ServerConfig| -> Option<(ServerIdx, bool)> {
             let p = prev?;
             let j = *p.server_index.get(s.name.as_str())?;
-            (p.config.servers.get(j) == Some(s)).then_some(j)
+            let old = p.config.servers.get(j)?;
+            (old.url == s.url).then_some((j, old == s))
         };
         let prev_snapshot = prev.map(|p| p.snapshot.load_full());
         let mut seeds = Vec::with_capacity(config.servers.len());
         let mut status = Vec::with_capacity(config.servers.len());
         let mut attempted = Vec::with_capacity(config.servers.len());
         for s in &config.servers {
-            let from = kept(s).zip(prev);
-            seeds.push(from.and_then(|(j, _)| {
+            let from = same_url(s).zip(prev);
+            seeds.push(from.and_then(|((j, _), _)| {
                 prev_snapshot
                     .as_ref()
                     .and_then(|snap| snap.servers.get(j).cloned().flatten())
             }));
             status.push(Mutex::new(
-                from.map(|(j, p)| p.status_of(j)).unwrap_or_default(),
+                from.map(|((j, _), p)| p.status_of(j)).unwrap_or_default(),
             ));
-            attempted.push(AtomicBool::new(from.is_some_and(|(j, p)| {
-                p.attempted
-                    .get(j)
-                    .is_some_and(|a| a.load(Ordering::Acquire))
+            attempted.push(AtomicBool::new(from.is_some_and(|((j, unchanged), p)| {
+                unchanged
+                    && p.attempted
+                        .get(j)
+                        .is_some_and(|a| a.load(Ordering::Acquire))
             })));
         }
         let gateway_metrics = config

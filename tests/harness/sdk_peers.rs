@@ -148,6 +148,16 @@ pub enum SdkClient {
 
 /// Runs an SDK client against `url`, optionally calling `tool` with `args`; returns its JSON.
 pub async fn run_client(client: SdkClient, url: &str, tool: Option<(&str, &Value)>) -> Value {
+    run_client_with(client, url, tool, &[]).await
+}
+
+/// [`run_client`] with extra arguments (e.g. `--mode 2026-07-28` for the Python client).
+pub async fn run_client_with(
+    client: SdkClient,
+    url: &str,
+    tool: Option<(&str, &Value)>,
+    extra: &[&str],
+) -> Value {
     let mut cmd = match client {
         SdkClient::Python => {
             let mut c = tokio::process::Command::new(python());
@@ -160,7 +170,7 @@ pub async fn run_client(client: SdkClient, url: &str, tool: Option<(&str, &Value
             c
         }
     };
-    cmd.arg(url);
+    cmd.arg(url).args(extra);
     if let Some((name, args)) = tool {
         cmd.args(["--call", name, "--args", &args.to_string()]);
     }

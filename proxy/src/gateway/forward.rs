@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use serde_json::Value;
@@ -563,10 +563,15 @@ async fn stream_back(
     let mut resp = ResponseHeader::build(exchange.status(), Some(4)).map_err(write_failed)?;
     resp.insert_header("content-type", content_type.as_str())
         .map_err(write_failed)?;
+    // A modern client's JSON answer is completed before it is sent (its length changes).
+    let mut held = (rec.modern && !is_sse).then(BytesMut::new);
     if is_sse {
         resp.insert_header("cache-control", "no-cache")
             .map_err(write_failed)?;
-    } else if let Some(len) = exchange.header_str("content-length") {
+    } else if let Some(len) = exchange
+        .header_str("content-length")
+        .filter(|_| held.is_none())
+    {
         resp.insert_header("content-length", len)
             .map_err(write_failed)?;
     }
@@ -629,6 +634,16 @@ async fn stream_back(
             (next, _) => next,
         };
         let failure = match next {
+            Ok(Ok(Some(chunk))) if held.is_some() => match held.as_mut() {
+                Some(buf) if buf.len() + chunk.len() <= MAX_EVENT_BYTES => {
+                    buf.extend_from_slice(&chunk);
+                    continue;
+                }
+                _ => Some(UpstreamError::Protocol {
+                    server: upstream.name.clone(),
+                    reason: format!("response larger than {MAX_EVENT_BYTES} bytes"),
+                }),
+            },
             Ok(Ok(Some(chunk))) => {
                 if !is_sse && !rec.tool_error && rec.tool_metrics.is_some() && says_is_error(&chunk)
                 {
@@ -676,6 +691,20 @@ async fn stream_back(
             session.set_keepalive(None);
             return Err(GatewayError::Upstream(e));
         }
+        if let Some(buf) = held.take() {
+            let depth = gw.shared.config.proxy.max_json_depth;
+            let body = match crate::modern::complete_result(&buf, depth) {
+                Some(completed) => Bytes::from(completed),
+                None => buf.freeze(),
+            };
+            if !rec.tool_error && rec.tool_metrics.is_some() && says_is_error(&body) {
+                rec.tool_error = true;
+            }
+            session
+                .write_response_body(Some(body), false)
+                .await
+                .map_err(write_failed)?;
+        }
         session
             .write_response_body(None, true)
             .await
@@ -706,12 +735,27 @@ fn pass_events(
             if !rec.tool_error && rec.tool_metrics.is_some() && says_is_error(&event.block) {
                 rec.tool_error = true;
             }
+            if rec.modern {
+                return complete_event(event.block, depth);
+            }
             event.block
         })
         .collect();
     match out.len() {
         0 | 1 => out.pop().unwrap_or_default(),
         _ => Bytes::from(out.concat()),
+    }
+}
+
+/// An event whose data is a handshake-era response, with the `resultType` a 2026-07-28 client
+/// needs.
+fn complete_event(block: Bytes, depth: usize) -> Bytes {
+    let completed = crate::sse::frames::fields(&block)
+        .data
+        .and_then(|data| crate::modern::complete_result(&data, depth));
+    match completed {
+        Some(data) => crate::sse::frames::rewrite(&block, None, Some(&data)),
+        None => block,
     }
 }
 

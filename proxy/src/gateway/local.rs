@@ -74,15 +74,23 @@ pub async fn list(
     envelope: &Envelope<'_>,
     pages: &ListPages,
 ) -> Result<(), GatewayError> {
+    result(session, rec, page(body, envelope, pages)?).await
+}
+
+/// The page a list request's `cursor` names.
+pub(super) fn page<'p>(
+    body: &Bytes,
+    envelope: &Envelope<'_>,
+    pages: &'p ListPages,
+) -> Result<&'p Bytes, GatewayError> {
     let params: ListParams = match envelope.params {
         Some(span) => serde_json::from_slice(&body[span.start..span.end])
             .map_err(|e| GatewayError::InvalidParams(e.to_string()))?,
         None => ListParams::default(),
     };
-    let page = pages
+    pages
         .page(params.cursor.as_deref())
-        .map_err(|_| GatewayError::BadCursor)?;
-    result(session, rec, page).await
+        .map_err(|_| GatewayError::BadCursor)
 }
 
 /// Answers a lazy gateway's `search_tools(query, limit)` from the catalog's index, showing
@@ -191,7 +199,7 @@ pub async fn initialize(
 /// What the gateway offers a client: its own lists (whose changes its standalone stream
 /// announces), and logging, completions and resource subscriptions when any of its upstreams
 /// offers them (the gateway routes them to the servers that do).
-fn capabilities_of(snapshot: &Snapshot, catalog: &GatewayCatalog) -> Value {
+pub(super) fn capabilities_of(snapshot: &Snapshot, catalog: &GatewayCatalog) -> Value {
     let upstream_caps = || {
         catalog
             .servers

@@ -54,6 +54,9 @@ pub struct RequestRecord {
     pub policy: Option<(String, &'static str)>,
     /// The world the request is served on (see [`crate::state`]).
     pub world: Option<Arc<crate::state::Shared>>,
+    /// The client speaks the 2026-07-28 revision: results from handshake-era upstreams get
+    /// their `resultType` ([`crate::modern::complete_result`]).
+    pub modern: bool,
 }
 
 impl RequestRecord {
@@ -77,6 +80,7 @@ impl RequestRecord {
             span: None,
             policy: None,
             world: None,
+            modern: false,
         }
     }
 
