@@ -50,7 +50,7 @@ const RECOVERY_BOUND: Duration = Duration::from_secs(20);
 /// Calls each session must have answered correctly in a phase before the next event.
 const PER_PHASE: usize = 5;
 /// Each phase's wait is bounded by this many polls of [`POLL_PAUSE`].
-const PHASE_POLLS: usize = 1_600;
+const PHASE_POLLS: usize = 1_200;
 const POLL_PAUSE: Duration = Duration::from_millis(25);
 
 /// Hot reload (SIGHUP / `POST /reload`) is being implemented on main; until it lands, SIGHUP
@@ -1211,32 +1211,60 @@ async fn replicas_behind_haproxy_survive_reload_restart_and_an_upstream_crash() 
     eprintln!("chaos: whole test {:.1} s", elapsed.as_secs_f64());
 }
 
-/// Step 2: a harmless change (a second gateway) written to both replicas' config files, then
-/// SIGHUP to r1 and `POST /reload` to r2; each must show the new gateway while still serving.
+/// Step 2: both replicas' config files gain a gateway and a longer `timeout` on both servers
+/// (so the reload rebuilds the upstreams the load is using, not only adds something aside);
+/// then SIGHUP to r1 and `POST /reload` to r2, each applied while the load runs.
 async fn reload_both(r1: &Replica, r2: &Replica, timeline: &mut Timeline) {
     for r in [r1, r2] {
-        let mut text = std::fs::read_to_string(&r.config).expect("read config");
-        text.push_str(&format!(
-            "\n[[gateways]]\nname = \"{RELOADED_GATEWAY}\"\nservers = [\"steady\"]\n"
-        ));
+        let text = std::fs::read_to_string(&r.config).expect("read config");
+        assert_eq!(text.matches("timeout = \"20s\"").count(), 2, "{text}");
+        let text = text.replace("timeout = \"20s\"", "timeout = \"21s\"")
+            + &format!("\n[[gateways]]\nname = \"{RELOADED_GATEWAY}\"\nservers = [\"steady\"]\n");
         std::fs::write(&r.config, text).expect("write config");
     }
-    timeline.mark("config files edited (a gateway added)");
+    timeline.mark("config files edited (servers' timeout changed, a gateway added)");
+    let before = generation(r1).await;
     r1.signal("HUP");
     timeline.mark("SIGHUP r1");
     wait_gateway(r1).await;
-    timeline.mark("r1 shows the new gateway");
+    let after = generation(r1).await;
+    assert!(
+        after > before,
+        "r1's generation went from {before} to {after}"
+    );
+    timeline.mark("r1 serves the new gateway");
     let resp = http()
         .post(format!("http://{}/reload", r2.admin))
         .send()
         .await
         .expect("POST /reload reaches r2");
     let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap_or_default();
+    let body: Value = resp.json().await.expect("POST /reload answers JSON");
     assert_eq!(status, 200, "POST /reload on r2: {body}");
-    timeline.mark("POST /reload r2 answered 200");
+    assert_eq!(body["outcome"], "applied", "{body}");
+    let report = &body["report"];
+    assert_eq!(
+        report["gateways"]["added"],
+        json!([RELOADED_GATEWAY]),
+        "{body}"
+    );
+    assert_eq!(
+        report["servers"]["changed"],
+        json!(["steady", "flaky"]),
+        "{body}"
+    );
+    assert_eq!(report["restart_required"], json!([]), "{body}");
+    timeline.mark("POST /reload r2 applied");
     wait_gateway(r2).await;
-    timeline.mark("r2 shows the new gateway");
+    timeline.mark("r2 serves the new gateway");
+}
+
+/// The config generation a replica serves (`/readyz`).
+async fn generation(r: &Replica) -> u64 {
+    let (_, body) = r.readyz().await.expect("/readyz answers");
+    body["generation"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("/readyz without a generation: {body}"))
 }
 
 /// Waits until a replica lists [`RELOADED_GATEWAY`] in `/readyz` and serves `initialize` on it.
