@@ -1,7 +1,10 @@
 //! `sluice`: the MCP gateway's command line.
 //!
-//! `proxy` serves a config file, `check` validates one and prints every problem, `up` runs the
-//! embedded default (a quickstart config and a bundled example MCP server on 127.0.0.1).
+//! `proxy` serves a config file, `check` validates one and prints every problem, `reload` asks a
+//! running proxy to re-read its file, `up` runs the embedded default (a quickstart config and a
+//! bundled example MCP server on 127.0.0.1).
+
+mod reload_cmd;
 
 mod example_server;
 
@@ -37,6 +40,17 @@ enum Command {
         /// Path to the TOML config file.
         #[arg(long, short)]
         config: PathBuf,
+    },
+    /// Ask a running proxy to re-read its config file (POST /reload on its admin listener).
+    /// Exit 0: applied; 1: refused (every error printed, the running config kept); 3: no
+    /// proxy answered.
+    Reload {
+        /// The proxy's config file: its `proxy.admin_listen` is the address to ask.
+        #[arg(long, short, conflicts_with = "admin")]
+        config: Option<PathBuf>,
+        /// The proxy's admin address instead (host:port).
+        #[arg(long)]
+        admin: Option<String>,
     },
     /// Run the embedded default: a quickstart gateway in front of a bundled example MCP server.
     Up {
@@ -79,6 +93,7 @@ fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Command::ExampleServer { listen, threads } => example_only(listen, threads),
+        Command::Reload { config, admin } => reload_cmd::run(config.as_deref(), admin.as_deref()),
     }
 }
 
@@ -108,7 +123,8 @@ fn proxy(path: &std::path::Path) -> anyhow::Result<ExitCode> {
         sluice_config::load_file(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
     install_crypto_provider();
     tracing::info!("{}", config.summary());
-    let server = sluice_proxy::ProxyServer::build(config).context("starting the proxy")?;
+    let server = sluice_proxy::ProxyServer::build_from(config, Some(path.to_owned()))
+        .context("starting the proxy")?;
     server.run()
 }
 

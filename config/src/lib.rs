@@ -11,7 +11,7 @@
 //! | key | type | default | meaning |
 //! |---|---|---|---|
 //! | `proxy.listen` | socket address | `"127.0.0.1:8080"` | MCP listener |
-//! | `proxy.admin_listen` | socket address | `"127.0.0.1:9090"` | `/healthz`, `/readyz`, `/metrics`; must differ from `listen` |
+//! | `proxy.admin_listen` | socket address | `"127.0.0.1:9090"` | `/healthz`, `/readyz`, `/metrics`, `POST /reload` (unauthenticated: keep it private); must differ from `listen` |
 //! | `proxy.threads` | integer 1..=1024 | number of cores | worker threads |
 //! | `proxy.max_body_bytes` | integer 1..=1073741824 | `4194304` (4 MiB) | largest request body (413 above) |
 //! | `proxy.grace_period` | duration 0s..=1day | `"10s"` | how long requests may drain after SIGTERM |

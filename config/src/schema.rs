@@ -21,7 +21,7 @@ pub use policy::*;
 pub const MIN_SECRET_BYTES: usize = 32;
 
 /// The whole validated configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `[proxy]`: listeners and limits.
     pub proxy: ProxyConfig,
@@ -56,7 +56,7 @@ impl Config {
 }
 
 /// `[proxy]`: listeners and limits.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProxyConfig {
     /// Address of the MCP listener.
     pub listen: SocketAddr,
@@ -128,7 +128,7 @@ impl Default for ProxyConfig {
 }
 
 /// `[sessions]`: the key that seals `Mcp-Session-Id` tokens.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SessionsConfig {
     /// Key material, at least [`MIN_SECRET_BYTES`] bytes; the same on every replica.
     pub secret: SecretString,
@@ -142,7 +142,7 @@ impl SessionsConfig {
 }
 
 /// `[catalog]`: how upstream catalogs are fetched and served.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CatalogConfig {
     /// How often upstream tool lists are refetched.
     pub refresh: Duration,
@@ -172,7 +172,7 @@ impl Default for CatalogConfig {
 }
 
 /// `[[servers]]`: one upstream MCP server.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     /// Unique name; its tools are shown as `{name}__{tool}`.
     pub name: ServerName,
@@ -212,7 +212,7 @@ impl ServerConfig {
 }
 
 /// `[[gateways]]`: one client-facing endpoint, served at `/mcp/{name}`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GatewayConfig {
     /// Unique name.
     pub name: GatewayName,
@@ -237,7 +237,7 @@ pub struct GatewayConfig {
 }
 
 /// `[telemetry]`: OpenTelemetry traces, the access log and metrics.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TelemetryConfig {
     /// OTLP/HTTP (protobuf) traces endpoint; `None` = tracing off. A bare origin gets
     /// `/v1/traces`.

@@ -84,7 +84,7 @@ fn gateway(n: usize) -> GatewayConfig {
 
 fn policies(c: &mut Criterion) {
     let args = br#"{"text":"hello from the benchmark","count":3,"tags":["a","b"],"options":{"dry_run":false}}"#;
-    let metrics = Metrics::new(&[], true);
+    let metrics = Metrics::new(true);
     let mut g = c.benchmark_group("policies");
     for n in [1, 100] {
         let p = Policies::compile(&gateway(n), &metrics).expect("policies");

@@ -1,7 +1,8 @@
 //! Keeps identity providers' signing keys fresh: a background task per provider fetches its
 //! key set at start-up and every `jwks_refresh`, so tokens are checked against a cached set and
 //! no request waits on the IdP. A failed fetch is retried with jittered exponential backoff
-//! (capped below the refresh interval) while the last good keys keep serving.
+//! (capped below the refresh interval) while the last good keys keep serving. A reload that
+//! replaces the authenticator stops its refresher ([`crate::state::Shared::auth_retired`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,12 +19,31 @@ const RETRY_START: Duration = Duration::from_millis(500);
 pub struct KeyRefresher {
     auth: Arc<Authenticator>,
     metrics: Arc<crate::metrics::Metrics>,
+    retired: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl KeyRefresher {
-    /// A refresher for the authenticator's providers.
-    pub fn new(auth: Arc<Authenticator>, metrics: Arc<crate::metrics::Metrics>) -> Self {
-        KeyRefresher { auth, metrics }
+    /// A refresher for the authenticator's providers, until `retired` says `true`.
+    pub fn new(
+        auth: Arc<Authenticator>,
+        metrics: Arc<crate::metrics::Metrics>,
+        retired: Arc<tokio::sync::watch::Sender<bool>>,
+    ) -> Self {
+        KeyRefresher {
+            auth,
+            metrics,
+            retired,
+        }
+    }
+
+    /// Refreshes every provider's keys until the authenticator is retired.
+    pub async fn run(&self) {
+        let mut retired = self.retired.subscribe();
+        let tasks = (0..self.auth.providers().len()).map(|i| self.run_one(i));
+        tokio::select! {
+            _ = futures_util::future::join_all(tasks) => {}
+            _ = retired.wait_for(|r| *r) => {}
+        }
     }
 
     async fn run_one(&self, index: usize) {
@@ -56,9 +76,8 @@ impl KeyRefresher {
 #[async_trait]
 impl BackgroundService for KeyRefresher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let tasks = (0..self.auth.providers().len()).map(|i| self.run_one(i));
         tokio::select! {
-            _ = futures_util::future::join_all(tasks) => {}
+            _ = self.run() => {}
             _ = shutdown.changed() => {}
         }
     }

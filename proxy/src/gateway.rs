@@ -21,6 +21,7 @@ mod stream;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::Method;
@@ -44,21 +45,30 @@ pub use caller::Caller;
 pub use endpoint::{check_get_headers, check_post_headers, gateway_name};
 pub use record::RequestRecord;
 
-/// The pingora service behind every gateway endpoint.
+/// The pingora service behind every gateway endpoint. Each request loads the current world
+/// once ([`GatewayService::current`]) and is served by a [`Gateway`] over it, so a reload never
+/// changes the config under a request.
+pub struct GatewayService {
+    current: Arc<ArcSwap<Shared>>,
+    connector: Arc<Connector>,
+}
+
+impl GatewayService {
+    /// A gateway service over the current world; its upstream connector (pool, CA bundle) is
+    /// built from the config it starts with.
+    pub fn new(current: Arc<ArcSwap<Shared>>) -> Self {
+        let connector = Arc::new(crate::upstream::connector(&current.load().config.proxy));
+        GatewayService { current, connector }
+    }
+}
+
+/// One request's view: the world it loaded and the connector.
 pub struct Gateway {
     shared: Arc<Shared>,
     connector: Arc<Connector>,
 }
 
 impl Gateway {
-    /// A gateway service over the shared state.
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Gateway {
-            connector: Arc::new(crate::upstream::connector(&shared.config.proxy)),
-            shared,
-        }
-    }
-
     async fn serve(
         &self,
         session: &mut Session,
@@ -332,7 +342,7 @@ fn write_failed(e: Box<Error>) -> GatewayError {
 }
 
 #[async_trait]
-impl ProxyHttp for Gateway {
+impl ProxyHttp for GatewayService {
     type CTX = RequestRecord;
 
     fn new_ctx(&self) -> RequestRecord {
@@ -356,8 +366,13 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         rec: &mut RequestRecord,
     ) -> pingora::Result<bool> {
-        rec.span = self.shared.telemetry.start_request(session.req_header());
-        if let Err(err) = self.serve(session, rec).await {
+        let gw = Gateway {
+            shared: self.current.load_full(),
+            connector: self.connector.clone(),
+        };
+        rec.world = Some(gw.shared.clone());
+        rec.span = gw.shared.telemetry.start_request(session.req_header());
+        if let Err(err) = gw.serve(session, rec).await {
             rec.outcome = err.kind();
             rec.error = Some(err.to_string());
             if matches!(err.http_status(), 400..=499)
@@ -370,7 +385,7 @@ impl ProxyHttp for Gateway {
                         | GatewayError::ClientClosed(_)
                 )
             {
-                self.shared.metrics.bad_request(err.kind());
+                gw.shared.metrics.bad_request(err.kind());
             }
             if session.response_written().is_none() && !matches!(err, GatewayError::ClientClosed(_))
             {
@@ -382,6 +397,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, rec: &mut RequestRecord) {
-        rec.finish(session, e, &self.shared);
+        let world = rec.world.take().unwrap_or_else(|| self.current.load_full());
+        rec.finish(session, e, &world);
     }
 }

@@ -23,6 +23,7 @@ pub mod policy;
 pub mod protocol;
 pub mod rate_limit;
 pub mod relay;
+pub mod reload;
 pub mod reply;
 pub mod server;
 pub mod session;

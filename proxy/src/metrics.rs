@@ -181,9 +181,22 @@ pub struct Metrics {
     pub access_log_dropped: IntCounter,
     /// Whether requests are counted (`telemetry.metrics`).
     pub enabled: bool,
+    upstream_duration: HistogramVec,
+    upstream_up: IntGaugeVec,
+    credential_cache: IntCounterVec,
+    token_requests: IntCounterVec,
+    reloads: IntCounterVec,
+    /// `sluice_config_generation`: 0 at start, +1 per applied reload.
+    pub config_generation: IntGauge,
+}
+
+/// Per server of one world (by index): pre-resolved handles, so the hot path never looks up
+/// a label. A reload builds new ones for the new server list; a server keeps its series.
+pub struct ServerMetrics {
+    enabled: bool,
     /// `sluice_upstream_duration_seconds` per server index.
     upstream_duration: Vec<Histogram>,
-    upstream_up_by_index: Vec<IntGauge>,
+    upstream_up: Vec<IntGauge>,
     /// Per server: `sluice_credential_cache_requests_total` by [`Lookup`] order.
     credential_cache: Vec<[IntCounter; 4]>,
     /// Per server: `sluice_token_endpoint_requests_total` by [`TOKEN_OUTCOMES`] order.
@@ -191,8 +204,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric; `servers` are the configured server names by index.
-    pub fn new(servers: &[String], enabled: bool) -> Arc<Self> {
+    /// Registers every metric.
+    pub fn new(enabled: bool) -> Arc<Self> {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
@@ -315,24 +328,19 @@ impl Metrics {
             &["version"],
         );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        let upstream_duration = servers
-            .iter()
-            .map(|s| upstream.with_label_values(&[s]))
-            .collect();
-        let upstream_up_by_index = servers
-            .iter()
-            .map(|s| upstream_up.with_label_values(&[s]))
-            .collect();
-        let credential_cache = servers
-            .iter()
-            .map(|s| {
-                Lookup::ALL.map(|l| credential_cache.with_label_values(&[s.as_str(), l.label()]))
-            })
-            .collect();
-        let token_requests = servers
-            .iter()
-            .map(|s| TOKEN_OUTCOMES.map(|o| token_requests.with_label_values(&[s.as_str(), o])))
-            .collect();
+        let reloads = counter(
+            "sluice_config_reloads_total",
+            "Config reloads (SIGHUP or POST /reload) by outcome: applied, invalid (the file was refused and the running config kept), failed (it could not be built, running config kept).",
+            &["outcome"],
+        );
+        let config_generation = IntGauge::new(
+            "sluice_config_generation",
+            "The config generation being served: 0 at start, +1 per applied reload.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(config_generation.clone()))
+            .expect("unique metric");
         Arc::new(Metrics {
             credential_cache,
             token_requests,
@@ -352,9 +360,58 @@ impl Metrics {
             ejected,
             access_log_dropped: dropped,
             enabled,
-            upstream_duration,
-            upstream_up_by_index,
+            upstream_duration: upstream,
+            upstream_up,
+            reloads,
+            config_generation,
         })
+    }
+
+    /// Handles for a world's servers, `servers` being their names by index.
+    pub fn servers(&self, servers: &[String]) -> Arc<ServerMetrics> {
+        Arc::new(ServerMetrics {
+            enabled: self.enabled,
+            upstream_duration: servers
+                .iter()
+                .map(|s| self.upstream_duration.with_label_values(&[s]))
+                .collect(),
+            upstream_up: servers
+                .iter()
+                .map(|s| self.upstream_up.with_label_values(&[s]))
+                .collect(),
+            credential_cache: servers
+                .iter()
+                .map(|s| {
+                    Lookup::ALL.map(|l| {
+                        self.credential_cache
+                            .with_label_values(&[s.as_str(), l.label()])
+                    })
+                })
+                .collect(),
+            token_requests: servers
+                .iter()
+                .map(|s| {
+                    TOKEN_OUTCOMES.map(|o| self.token_requests.with_label_values(&[s.as_str(), o]))
+                })
+                .collect(),
+        })
+    }
+
+    /// Drops the gauges of a server a reload removed, so it does not linger as up or ejected.
+    pub fn forget_server(&self, server: &str) {
+        let _ = self.upstream_up.remove_label_values(&[server]);
+        let _ = self.ejected.remove_label_values(&[server]);
+    }
+
+    /// Drops the gauges of a gateway a reload removed.
+    pub fn forget_gateway(&self, gateway: &str) {
+        let _ = self.catalog_tools.remove_label_values(&[gateway]);
+        let _ = self.catalog_conflicts.remove_label_values(&[gateway]);
+    }
+
+    /// Counts a reload by outcome (`applied`, `invalid`, `failed`).
+    pub fn reload(&self, outcome: &str) {
+        self.reloads.with_label_values(&[outcome]).inc();
     }
 
     /// Handles for one gateway.
@@ -421,15 +478,6 @@ impl Metrics {
         }
     }
 
-    /// Times one forwarded exchange with server `server` (by index).
-    pub fn upstream_exchange(&self, server: usize, took: Duration) {
-        if self.enabled
-            && let Some(h) = self.upstream_duration.get(server)
-        {
-            h.observe(took.as_secs_f64());
-        }
-    }
-
     /// Counts a refused request (an error path, so a labelled lookup is fine here).
     pub fn bad_request(&self, reason: &str) {
         if !self.enabled {
@@ -438,23 +486,11 @@ impl Metrics {
         self.bad_requests.with_label_values(&[reason]).inc();
     }
 
-    /// Records whether an upstream's last catalog fetch succeeded.
-    pub fn set_upstream_up(&self, server: usize, up: bool) {
-        if let Some(g) = self.upstream_up_by_index.get(server) {
-            g.set(i64::from(up));
-        }
-    }
-
     /// Counts a background key-set refresh.
     pub fn jwks_refresh(&self, provider: &str, ok: bool) {
         self.jwks_refresh
             .with_label_values(&[provider, if ok { "ok" } else { "error" }])
             .inc();
-    }
-
-    /// The credential events sink of the upstream credentials.
-    pub fn credential_events(self: &Arc<Self>) -> Arc<dyn CredentialEvents> {
-        Arc::new(CredentialMetrics(self.clone()))
     }
 
     /// The text exposition of every metric.
@@ -465,8 +501,31 @@ impl Metrics {
     }
 }
 
+impl ServerMetrics {
+    /// Times one forwarded exchange with server `server` (by index).
+    pub fn upstream_exchange(&self, server: usize, took: Duration) {
+        if self.enabled
+            && let Some(h) = self.upstream_duration.get(server)
+        {
+            h.observe(took.as_secs_f64());
+        }
+    }
+
+    /// Records whether an upstream's last catalog fetch succeeded.
+    pub fn set_upstream_up(&self, server: usize, up: bool) {
+        if let Some(g) = self.upstream_up.get(server) {
+            g.set(i64::from(up));
+        }
+    }
+
+    /// The credential events sink of the upstream credentials.
+    pub fn credential_events(self: &Arc<Self>) -> Arc<dyn CredentialEvents> {
+        Arc::new(CredentialMetrics(self.clone()))
+    }
+}
+
 /// Counts upstream-credential events on pre-resolved handles (an index, no lookup).
-struct CredentialMetrics(Arc<Metrics>);
+struct CredentialMetrics(Arc<ServerMetrics>);
 
 impl CredentialEvents for CredentialMetrics {
     fn cache(&self, server: usize, lookup: Lookup) {

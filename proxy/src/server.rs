@@ -1,13 +1,17 @@
 //! Assembles one proxy process: the gateway service on `listen`, the admin service on
-//! `admin_listen`, and the catalog refresher, inside a pingora server whose worker threads and
-//! graceful-shutdown period come from the config (pingora's defaults are 1 thread and 300 s).
+//! `admin_listen`, the catalog refresher and the SIGHUP reloader, inside a pingora server whose
+//! worker threads and graceful-shutdown period come from the config (pingora's defaults are 1
+//! thread and 300 s).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
 use pingora::apps::http_app::HttpServer;
 use pingora::server::Server;
 use pingora::server::configuration::ServerConf;
-use pingora::services::background::background_service;
+use pingora::services::background::{BackgroundService, background_service};
 use pingora::services::listening::Service;
 use sluice_config::Config;
 use thiserror::Error;
@@ -15,7 +19,8 @@ use thiserror::Error;
 use crate::admin::Admin;
 use crate::auth_keys::KeyRefresher;
 use crate::catalog::refresh::CatalogRefresher;
-use crate::gateway::Gateway;
+use crate::gateway::GatewayService;
+use crate::reload::Reloader;
 use crate::session_token::{SessionSealer, SessionTokenError};
 use crate::state::Shared;
 
@@ -43,14 +48,21 @@ pub enum StartError {
 /// A built, not yet running, proxy server.
 pub struct ProxyServer {
     server: Server,
-    /// Shared state, for embedding (tests, `sluice up`).
-    pub shared: Arc<Shared>,
+    /// The world being served (swapped by reloads), for embedding (tests, `sluice up`).
+    pub current: Arc<ArcSwap<Shared>>,
 }
 
 impl ProxyServer {
-    /// Builds the server from a validated config. Extra services (the bundled example server
-    /// of `sluice up`) can be added with [`ProxyServer::add_service`] before [`ProxyServer::run`].
+    /// Builds the server from a validated config that no file backs (reloads are refused).
+    /// Extra services (the bundled example server of `sluice up`) can be added with
+    /// [`ProxyServer::add_service`] before [`ProxyServer::run`].
     pub fn build(config: Config) -> Result<Self, StartError> {
+        Self::build_from(config, None)
+    }
+
+    /// Builds the server from a config read from `source`, which SIGHUP and `POST /reload`
+    /// re-read ([`crate::reload`]).
+    pub fn build_from(config: Config, source: Option<PathBuf>) -> Result<Self, StartError> {
         let sealer = match &config.sessions {
             Some(s) => SessionSealer::new(s.secret.expose().as_bytes())?,
             None => {
@@ -76,10 +88,12 @@ impl ProxyServer {
         let admin_listen = config.proxy.admin_listen.to_string();
         let threads = config.proxy.threads;
         let shared = Shared::new(config, sealer)?;
+        let current = Arc::new(ArcSwap::new(shared.clone()));
+        let reloader = Arc::new(Reloader::new(current.clone(), source));
 
         let mut proxy = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
-            Gateway::new(shared.clone()),
+            GatewayService::new(current.clone()),
             "sluice gateway",
         );
         proxy.add_tcp(&listen);
@@ -87,7 +101,7 @@ impl ProxyServer {
 
         let mut admin = Service::new(
             "sluice admin".to_owned(),
-            HttpServer::new_app(Admin::new(shared.clone())),
+            HttpServer::new_app(Admin::new(current.clone(), reloader.clone())),
         );
         admin.add_tcp(&admin_listen);
         admin.threads = Some(1);
@@ -98,15 +112,20 @@ impl ProxyServer {
         server.add_service(proxy);
         server.add_service(admin);
         server.add_service(refresher);
+        server.add_service(background_service("config reload", HangupReload(reloader)));
         if let Some(auth) = &shared.auth
             && !auth.providers().is_empty()
         {
             server.add_service(background_service(
                 "identity provider keys",
-                KeyRefresher::new(auth.clone(), shared.metrics.clone()),
+                KeyRefresher::new(
+                    auth.clone(),
+                    shared.metrics.clone(),
+                    shared.auth_retired.clone(),
+                ),
             ));
         }
-        Ok(ProxyServer { server, shared })
+        Ok(ProxyServer { server, current })
     }
 
     /// Adds another pingora service to the same process.
@@ -120,13 +139,45 @@ impl ProxyServer {
     /// Runs until SIGTERM (readiness false for `drain_delay`, then drains within
     /// `grace_period`) or SIGINT; exits the process.
     pub fn run(self) -> ! {
+        let shared = self.current.load();
         let watch = crate::shutdown::DrainFirst::new(
-            self.shared.clone(),
-            self.shared.config.proxy.drain_delay,
+            shared.draining.clone(),
+            shared.config.proxy.drain_delay,
         );
         self.server.run(pingora::server::RunArgs {
             shutdown_signal: Box::new(watch),
         });
         std::process::exit(0)
+    }
+}
+
+/// Reloads the config on SIGHUP. Installed for every proxy, so a SIGHUP never kills one
+/// (its default action); without a config file the reload is refused and logged.
+struct HangupReload(Arc<Reloader>);
+
+#[async_trait]
+impl BackgroundService for HangupReload {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with POST /reload on the admin listener");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                got = hangups.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    tracing::info!("SIGHUP: reloading the config");
+                    // Logged and counted by the reloader.
+                    let _ = self.0.reload().await;
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
     }
 }

@@ -106,6 +106,13 @@ impl LazySessions {
             .map(|(s, _)| s.clone())
     }
 
+    /// Forgets the sessions of servers for which `keep` is false (a reload moved or changed
+    /// them, so their index now names another server or another endpoint).
+    pub fn retain_servers(&self, keep: impl Fn(ServerIdx) -> bool) {
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        map.retain(|(_, server), _| keep(*server));
+    }
+
     /// Remembers a session opened here.
     pub fn insert(&self, uid: [u8; 16], server: ServerIdx, session: LazySession) {
         let now = unix_now();

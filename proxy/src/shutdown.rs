@@ -6,25 +6,23 @@
 //! is pingora's graceful upgrade (listening sockets handed to a new process).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::state::Shared;
-
 /// The shutdown watcher: SIGTERM drains first.
 pub struct DrainFirst {
-    shared: Arc<Shared>,
+    draining: Arc<AtomicBool>,
     delay: Duration,
 }
 
 impl DrainFirst {
-    /// A watcher that marks `shared` as draining for `delay` after SIGTERM.
-    pub fn new(shared: Arc<Shared>, delay: Duration) -> Self {
-        DrainFirst { shared, delay }
+    /// A watcher that sets `draining` (every world's `/readyz` flag) for `delay` after SIGTERM.
+    pub fn new(draining: Arc<AtomicBool>, delay: Duration) -> Self {
+        DrainFirst { draining, delay }
     }
 }
 
@@ -59,7 +57,7 @@ impl ShutdownSignalWatch for DrainFirst {
             () = next(&mut int) => return ShutdownSignal::FastShutdown,
             () = next(&mut term) => {}
         }
-        self.shared.draining.store(true, Ordering::Release);
+        self.draining.store(true, Ordering::Release);
         tracing::info!(drain_delay = ?self.delay, "SIGTERM: readiness is now false; the listener closes after the drain delay");
         tokio::select! {
             () = tokio::time::sleep(self.delay) => {}

@@ -10,6 +10,7 @@ pub mod node_peer;
 pub mod prom;
 pub mod rmcp_peers;
 pub mod sdk_peers;
+pub mod sse;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -178,6 +179,19 @@ impl Sluice {
             .arg(self.child.id().to_string())
             .status();
         self.child.wait().expect("wait for sluice")
+    }
+
+    /// Sends SIGHUP (reload the config file) and returns at once.
+    pub fn send_hup(&self) {
+        let _ = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    /// The config file the process was started with.
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config
     }
 
     /// Sends SIGTERM and returns at once.

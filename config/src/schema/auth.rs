@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 /// `[auth]`: credentials accepted by gateways that have `[gateways.auth]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct AuthConfig {
     /// The externally visible base URL of this proxy (scheme, host, port). Gateway `X` is the
     /// OAuth protected resource `{public_url}/mcp/X`; absent, it is derived per request from
@@ -32,7 +32,7 @@ impl AuthConfig {
 }
 
 /// `[[auth.tokens]]`: one static bearer token.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct StaticToken {
     /// Unique name, shown in logs as the caller.
     pub name: String,
@@ -108,7 +108,7 @@ impl JwtAlgorithm {
 }
 
 /// `[[auth.providers]]`: an external identity provider whose JWTs gateways may accept.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
     /// Unique name, referenced by `gateways.auth.providers`.
     pub name: String,
@@ -141,7 +141,7 @@ impl ProviderConfig {
 
 /// `[auth.issuer]`: Sluice as the authorization server of its gateways, exchanging an Identity
 /// Assertion JWT Authorization Grant (ID-JAG) for its own short-lived access token.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IssuerConfig {
     /// PEM file with the PKCS#8 P-256 private key tokens are signed with (ES256).
     pub signing_key_file: PathBuf,
@@ -154,7 +154,7 @@ pub struct IssuerConfig {
 }
 
 /// `[[auth.issuer.clients]]`: a confidential client of Sluice's token endpoint.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct IssuerClient {
     /// The `client_id`; an ID-JAG's `client_id` claim must name it.
     pub client_id: String,
@@ -177,7 +177,7 @@ impl IssuerConfig {
 }
 
 /// `[gateways.auth]`: what a gateway accepts; present means every request needs a credential.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct GatewayAuthConfig {
     /// Accept `[[auth.tokens]]`.
     pub tokens: bool,
@@ -192,7 +192,7 @@ pub struct GatewayAuthConfig {
 }
 
 /// `[[gateways.auth.rules]]`: the first rule whose `tools` pattern matches a tool decides it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ToolRule {
     /// Tool name patterns; `*` matches any run of characters.
     pub tools: Vec<String>,

@@ -14,7 +14,7 @@ pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_tok
 pub const ID_JAG_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id-jag";
 
 /// One upstream's credential.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CredentialConfig {
     /// Lower-case header name the credential goes in (default `authorization`).
     pub header: String,
@@ -60,7 +60,7 @@ impl CredentialConfig {
 }
 
 /// The credential types.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CredentialKind {
     /// A fixed header value (an API key, a bearer token).
     Static {
@@ -114,7 +114,7 @@ pub enum ClientAuth {
 }
 
 /// A token endpoint and the client that calls it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TokenClient {
     /// The token endpoint.
     pub token_url: url::Url,
@@ -127,7 +127,7 @@ pub struct TokenClient {
 }
 
 /// `type = "oauth_client_credentials"`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClientCredentials {
     /// Endpoint and client.
     pub client: TokenClient,
@@ -140,7 +140,7 @@ pub struct ClientCredentials {
 }
 
 /// `type = "token_exchange"`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TokenExchange {
     /// Endpoint and client.
     pub client: TokenClient,
@@ -157,7 +157,7 @@ pub struct TokenExchange {
 }
 
 /// `type = "id_jag"`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IdJag {
     /// Leg 1: the enterprise IdP's token endpoint and Sluice's client there.
     pub idp: TokenClient,
@@ -184,7 +184,7 @@ pub struct CallerKey {
 }
 
 /// `type = "per_caller"`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PerCaller {
     /// Where the secrets came from (for messages).
     pub secrets_file: std::path::PathBuf,

@@ -6,6 +6,9 @@
 //! for a stateful upstream the task keeps its catalog session open and listens on the
 //! session's GET stream for `notifications/*/list_changed`; a `list_changed` seen in a
 //! forwarded response stream wakes the task too ([`Shared::request_refresh`]).
+//!
+//! A refresher belongs to one world ([`Shared`]): it starts from the catalogs its world was
+//! seeded with (a reload keeps those of unchanged servers) and stops when the world is retired.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,19 +35,31 @@ pub struct CatalogRefresher {
 }
 
 impl CatalogRefresher {
-    /// A refresher for the shared state's upstreams.
+    /// A refresher for the world's upstreams, starting from its snapshot's catalogs.
     pub fn new(shared: Arc<Shared>) -> Self {
-        let n = shared.upstreams.len();
+        let seeds = shared.snapshot.load().servers.clone();
         CatalogRefresher {
             shared,
-            catalogs: Mutex::new(vec![None; n]),
+            catalogs: Mutex::new(seeds),
+        }
+    }
+
+    /// Refreshes every upstream until the world is retired.
+    pub async fn run(&self, connector: Arc<Connector>) {
+        let tasks = self
+            .shared
+            .upstreams
+            .iter()
+            .map(|u| self.run_one(u.clone(), connector.clone()));
+        tokio::select! {
+            _ = futures_util::future::join_all(tasks) => {}
+            _ = self.shared.retired() => {}
         }
     }
 
     async fn run_one(&self, upstream: Arc<Upstream>, connector: Arc<Connector>) {
         let refresh = self.shared.config.catalog.refresh;
         let mut backoff = BACKOFF_START;
-        let mut first = true;
         let signal = &self.shared.refresh_signals[upstream.index];
         loop {
             let outcome = fetch(&connector, &upstream).await;
@@ -59,7 +74,7 @@ impl CatalogRefresher {
                     };
                     tracing::info!(server = %upstream.name, tools = catalog.tools.len(), stateful = catalog.stateful, "catalog fetched");
                     self.publish(upstream.index, Some(Arc::new(catalog)));
-                    self.shared.record_fetch(upstream.index, status, first);
+                    self.shared.record_fetch(upstream.index, status);
                     backoff = BACKOFF_START;
                     watch_session = session;
                     refresh
@@ -69,13 +84,12 @@ impl CatalogRefresher {
                     let mut status = self.shared.status_of(upstream.index);
                     status.up = false;
                     status.last_error = Some(e.to_string());
-                    self.shared.record_fetch(upstream.index, status, first);
+                    self.shared.record_fetch(upstream.index, status);
                     let wait = jitter(backoff);
                     backoff = (backoff * 2).min(refresh);
                     wait
                 }
             };
-            first = false;
             match watch_session {
                 Some(session) => {
                     tokio::select! {
@@ -117,13 +131,8 @@ impl CatalogRefresher {
 impl BackgroundService for CatalogRefresher {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         let connector = Arc::new(crate::upstream::connector(&self.shared.config.proxy));
-        let tasks = self
-            .shared
-            .upstreams
-            .iter()
-            .map(|u| self.run_one(u.clone(), connector.clone()));
         tokio::select! {
-            _ = futures_util::future::join_all(tasks) => {}
+            _ = self.run(connector) => {}
             _ = shutdown.changed() => {}
         }
     }

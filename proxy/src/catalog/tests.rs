@@ -40,7 +40,7 @@ fn gateway(servers: &[&str], tools: &[&str]) -> GatewayConfig {
 }
 
 fn metrics() -> Arc<crate::metrics::GatewayMetrics> {
-    crate::metrics::Metrics::new(&["github".into(), "files".into()], true).gateway("dev")
+    crate::metrics::Metrics::new(true).gateway("dev")
 }
 
 fn index() -> HashMap<String, ServerIdx> {
@@ -391,7 +391,7 @@ fn individually_listed_tools_of_a_gateway_without_prefixes_keep_their_names() {
 
 #[test]
 fn names_two_servers_offer_are_withheld_from_a_gateway_without_prefixes_and_counted() {
-    let root = crate::metrics::Metrics::new(&["github".into(), "files".into()], true);
+    let root = crate::metrics::Metrics::new(true);
     let servers = vec![
         offering(
             &["create_issue", "search"],
@@ -507,7 +507,7 @@ fn a_server_listing_a_name_twice_is_no_clash() {
 
 #[test]
 fn prefixed_gateways_keep_the_first_server_of_a_shared_resource_uri() {
-    let root = crate::metrics::Metrics::new(&["github".into(), "files".into()], true);
+    let root = crate::metrics::Metrics::new(true);
     let servers = vec![
         offering(&["search"], &["greet"], &["note://shared"], &[]),
         offering(&["search"], &["greet"], &["note://shared"], &[]),

@@ -52,6 +52,8 @@ pub struct RequestRecord {
     /// The tool-invocation policy that decided the call and its effect, on gateways with
     /// policies.
     pub policy: Option<(String, &'static str)>,
+    /// The world the request is served on (see [`crate::state`]).
+    pub world: Option<Arc<crate::state::Shared>>,
 }
 
 impl RequestRecord {
@@ -74,6 +76,7 @@ impl RequestRecord {
             tool_error: false,
             span: None,
             policy: None,
+            world: None,
         }
     }
 
@@ -94,7 +97,7 @@ impl RequestRecord {
             None => "-",
         };
         if let Some((server, took)) = upstream {
-            shared.metrics.upstream_exchange(server, took);
+            shared.server_metrics.upstream_exchange(server, took);
         }
         if let Some(gm) = &self.gateway_metrics {
             gm.request(method, status);

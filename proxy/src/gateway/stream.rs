@@ -182,14 +182,16 @@ pub async fn serve(
                     if changed.is_err() {
                         break;
                     }
-                    let now = gw.shared.snapshot.load().gateways.get(shown.name.as_str()).cloned();
+                    // The current world's snapshot, which a reload may have replaced.
+                    let now = swaps.borrow_and_update().gateways.get(shown.name.as_str()).cloned();
                     match now {
                         Some(now) => {
                             let announced = announcements(&shown, &now);
                             shown = now;
                             Some(Bytes::from(announced.concat()))
                         }
-                        None => None,
+                        // A reload removed the gateway: the client reconnects and learns so.
+                        None => break,
                     }
                 }
                 end = ends.recv() => match end {

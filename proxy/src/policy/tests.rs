@@ -39,7 +39,7 @@ fn policy(
 }
 
 fn compiled(policies: Vec<PolicyConfig>, default: Effect) -> Policies {
-    let metrics = Metrics::new(&[], true);
+    let metrics = Metrics::new(true);
     Policies::compile(&gateway(policies, default), &metrics).expect("policies")
 }
 
@@ -88,13 +88,7 @@ fn the_first_matching_policy_decides_and_the_default_closes() {
         decide(&p, "files__read", None, r#"{}"#).unwrap(),
         ("default".into(), Effect::Deny)
     );
-    assert!(
-        Policies::compile(
-            &gateway(Vec::new(), Effect::Allow),
-            &Metrics::new(&[], true)
-        )
-        .is_none()
-    );
+    assert!(Policies::compile(&gateway(Vec::new(), Effect::Allow), &Metrics::new(true)).is_none());
 }
 
 #[test]
