@@ -53,10 +53,6 @@ const PER_PHASE: usize = 5;
 const PHASE_POLLS: usize = 1_200;
 const POLL_PAUSE: Duration = Duration::from_millis(25);
 
-/// Hot reload (SIGHUP / `POST /reload`) is being implemented on main; until it lands, SIGHUP
-/// would kill the process, so the reload step is switched off here and reported as skipped.
-const HOT_RELOAD_AVAILABLE: bool = false;
-
 /// The gateway the reload adds (visible in `/readyz` and served at `/mcp/reloaded`).
 const RELOADED_GATEWAY: &str = "reloaded";
 
@@ -138,6 +134,9 @@ impl Load {
         self.calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// A condition over the calls recorded so far, which a phase waits for.
+type Condition = Box<dyn Fn(&[Call]) -> bool + Send>;
 
 /// True when every task has at least `n` calls that `pred` accepts.
 fn every_task(calls: &[Call], n: usize, pred: impl Fn(&Call) -> bool) -> bool {
@@ -875,7 +874,7 @@ async fn replicas_behind_haproxy_survive_reload_restart_and_an_upstream_crash() 
 
     // Waits (bounded) until `pred` holds over the calls so far; on timeout, fails with the
     // counts and the tasks' init failures.
-    let until = |what: String, pred: Box<dyn Fn(&[Call]) -> bool + Send>| {
+    let until = |what: String, pred: Condition| {
         let load = load.clone();
         async move {
             for _ in 0..PHASE_POLLS {
@@ -918,26 +917,19 @@ async fn replicas_behind_haproxy_survive_reload_restart_and_an_upstream_crash() 
     .await;
     timeline.mark("warm-up done: every session called both upstreams on both replicas");
 
-    // 2. A config reload on each replica.
-    if HOT_RELOAD_AVAILABLE {
-        reload_both(&r1, &r2, &mut timeline).await;
-        let reloaded = *timeline.marks.last().map(|(_, at)| at).expect("a mark");
-        until(
-            "every session to be served after the reloads".into(),
-            Box::new(move |calls| {
-                every_task(calls, PER_PHASE, |c| c.ok() && c.sent > reloaded)
-                    && every_task(calls, 1, |c| c.ok() && c.on("r1") && c.sent > reloaded)
-                    && every_task(calls, 1, |c| c.ok() && c.on("r2") && c.sent > reloaded)
-            }),
-        )
-        .await;
-        timeline.mark("every session served after the reloads");
-    } else {
-        eprintln!(
-            "chaos: the reload step is skipped: HOT_RELOAD_AVAILABLE is false until hot reload lands on main"
-        );
-        timeline.mark("reload step skipped (HOT_RELOAD_AVAILABLE = false)");
-    }
+    // 2. A config reload on each replica, under load.
+    reload_both(&r1, &r2, &mut timeline).await;
+    let reloaded = *timeline.marks.last().map(|(_, at)| at).expect("a mark");
+    until(
+        "every session to be served after the reloads".into(),
+        Box::new(move |calls| {
+            every_task(calls, PER_PHASE, |c| c.ok() && c.sent > reloaded)
+                && every_task(calls, 1, |c| c.ok() && c.on("r1") && c.sent > reloaded)
+                && every_task(calls, 1, |c| c.ok() && c.on("r2") && c.sent > reloaded)
+        }),
+    )
+    .await;
+    timeline.mark("every session served after the reloads");
 
     // 3. SIGTERM r1: readiness false at once, haproxy takes it out, exit 0 after the drain.
     let term = timeline.mark("SIGTERM r1");
