@@ -8,7 +8,9 @@
 #     test identity provider (oauth2-mock-server, jose), pinned in tests/peers/node/package.json
 #     + package-lock.json (`npm ci`);
 #   - nginx from Debian's packages: the plain reverse proxy the benchmark harness compares
-#     Sluice against (its smoke test runs in the suite).
+#     Sluice against (its smoke test runs in the suite);
+#   - haproxy from Debian's packages: the load balancer in front of two replicas in the
+#     chaos test (tests/chaos.rs).
 # Idempotent: each part is redone only when its stamp (a hash of its lock file) is missing,
 # so a warm run takes a fraction of a second. PYTHON=... picks the interpreter (python3).
 set -euo pipefail
@@ -94,6 +96,19 @@ else
   [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || die "nginx did not install"
   # Only the binary is wanted: the package may have started a system instance on port 80.
   (as_root service nginx stop || as_root pkill -x nginx) >/dev/null 2>&1 || true
+fi
+
+# 4. haproxy for the chaos test (tests/chaos.rs): the balancer in front of two replicas
+step="installing haproxy"
+if command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; then
+  say "haproxy: present"
+else
+  say "haproxy: installing from Debian's packages"
+  apt_install haproxy
+  [ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || die "haproxy did not install"
+  # Only the binary is wanted: stop the system instance the package may have started (by its
+  # init script, so a test's own haproxy is never touched).
+  as_root service haproxy stop >/dev/null 2>&1 || true
 fi
 
 trap - ERR
