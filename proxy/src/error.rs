@@ -227,6 +227,9 @@ pub enum GatewayError {
     /// request, which that revision never sends).
     #[error("{0}")]
     NotInRevision(&'static str),
+    /// A method the 2026-07-28 revision removed or never had (HTTP 404, as it says).
+    #[error("method not found in protocol revision 2026-07-28: {0}")]
+    NoMethodInRevision(String),
     /// A client's response to a request the gateway never relayed to it.
     #[error("cannot route this response: {0}")]
     UnknownResponse(#[from] crate::relay::RelayError),
@@ -244,7 +247,9 @@ impl GatewayError {
     /// The HTTP status of the response carrying this error.
     pub fn http_status(&self) -> u16 {
         match self {
-            GatewayError::NotFound { .. } | GatewayError::UnknownGateway { .. } => 404,
+            GatewayError::NotFound { .. }
+            | GatewayError::UnknownGateway { .. }
+            | GatewayError::NoMethodInRevision(_) => 404,
             GatewayError::SessionNotFound(_) | GatewayError::UpstreamSessionLost(_) => 404,
             GatewayError::MethodNotAllowed { .. } => 405,
             GatewayError::NotAcceptable(_) => 406,
@@ -286,7 +291,9 @@ impl GatewayError {
         match self {
             GatewayError::Scan(e) => e.json_rpc_code(),
             GatewayError::BodyRead(_) => PARSE_ERROR,
-            GatewayError::MethodNotFound(_) => METHOD_NOT_FOUND,
+            GatewayError::MethodNotFound(_) | GatewayError::NoMethodInRevision(_) => {
+                METHOD_NOT_FOUND
+            }
             GatewayError::UnknownTool { .. }
             | GatewayError::UnknownPrompt { .. }
             | GatewayError::UnknownResource { .. }
@@ -352,6 +359,7 @@ impl GatewayError {
             GatewayError::InvalidEnvelope(_) => "invalid_envelope",
             GatewayError::UnsupportedModernVersion { .. } => "unsupported_version",
             GatewayError::NotInRevision(_) => "not_in_revision",
+            GatewayError::NoMethodInRevision(_) => "method_not_found",
         }
     }
 

@@ -13,6 +13,7 @@ mod endpoint;
 pub mod events;
 mod fanout;
 mod forward;
+mod listen;
 mod local;
 mod modern;
 mod oauth;
@@ -128,7 +129,7 @@ impl Gateway {
         rec.method = envelope.method.as_deref().map(str::to_owned);
         let method = envelope.method.as_deref().unwrap_or_default();
         // Admitted once the body is read, so a refusal can name the request's id.
-        let _admitted = match self.shared.admissions.get(catalog.name.as_str()) {
+        let admitted = match self.shared.admissions.get(catalog.name.as_str()) {
             Some(bound) => Some(bound.try_enter().ok_or_else(|| {
                 self.shared
                     .metrics
@@ -159,9 +160,11 @@ impl Gateway {
                 snapshot,
                 catalog,
                 caller,
+                admitted,
             };
             return modern::serve(self, session, rec, request).await;
         }
+        let _admitted = admitted;
         if envelope.kind == MessageKind::Request && method == "initialize" {
             return local::initialize(
                 self, session, rec, snapshot, catalog, caller, &body, &envelope,

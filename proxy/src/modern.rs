@@ -222,10 +222,12 @@ pub fn with_result_fields(result: &[u8], cacheable: Option<bool>) -> Vec<u8> {
     out
 }
 
-/// A JSON-RPC response from a handshake-era upstream with `"resultType":"complete"` added to
-/// its `result` object, which a 2026-07-28 client requires; `None` when the message is not a
-/// response with an object result, or already says its type.
-pub fn complete_result(message: &[u8], max_depth: usize) -> Option<Vec<u8>> {
+/// A JSON-RPC response from a handshake-era upstream completed for a 2026-07-28 client: its
+/// `result` object gets `"resultType":"complete"`, and for a cacheable result (`cacheable`,
+/// e.g. `resources/read`) `"ttlMs":0` and `"cacheScope":"private"` (the gateway cannot tell
+/// whether the upstream's answer depends on who asked). Keys already present are kept; `None`
+/// when the message is not a response with an object result or needs nothing.
+pub fn complete_result(message: &[u8], max_depth: usize, cacheable: bool) -> Option<Vec<u8>> {
     let Ok(crate::jsonrpc::Scanned::Single(envelope)) = crate::jsonrpc::scan(message, max_depth)
     else {
         return None;
@@ -237,13 +239,23 @@ pub fn complete_result(message: &[u8], max_depth: usize) -> Option<Vec<u8>> {
     }
     let keys: std::collections::HashMap<Cow<'_, str>, serde::de::IgnoredAny> =
         serde_json::from_slice(result).ok()?;
-    if keys.contains_key("resultType") {
+    let mut added: Vec<&[u8]> = Vec::new();
+    if !keys.contains_key("resultType") {
+        added.push(br#""resultType":"complete""#);
+    }
+    if cacheable && !keys.contains_key("ttlMs") {
+        added.push(br#""ttlMs":0"#);
+    }
+    if cacheable && !keys.contains_key("cacheScope") {
+        added.push(br#""cacheScope":"private""#);
+    }
+    if added.is_empty() {
         return None;
     }
     let insert = span.start + 1;
-    let mut out = Vec::with_capacity(message.len() + 26);
+    let mut out = Vec::with_capacity(message.len() + 64);
     out.extend_from_slice(&message[..insert]);
-    out.extend_from_slice(br#""resultType":"complete""#);
+    out.extend_from_slice(&added.join(&b","[..]));
     if !keys.is_empty() {
         out.push(b',');
     }
@@ -366,23 +378,33 @@ mod tests {
 
     #[test]
     fn handshake_results_get_their_type_for_modern_clients() {
-        let out =
-            complete_result(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#, 64).unwrap();
+        let out = complete_result(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#,
+            64,
+            false,
+        )
+        .unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["result"]["resultType"], "complete");
         assert_eq!(v["result"]["content"], serde_json::json!([]));
-        let empty = complete_result(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#, 64).unwrap();
+        let empty = complete_result(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#, 64, false).unwrap();
         assert_eq!(
             serde_json::from_slice::<Value>(&empty).unwrap()["result"],
             serde_json::json!({"resultType": "complete"})
         );
         // Already typed, an error, a notification: untouched.
         let typed = br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required"}}"#;
-        assert_eq!(complete_result(typed, 64), None);
+        assert_eq!(complete_result(typed, 64, false), None);
         let error = br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"x"}}"#;
-        assert_eq!(complete_result(error, 64), None);
+        assert_eq!(complete_result(error, 64, false), None);
         let note = br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#;
-        assert_eq!(complete_result(note, 64), None);
+        assert_eq!(complete_result(note, 64, false), None);
+        // A read result is cacheable: both cache fields, keeping what the upstream set.
+        let read = br#"{"jsonrpc":"2.0","id":1,"result":{"contents":[],"ttlMs":5}}"#;
+        let v: Value = serde_json::from_slice(&complete_result(read, 64, true).unwrap()).unwrap();
+        assert_eq!(v["result"]["ttlMs"], 5);
+        assert_eq!(v["result"]["cacheScope"], "private");
+        assert_eq!(v["result"]["resultType"], "complete");
     }
 
     #[test]

@@ -693,7 +693,7 @@ async fn stream_back(
         }
         if let Some(buf) = held.take() {
             let depth = gw.shared.config.proxy.max_json_depth;
-            let body = match crate::modern::complete_result(&buf, depth) {
+            let body = match crate::modern::complete_result(&buf, depth, cacheable(rec)) {
                 Some(completed) => Bytes::from(completed),
                 None => buf.freeze(),
             };
@@ -736,7 +736,7 @@ fn pass_events(
                 rec.tool_error = true;
             }
             if rec.modern {
-                return complete_event(event.block, depth);
+                return complete_event(event.block, depth, cacheable(rec));
             }
             event.block
         })
@@ -747,12 +747,17 @@ fn pass_events(
     }
 }
 
+/// Whether the request's result is one the 2026-07-28 revision makes cacheable.
+fn cacheable(rec: &RequestRecord) -> bool {
+    rec.method.as_deref() == Some("resources/read")
+}
+
 /// An event whose data is a handshake-era response, with the `resultType` a 2026-07-28 client
 /// needs.
-fn complete_event(block: Bytes, depth: usize) -> Bytes {
+fn complete_event(block: Bytes, depth: usize, cacheable: bool) -> Bytes {
     let completed = crate::sse::frames::fields(&block)
         .data
-        .and_then(|data| crate::modern::complete_result(&data, depth));
+        .and_then(|data| crate::modern::complete_result(&data, depth, cacheable));
     match completed {
         Some(data) => crate::sse::frames::rewrite(&block, None, Some(&data)),
         None => block,

@@ -32,6 +32,8 @@ pub(super) struct Request<'r, 'b> {
     pub snapshot: &'r Snapshot,
     pub catalog: &'r std::sync::Arc<GatewayCatalog>,
     pub caller: &'r Caller,
+    /// The request's place under the gateway's concurrency bound.
+    pub admitted: Option<crate::overload::Permit<'r>>,
 }
 
 pub(super) async fn serve(
@@ -59,12 +61,19 @@ pub(super) async fn serve(
     let method = req.envelope.method.as_deref().unwrap_or_default();
     match method {
         "server/discover" => {
+            let mut capabilities = local::capabilities_of(req.snapshot, req.catalog);
+            // Resource updates ride on subscriptions/listen, which does not carry them yet.
+            capabilities["resources"]["subscribe"] = json!(false);
             let result = json!({
                 "supportedVersions": era::all_versions(),
-                "capabilities": local::capabilities_of(req.snapshot, req.catalog),
+                "capabilities": capabilities,
                 "resultType": "complete",
                 "ttlMs": 0,
                 "cacheScope": if private { "private" } else { "public" },
+                "_meta": { "io.modelcontextprotocol/serverInfo": {
+                    "name": format!("sluice/{}", req.catalog.name),
+                    "version": env!("CARGO_PKG_VERSION"),
+                }},
             });
             let result =
                 serde_json::to_vec(&result).map_err(|e| GatewayError::Internal(e.to_string()))?;
@@ -80,7 +89,12 @@ pub(super) async fn serve(
         "resources/templates/list" => {
             list(session, rec, &req, &req.catalog.resource_templates, private).await
         }
-        "ping" => local::result(session, rec, br#"{"resultType":"complete"}"#).await,
+        "subscriptions/listen" => {
+            // A listen stream lives as long as its client: it must not hold one of the
+            // gateway's request slots (`limits.concurrent`) for that long.
+            drop(req.admitted);
+            super::listen::serve(gw, session, rec, (req.body, req.envelope), req.catalog).await
+        }
         "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => {
             let target = gw.route(
                 session,
@@ -93,10 +107,11 @@ pub(super) async fn serve(
             let claims = claims(gw, &req, checked);
             forward::forward(gw, session, rec, req.snapshot, &claims, req.caller, target).await
         }
-        "initialize" => Err(GatewayError::NotInRevision(
-            "initialize belongs to the handshake era (up to 2025-11-25); send requests with their _meta envelope, or initialize without the 2026-07-28 MCP-Protocol-Version header",
+        "initialize" => Err(GatewayError::NoMethodInRevision(
+            "initialize (it belongs to the handshake era, up to 2025-11-25: send requests with their _meta envelope, or initialize without the 2026-07-28 MCP-Protocol-Version header)".into(),
         )),
-        other => Err(GatewayError::MethodNotFound(crate::error::truncated(other))),
+        // ping, logging/setLevel, resources/(un)subscribe were removed by the revision.
+        other => Err(GatewayError::NoMethodInRevision(crate::error::truncated(other))),
     }
 }
 

@@ -39,7 +39,7 @@ const MAX_EVENT_BYTES: usize = 4 << 20;
 /// The `retry` (ms) the gateway asks clients to wait before reconnecting.
 pub const RETRY_MS: u64 = 1000;
 /// A comment line this often keeps idle connections open through balancers.
-const KEEP_ALIVE: Duration = Duration::from_secs(25);
+pub(super) const KEEP_ALIVE: Duration = Duration::from_secs(25);
 
 /// What a pump sends: a batch of whole events of one upstream, or its end.
 enum Pumped {
@@ -335,22 +335,25 @@ async fn pump(
 
 /// The list-changed notifications for what differs between two catalogs of one gateway.
 fn announcements(before: &GatewayCatalog, after: &GatewayCatalog) -> Vec<Bytes> {
+    changed_lists(before, after)
+        .into_iter()
+        .map(events::notification_event)
+        .collect()
+}
+
+/// The `notifications/*/list_changed` methods for the lists that differ between two catalogs
+/// of a gateway.
+pub(super) fn changed_lists(before: &GatewayCatalog, after: &GatewayCatalog) -> Vec<&'static str> {
     let mut out = Vec::new();
     if before.tools != after.tools {
-        out.push(events::notification_event(
-            "notifications/tools/list_changed",
-        ));
+        out.push("notifications/tools/list_changed");
     }
     if before.prompts != after.prompts {
-        out.push(events::notification_event(
-            "notifications/prompts/list_changed",
-        ));
+        out.push("notifications/prompts/list_changed");
     }
     if before.resources != after.resources || before.resource_templates != after.resource_templates
     {
-        out.push(events::notification_event(
-            "notifications/resources/list_changed",
-        ));
+        out.push("notifications/resources/list_changed");
     }
     out
 }
