@@ -7,6 +7,7 @@
 
 mod harness;
 
+use harness::rmcp_peers::{ServerOpts, start_rmcp_server};
 use harness::sdk_peers::{SdkClient, python_server_with, run_client_with};
 use harness::{Raw, Sluice};
 use serde_json::{Value, json};
@@ -41,21 +42,39 @@ fn modern_headers<'a>(method: &'a str, name: Option<&'a str>) -> Vec<(&'a str, &
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_sdk_in_every_mode_reaches_servers_with_and_without_sessions() {
+async fn the_python_sdk_in_every_mode_reaches_upstreams_of_both_eras() {
+    // Python SDK servers speak both eras; the rmcp server only the handshake era.
     let with_sessions = python_server_with("sessions", true, None, &[]).await;
     let without = python_server_with("plain", false, None, &[]).await;
-    let sluice = Sluice::start(&config(
-        &with_sessions.addr.to_string(),
-        &without.addr.to_string(),
+    let handshake_only = start_rmcp_server(ServerOpts {
+        name: "rmcp".into(),
+        stateful: true,
+        filler: 0,
+    })
+    .await;
+    let sluice = Sluice::start(&format!(
+        "{}[[servers]]\nname = \"rmcp\"\nurl = \"{}\"\ntimeout = \"20s\"\n\n[[gateways]]\nname = \"dev\"\nservers = [\"sessions\", \"plain\", \"rmcp\"]\n",
+        config(&with_sessions.addr.to_string(), &without.addr.to_string())
+            .split("[[gateways]]")
+            .next()
+            .unwrap_or_default(),
+        handshake_only.url
     ))
     .await;
-    sluice.wait_tools("dev", 2 * 10).await;
+    sluice.wait_tools("dev", 2 * 10 + 6).await;
     let url = sluice.url("dev");
+    let (_, ready) = sluice.readyz().await.expect("readyz");
+    eprintln!("DEBUG {}", ready["servers"]);
 
-    for (mode, version) in [(MODERN, MODERN), ("auto", MODERN), ("legacy", "2025-11-25")] {
+    for (mode, version) in [
+        (MODERN, MODERN),
+        ("auto", MODERN),
+        ("legacy", "2025-11-25"),
+    ] {
         for (tool, expect) in [
             ("sessions__echo", "sessions:hi"),
             ("plain__echo", "plain:hi"),
+            ("rmcp__echo", "rmcp:hi"),
         ] {
             let out = run_client_with(
                 SdkClient::Python,
@@ -66,29 +85,43 @@ async fn the_python_sdk_in_every_mode_reaches_servers_with_and_without_sessions(
             .await;
             assert_eq!(out["protocol_version"], version, "mode {mode}: {out}");
             assert_eq!(text(&out["call"]), expect, "mode {mode}: {out}");
-            let tools = out["tools"].as_array().expect("tools");
-            assert!(tools.contains(&json!("plain__add")), "{out}");
+        }
+        // A modern client reaches a two-era upstream in its own era (no session, routing
+        // headers); a handshake client reaches it in a session.
+        let seen = run_client_with(
+            SdkClient::Python,
+            &url,
+            Some(("sessions__seen_headers", &json!({}))),
+            &["--mode", mode],
+        )
+        .await;
+        let headers: Value = serde_json::from_str(text(&seen["call"])).unwrap_or(Value::Null);
+        if version == MODERN {
+            assert_eq!(headers["mcp-method"], "tools/call", "{seen}");
+            assert_eq!(headers["mcp-name"], "seen_headers", "{seen}");
+            assert_eq!(headers["mcp-protocol-version"], MODERN, "{seen}");
+            assert!(headers.get("mcp-session-id").is_none(), "{seen}");
+        } else {
+            assert!(headers["mcp-session-id"].is_string(), "{seen}");
+            assert!(headers.get("mcp-method").is_none(), "{seen}");
         }
     }
 
-    // A modern caller has no session; the gateway holds the stateful upstream's session for
-    // the caller's identity (anonymous here), so state carries from one client to the next.
-    let remember = run_client_with(
-        SdkClient::Python,
-        &url,
-        Some(("sessions__remember", &json!({"value": "kept"}))),
-        &["--mode", MODERN],
-    )
-    .await;
-    assert_eq!(text(&remember["call"]), "ok", "{remember}");
-    let recall = run_client_with(
-        SdkClient::Python,
-        &url,
-        Some(("sessions__recall", &json!({}))),
-        &["--mode", MODERN],
-    )
-    .await;
-    assert_eq!(text(&recall["call"]), "kept", "{recall}");
+    // A modern caller has no session; for the handshake-only upstream the gateway holds one
+    // for the caller's identity (anonymous here): two clients, one upstream session.
+    let before = handshake_only.sessions_created();
+    for _ in 0..2 {
+        let out = run_client_with(
+            SdkClient::Python,
+            &url,
+            Some(("rmcp__echo", &json!({"text": "again"}))),
+            &["--mode", MODERN],
+        )
+        .await;
+        assert_eq!(text(&out["call"]), "rmcp:again", "{out}");
+        eprintln!("DEBUG sessions {}", handshake_only.sessions_created());
+    }
+    assert_eq!(handshake_only.sessions_created() - before, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,11 +301,12 @@ async fn suite_2026(url: &str) -> std::collections::BTreeMap<(String, String), S
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        // server-<scenario>-<timestamp>
+        // server-<scenario>-<timestamp>, the timestamp as 2026-12-04T15-56-00-994Z
+        const STAMP: usize = "-2026-12-04T15-56-00-994Z".len();
         let scenario = name
             .strip_prefix("server-")
-            .and_then(|s| s.rsplit_once("-20"))
-            .map_or(name.clone(), |(s, _)| s.to_owned());
+            .filter(|s| s.len() > STAMP && s.ends_with('Z'))
+            .map_or(name.clone(), |s| s[..s.len() - STAMP].to_owned());
         let text = std::fs::read_to_string(dir.join("checks.json")).expect("checks.json");
         let list: Vec<Value> = serde_json::from_str(&text).expect("checks are JSON");
         for c in list {

@@ -47,6 +47,9 @@ pub struct ServerCatalog {
     pub resources: Vec<Value>,
     /// Resource templates.
     pub resource_templates: Vec<Value>,
+    /// The upstream also speaks the 2026-07-28 revision (it answered `server/discover` with
+    /// it): requests of clients of that era are forwarded to it as they are.
+    pub modern: bool,
 }
 
 /// Where a shown tool or prompt goes.

@@ -370,6 +370,8 @@ impl GatewayError {
                 "supported": crate::modern::all_versions(),
                 "requested": requested,
             })),
+            // SEP-2164: a resource that is not there names its URI.
+            GatewayError::UnknownResource { uri, .. } => Some(serde_json::json!({ "uri": uri })),
             _ => None,
         }
     }

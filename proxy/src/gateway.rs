@@ -420,7 +420,7 @@ impl ProxyHttp for GatewayService {
             if session.response_written().is_none() && !matches!(err, GatewayError::ClientClosed(_))
             {
                 let id = rec.id.clone();
-                reply::error(session, id.as_deref(), &err).await?;
+                reply::error(session, id.as_deref(), &err, rec.modern).await?;
             }
         }
         Ok(true)

@@ -181,6 +181,79 @@ pub fn decode_header_value(value: &str) -> Option<Cow<'_, str>> {
     String::from_utf8(bytes).ok().map(Cow::Owned)
 }
 
+/// The body without the envelope's keys in `params._meta`, for an
+/// upstream spoken to in the handshake era (which may refuse a request carrying them); `None`
+/// when there are none. Other `_meta` keys (a progress token) keep their bytes.
+pub fn strip_envelope(body: &[u8], max_depth: usize) -> Option<Vec<u8>> {
+    let Ok(crate::jsonrpc::Scanned::Single(envelope)) = crate::jsonrpc::scan(body, max_depth) else {
+        return None;
+    };
+    let span = envelope.meta?;
+    let fields: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
+        serde_json::from_slice(&body[span.start..span.end]).ok()?;
+    if !fields.keys().any(|k| ENVELOPE_KEYS.contains(&k.as_str())) {
+        return None;
+    }
+    let mut kept = Vec::with_capacity(span.end - span.start);
+    kept.push(b'{');
+    for (key, value) in fields
+        .iter()
+        .filter(|(k, _)| !ENVELOPE_KEYS.contains(&k.as_str()))
+    {
+        if kept.len() > 1 {
+            kept.push(b',');
+        }
+        kept.extend_from_slice(serde_json::to_string(key).ok()?.as_bytes());
+        kept.push(b':');
+        kept.extend_from_slice(value.get().as_bytes());
+    }
+    kept.push(b'}');
+    let mut out = Vec::with_capacity(body.len());
+    out.extend_from_slice(&body[..span.start]);
+    out.extend_from_slice(&kept);
+    out.extend_from_slice(&body[span.end..]);
+    Some(out)
+}
+
+/// The `_meta` keys of the revision's per-request envelope (and its per-request log level).
+const ENVELOPE_KEYS: [&str; 4] = [
+    PROTOCOL_VERSION_KEY,
+    CLIENT_CAPABILITIES_KEY,
+    CLIENT_INFO_KEY,
+    "io.modelcontextprotocol/logLevel",
+];
+
+/// The HTTP status the revision gives a JSON-RPC error code, where it gives one.
+pub fn http_status_of(code: i64) -> Option<u16> {
+    use crate::error::{
+        HEADER_MISMATCH, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND, PARSE_ERROR,
+        UNSUPPORTED_PROTOCOL_VERSION,
+    };
+    match code {
+        PARSE_ERROR | INVALID_REQUEST | INVALID_PARAMS | HEADER_MISMATCH
+        | UNSUPPORTED_PROTOCOL_VERSION | MISSING_REQUIRED_CLIENT_CAPABILITY => Some(400),
+        METHOD_NOT_FOUND => Some(404),
+        _ => None,
+    }
+}
+
+/// MCP 2026-07-28: the request needs a client capability the envelope does not declare.
+pub const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
+
+/// A value as a header carries it: verbatim when it is visible ASCII without edge spaces (and
+/// does not look like the wrapper), else `=?base64?…?=` around its UTF-8 bytes.
+pub fn encode_header_value(value: &str) -> Cow<'_, str> {
+    let plain = value.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && value.trim() == value
+        && !(value.starts_with("=?base64?") && value.ends_with("?="));
+    if plain {
+        Cow::Borrowed(value)
+    } else {
+        let engine = base64::engine::general_purpose::STANDARD;
+        Cow::Owned(format!("=?base64?{}?=", engine.encode(value)))
+    }
+}
+
 /// The key under which the gateway holds upstream sessions for modern callers on this
 /// replica: one per gateway and caller identity (all anonymous callers of a gateway share one).
 pub fn caller_session_uid(gateway: &str, identity: Option<&str>) -> [u8; 16] {
@@ -328,6 +401,16 @@ mod tests {
     }
 
     #[test]
+    fn names_that_cannot_be_headers_are_wrapped_and_round_trip() {
+        assert_eq!(encode_header_value("gh__search"), "gh__search");
+        for v in ["élève", " edge", "=?base64?x?=", "tab\there"] {
+            let wrapped = encode_header_value(v);
+            assert!(wrapped.starts_with("=?base64?"), "{wrapped}");
+            assert_eq!(decode_header_value(&wrapped).as_deref(), Some(v));
+        }
+    }
+
+    #[test]
     fn base64_wrapped_names_decode_and_corrupt_ones_match_nothing() {
         assert_eq!(decode_header_value("plain").as_deref(), Some("plain"));
         assert_eq!(
@@ -405,6 +488,20 @@ mod tests {
         assert_eq!(v["result"]["ttlMs"], 5);
         assert_eq!(v["result"]["cacheScope"], "private");
         assert_eq!(v["result"]["resultType"], "complete");
+    }
+
+    #[test]
+    fn the_envelope_is_stripped_for_handshake_upstreams_and_the_rest_kept() {
+        let out = strip_envelope(CALL.as_bytes(), 64).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["params"]["_meta"], serde_json::json!({}));
+        assert_eq!(v["params"]["name"], "gh__search");
+        let with_token = CALL.replace(r#""_meta":{"#, r#""_meta":{"progressToken":7,"#);
+        let v: Value =
+            serde_json::from_slice(&strip_envelope(with_token.as_bytes(), 64).unwrap()).unwrap();
+        assert_eq!(v["params"]["_meta"], serde_json::json!({"progressToken": 7}));
+        let plain = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","_meta":{"progressToken":1}}}"#;
+        assert_eq!(strip_envelope(plain.as_bytes(), 64), None);
     }
 
     #[test]

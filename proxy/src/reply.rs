@@ -72,11 +72,14 @@ pub async fn accepted(session: &mut Session) -> pingora::Result<()> {
     session.write_response_header(Box::new(resp), true).await
 }
 
-/// Writes `err` as HTTP status plus JSON-RPC error object.
+/// Writes `err` as HTTP status plus JSON-RPC error object. For a 2026-07-28 client
+/// (`modern`) a JSON-RPC-level error carries the status that revision gives its code (400 for
+/// invalid params, 404 for an unknown method) instead of 200.
 pub async fn error(
     session: &mut Session,
     id: Option<&[u8]>,
     err: &GatewayError,
+    modern: bool,
 ) -> pingora::Result<()> {
     let body = error_body_with(
         id,
@@ -84,7 +87,10 @@ pub async fn error(
         &err.to_string(),
         err.data().as_ref(),
     );
-    let status = err.http_status();
+    let status = match err.http_status() {
+        200 if modern => crate::modern::http_status_of(err.jsonrpc_code()).unwrap_or(200),
+        s => s,
+    };
     let allow = match err {
         GatewayError::MethodNotAllowed { allow, .. } => Some(*allow),
         _ => None,

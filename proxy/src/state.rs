@@ -51,6 +51,8 @@ pub struct ServerStatus {
     pub tools: usize,
     /// Whether the upstream keeps sessions.
     pub stateful: bool,
+    /// Whether the upstream also speaks the 2026-07-28 revision (answered `server/discover`).
+    pub modern: bool,
     /// The last fetch error, if the last fetch failed.
     pub last_error: Option<String>,
 }

@@ -70,6 +70,7 @@ impl CatalogRefresher {
                         up: true,
                         tools: catalog.tools.len(),
                         stateful: catalog.stateful,
+                        modern: catalog.modern,
                         last_error: None,
                     };
                     tracing::info!(server = %upstream.name, tools = catalog.tools.len(), stateful = catalog.stateful, "catalog fetched");
@@ -148,6 +149,10 @@ pub async fn fetch(
     let deadline = upstream.timeout.saturating_mul(4);
     let work = async {
         let credential = upstream.own_credential().await?;
+        // The era first: an upstream of the handshake era answers with an error, quickly.
+        let modern = mcp_client::discover(connector, upstream, credential.as_ref())
+            .await
+            .is_ok_and(|v| v.iter().any(|v| crate::modern::MODERN_VERSIONS.contains(&v.as_str())));
         let init = match mcp_client::initialize(
             connector,
             upstream,
@@ -170,6 +175,7 @@ pub async fn fetch(
         let caps = &init.capabilities;
         let has = |k: &str| caps.get(k).is_some_and(|v| !v.is_null());
         let mut catalog = ServerCatalog {
+            modern,
             protocol_version: init.protocol_version.clone(),
             stateful: init.session_id.is_some(),
             capabilities: caps.clone(),

@@ -5,6 +5,7 @@ use sluice_config::{GatewayConfig, GatewayName, ServerName};
 
 fn server(tools: &[&str], stateful: bool) -> Option<Arc<ServerCatalog>> {
     Some(Arc::new(ServerCatalog {
+        modern: false,
         protocol_version: "2025-11-25".into(),
         stateful,
         capabilities: json!({ "tools": {} }),
@@ -286,6 +287,7 @@ fn offering(
     templates: &[&str],
 ) -> Option<Arc<ServerCatalog>> {
     Some(Arc::new(ServerCatalog {
+        modern: false,
         protocol_version: "2025-11-25".into(),
         stateful: false,
         capabilities: json!({ "tools": {}, "prompts": {}, "resources": {} }),

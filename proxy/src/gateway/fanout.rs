@@ -139,6 +139,7 @@ async fn send_all(
                     id: choice.id.as_deref(),
                     version: &choice.version,
                     credential: credential.as_ref(),
+                    routing: None,
                 };
                 if is_request {
                     mcp_client::call(

@@ -154,8 +154,27 @@ async fn forward_once(
     let subject = caller.subject(token.as_deref());
     let injected = resolve_credential(gw, rec, &upstream, subject).await?;
     let pinned = target.session.is_some();
+    // A 2026-07-28 client and an upstream that speaks that revision: forwarded as it is, with
+    // no session and the routing headers for the (renamed) body.
+    let modern_route = rec.modern && catalog.is_some_and(|c| c.modern);
+    rec.bridged = rec.modern && !modern_route;
+    // An upstream spoken to in the handshake era may refuse the revision's envelope keys.
+    let body = match rec.bridged {
+        true => crate::modern::strip_envelope(&target.body, gw.shared.config.proxy.max_json_depth)
+            .map_or_else(|| target.body.clone(), Bytes::from),
+        false => target.body.clone(),
+    };
+    let routing = if modern_route {
+        Some(routing_of(&target.body, gw.shared.config.proxy.max_json_depth)?)
+    } else {
+        None
+    };
     let choice = match target.session {
         Some(pinned) => pinned,
+        None if modern_route => UpstreamSessionChoice {
+            id: None,
+            version: crate::modern::MODERN_VERSIONS[0].to_owned(),
+        },
         None => {
             choose_session(
                 gw,
@@ -195,6 +214,7 @@ async fn forward_once(
     let mut outbound = Outbound {
         subject,
         credential: injected,
+        routing,
         span,
         client_trace: if span.is_none() {
             crate::telemetry::client_trace_headers(session.req_header())
@@ -211,7 +231,7 @@ async fn forward_once(
             claims,
             &mut outbound,
             &upstream,
-            &target.body,
+            &body,
             (choice.clone(), pinned),
             deadline,
         );
@@ -269,6 +289,8 @@ async fn forward_once(
 struct Outbound<'a> {
     subject: credential::Caller<'a>,
     credential: Option<Injected>,
+    /// `Mcp-Method` and `Mcp-Name` of a request forwarded in the 2026-07-28 revision.
+    routing: Option<(String, Option<String>)>,
     span: Option<&'a opentelemetry::Context>,
     client_trace: Vec<(&'static str, http::HeaderValue)>,
 }
@@ -390,8 +412,13 @@ async fn open_exchange(
         )
         .await?;
     }
+    // In the 2026-07-28 revision a JSON-RPC error travels with its HTTP status (400, 404):
+    // those answers are the client's to read, not a failed exchange.
+    let modern = outbound.routing.is_some();
     Ok(exchange
-        .expect_status(&gw.connector, upstream, |s| (200..300).contains(&s))
+        .expect_status(&gw.connector, upstream, |s| {
+            (200..300).contains(&s) || (modern && matches!(s, 400 | 404))
+        })
         .await?)
 }
 
@@ -418,6 +445,10 @@ fn cancel_upstream(
     let Some(request_id) = id.and_then(|id| serde_json::from_slice::<Value>(id).ok()) else {
         return;
     };
+    if crate::modern::MODERN_VERSIONS.contains(&choice.version.as_str()) {
+        // In the 2026-07-28 revision closing the response stream is the cancellation.
+        return;
+    }
     let (connector, upstream, choice) = (gw.connector.clone(), upstream.clone(), choice.clone());
     let credential = credential.cloned();
     tokio::spawn(async move {
@@ -425,6 +456,7 @@ fn cancel_upstream(
             id: choice.id.as_deref(),
             version: &choice.version,
             credential: credential.as_ref(),
+            routing: None,
         };
         let params = serde_json::json!({ "requestId": request_id, "reason": reason });
         let sent = mcp_client::notify(
@@ -538,6 +570,13 @@ async fn send(
         id: choice.id.as_deref(),
         version: &choice.version,
         credential: outbound.credential.as_ref(),
+        routing: outbound
+            .routing
+            .as_ref()
+            .map(|(method, name)| mcp_client::Routing {
+                method,
+                name: name.as_deref(),
+            }),
     };
     let mut req = mcp_client::post_request(upstream, session, body.len())?;
     gw.shared
@@ -564,7 +603,7 @@ async fn stream_back(
     resp.insert_header("content-type", content_type.as_str())
         .map_err(write_failed)?;
     // A modern client's JSON answer is completed before it is sent (its length changes).
-    let mut held = (rec.modern && !is_sse).then(BytesMut::new);
+    let mut held = (rec.bridged && !is_sse).then(BytesMut::new);
     if is_sse {
         resp.insert_header("cache-control", "no-cache")
             .map_err(write_failed)?;
@@ -735,7 +774,7 @@ fn pass_events(
             if !rec.tool_error && rec.tool_metrics.is_some() && says_is_error(&event.block) {
                 rec.tool_error = true;
             }
-            if rec.modern {
+            if rec.bridged {
                 return complete_event(event.block, depth, cacheable(rec));
             }
             event.block
@@ -745,6 +784,21 @@ fn pass_events(
         0 | 1 => out.pop().unwrap_or_default(),
         _ => Bytes::from(out.concat()),
     }
+}
+
+/// The method and name a forwarded 2026-07-28 body's routing headers mirror (the body as it
+/// goes upstream, so a renamed tool's upstream name).
+fn routing_of(body: &Bytes, depth: usize) -> Result<(String, Option<String>), GatewayError> {
+    let crate::jsonrpc::Scanned::Single(envelope) = crate::jsonrpc::scan(body, depth)? else {
+        return Err(GatewayError::Batch);
+    };
+    let method = envelope.method.as_deref().unwrap_or_default().to_owned();
+    let name = match method.as_str() {
+        "tools/call" | "prompts/get" => envelope.name.map(|n| n.value.into_owned()),
+        "resources/read" => envelope.uri.map(|u| u.value.into_owned()),
+        _ => None,
+    };
+    Ok((method, name))
 }
 
 /// Whether the request's result is one the 2026-07-28 revision makes cacheable.

@@ -61,7 +61,17 @@ pub async fn result(
     result: &[u8],
 ) -> Result<(), GatewayError> {
     let id = rec.id.as_deref().unwrap_or(b"null");
-    reply::json(session, 200, reply::result_body(id, result), &[])
+    // A 2026-07-28 client needs every result typed; the gateway's own answers to it that do
+    // not say their type yet (a lazy gateway's search_tools) get it here.
+    let typed = rec
+        .modern
+        .then(|| crate::modern::complete_result(&reply::result_body(id, result), 64, false))
+        .flatten();
+    let body = match typed {
+        Some(body) => bytes::Bytes::from(body),
+        None => reply::result_body(id, result),
+    };
+    reply::json(session, 200, body, &[])
         .await
         .map_err(write_failed)
 }
@@ -318,6 +328,7 @@ pub async fn end_session(
                 id: Some(id),
                 version,
                 credential: credential.as_ref(),
+                routing: None,
             };
             if let Err(e) = mcp_client::delete_session(&gw.connector, &upstream, session).await {
                 tracing::debug!(server = %upstream.name, error = %e, "closing an upstream session failed");

@@ -89,6 +89,17 @@ pub(super) async fn serve(
         "resources/templates/list" => {
             list(session, rec, &req, &req.catalog.resource_templates, private).await
         }
+        "tools/call"
+            if req.catalog.lazy.is_some()
+                && req
+                    .envelope
+                    .name
+                    .as_ref()
+                    .is_some_and(|n| n.value == crate::catalog::lazy::SEARCH_TOOLS) =>
+        {
+            local::search_tools(session, rec, req.body, req.envelope, req.catalog, req.caller)
+                .await
+        }
         "subscriptions/listen" => {
             // A listen stream lives as long as its client: it must not hold one of the
             // gateway's request slots (`limits.concurrent`) for that long.

@@ -54,9 +54,11 @@ pub struct RequestRecord {
     pub policy: Option<(String, &'static str)>,
     /// The world the request is served on (see [`crate::state`]).
     pub world: Option<Arc<crate::state::Shared>>,
-    /// The client speaks the 2026-07-28 revision: results from handshake-era upstreams get
-    /// their `resultType` ([`crate::modern::complete_result`]).
+    /// The client speaks the 2026-07-28 revision.
     pub modern: bool,
+    /// The answer comes from an upstream spoken to in the handshake era for a 2026-07-28
+    /// client: results get their `resultType` ([`crate::modern::complete_result`]).
+    pub bridged: bool,
 }
 
 impl RequestRecord {
@@ -81,6 +83,7 @@ impl RequestRecord {
             policy: None,
             world: None,
             modern: false,
+            bridged: false,
         }
     }
 

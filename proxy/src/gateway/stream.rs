@@ -272,6 +272,7 @@ async fn open(
         id: Some(&source.session_id),
         version: &source.version,
         credential: credential.as_ref(),
+        routing: None,
     };
     let bad = |_| UpstreamError::Protocol {
         server: upstream.name.clone(),

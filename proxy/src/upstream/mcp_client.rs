@@ -34,6 +34,18 @@ pub struct SessionRef<'a> {
     pub version: &'a str,
     /// The upstream credential header, if the server has one.
     pub credential: Option<&'a Injected>,
+    /// For a 2026-07-28 request: the method and name its `Mcp-Method` / `Mcp-Name` headers
+    /// mirror.
+    pub routing: Option<Routing<'a>>,
+}
+
+/// The routing headers of a 2026-07-28 request.
+#[derive(Debug, Clone, Copy)]
+pub struct Routing<'a> {
+    /// `Mcp-Method`.
+    pub method: &'a str,
+    /// `Mcp-Name` (tools/call, prompts/get, resources/read), encoded when sent.
+    pub name: Option<&'a str>,
 }
 
 /// What an upstream said to `initialize`.
@@ -58,6 +70,7 @@ impl Initialized {
             id: self.session_id.as_deref(),
             version: &self.protocol_version,
             credential: self.credential.as_ref(),
+            routing: None,
         }
     }
 }
@@ -79,6 +92,7 @@ pub async fn initialize(
         id: None,
         version: LATEST_VERSION,
         credential: credential.as_ref(),
+        routing: None,
     };
     let (result, session_id) = call(connector, upstream, no_session, "initialize", params).await?;
     let protocol_version = result
@@ -102,6 +116,41 @@ pub async fn initialize(
     )
     .await?;
     Ok(init)
+}
+
+/// Asks `server/discover` (2026-07-28) and returns the versions the upstream supports; an
+/// upstream of the handshake era answers with an error.
+pub async fn discover(
+    connector: &Connector,
+    upstream: &Upstream,
+    credential: Option<&Injected>,
+) -> Result<Vec<String>, UpstreamError> {
+    let version = crate::modern::MODERN_VERSIONS[0];
+    let params = json!({ "_meta": {
+        crate::modern::PROTOCOL_VERSION_KEY: version,
+        crate::modern::CLIENT_CAPABILITIES_KEY: {},
+        crate::modern::CLIENT_INFO_KEY: { "name": "sluice-catalog", "version": env!("CARGO_PKG_VERSION") },
+    }});
+    let session = SessionRef {
+        id: None,
+        version,
+        credential,
+        routing: Some(Routing {
+            method: "server/discover",
+            name: None,
+        }),
+    };
+    let (result, _) = call(connector, upstream, session, "server/discover", params).await?;
+    Ok(result
+        .get("supportedVersions")
+        .and_then(Value::as_array)
+        .map(|v| {
+            v.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Calls a list method and follows `nextCursor` until the end, returning the items under `key`.
@@ -289,6 +338,17 @@ pub fn base_request(
     if let Some(c) = session.credential {
         req.insert_header(c.name.clone(), c.value.clone())
             .map_err(bad)?;
+    }
+    if let Some(r) = session.routing {
+        req.insert_header(crate::modern::METHOD_HEADER, r.method)
+            .map_err(bad)?;
+        if let Some(name) = r.name {
+            req.insert_header(
+                crate::modern::NAME_HEADER,
+                crate::modern::encode_header_value(name).as_ref(),
+            )
+            .map_err(bad)?;
+        }
     }
     Ok(req)
 }
