@@ -1,7 +1,8 @@
 //! `sluice`: the MCP gateway's command line.
 //!
 //! `proxy` serves a config file, `check` validates one and prints every problem, `up` runs the
-//! embedded default (a quickstart config and a bundled example MCP server on 127.0.0.1).
+//! embedded default (a quickstart config and a bundled example MCP server on 127.0.0.1),
+//! `control` runs the registry and its admin API, `ctl` is the command line over that API.
 
 mod example_server;
 
@@ -50,6 +51,15 @@ enum Command {
         #[arg(long, default_value_t = 3001)]
         example_port: u16,
     },
+    /// Run the control process: the registry (sled), its admin API and the proxies' snapshots.
+    Control {
+        /// Path to the control TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Manage the registry through the control admin API (exit codes: 0 ok, 1 refused by the
+    /// API, 2 usage, 3 control unreachable).
+    Ctl(sluice_control::cli::CtlArgs),
     /// Run only the bundled example MCP server (a stateless upstream for trials and benchmarks).
     ExampleServer {
         /// Address to listen on.
@@ -79,6 +89,11 @@ fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Command::ExampleServer { listen, threads } => example_only(listen, threads),
+        Command::Control { config } => match sluice_control::run(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e.into()),
+        },
+        Command::Ctl(args) => sluice_control::cli::run(args),
     }
 }
 
