@@ -46,6 +46,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// Header carrying the registry version on snapshot answers.
 pub const VERSION_HEADER: &str = "sluice-version";
+/// Connections served at once (each long-polling proxy holds one).
+pub const MAX_CONNECTIONS: usize = 4096;
 /// Bound on reading a request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -478,9 +480,14 @@ impl Api {
     }
 }
 
-/// Serves the API on `listener` until the task is dropped.
+/// Serves the API on `listener` until the task is dropped. At most [`MAX_CONNECTIONS`] are
+/// served at once; further ones wait in the listen backlog.
 pub async fn serve(listener: TcpListener, api: Arc<Api>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -499,6 +506,7 @@ pub async fn serve(listener: TcpListener, api: Arc<Api>) {
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            drop(slot);
         });
     }
 }

@@ -193,6 +193,16 @@ impl ControlConfig {
         };
         let admin_tokens = tokens(raw.admin_tokens, "admin_tokens")?;
         let proxy_tokens = tokens(raw.proxy_tokens, "proxy_tokens")?;
+        // One value in two places would make its holder's rights depend on lookup order.
+        let all: Vec<&Token> = admin_tokens.iter().chain(&proxy_tokens).collect();
+        for (i, t) in all.iter().enumerate() {
+            if all[..i].iter().any(|o| o.token == t.token) {
+                return Err(invalid(
+                    format!("{}.token", t.name),
+                    "the same token value is configured twice".into(),
+                ));
+            }
+        }
         if raw.dangerous_non_loopback_listen {
             tracing::warn!(listen = %raw.listen, "DANGEROUS: the control API listens beyond loopback in plain HTTP");
         }

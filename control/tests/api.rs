@@ -131,10 +131,28 @@ async fn invalid_requests_name_the_field_and_get_400_404_409_or_413() {
         (a.status, a.body["field"].as_str()),
         (400, Some("templates.name"))
     );
+    // A gateway the proxy's loader would refuse (nothing to show) is refused here.
+    post(c, "/v1/installations", installation("gh")).await;
+    post(
+        c,
+        "/v1/gateways",
+        json!({"name": "team", "servers": ["gh"]}),
+    )
+    .await;
+    let last = c
+        .request(Method::DELETE, "/v1/gateways/team/assignments/gh", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (last.status, last.body["error"].as_str()),
+        (400, Some("invalid")),
+        "{}",
+        last.body
+    );
     let huge = json!({"name": "x", "transport": "http", "description": "x".repeat(2 << 20)});
     assert_eq!(post(c, "/v1/templates", huge).await.0, 413);
     // Nothing refused was written.
-    assert_eq!(get(c, "/v1/version").await.1["version"], 1);
+    assert_eq!(get(c, "/v1/version").await.1["version"], 3);
 }
 
 #[tokio::test]
