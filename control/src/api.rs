@@ -156,7 +156,13 @@ fn with_meta<T: serde::Serialize>(v: &Versioned<T>) -> Value {
 /// An installation as shown: secret values replaced by `"<secret>"`, and its status.
 fn installation_view(v: &Versioned<Installation>, template: Option<&Template>) -> Value {
     let mut out = with_meta(v);
-    for s in &v.item.secrets {
+    // Also fields a template made secret after the value was stored in clear.
+    let secret_now = template
+        .iter()
+        .flat_map(|t| &t.fields)
+        .filter(|f| f.secret && v.item.values.contains_key(&f.name))
+        .map(|f| &f.name);
+    for s in v.item.secrets.iter().chain(secret_now) {
         out["values"][s] = Value::String(SECRET_PLACEHOLDER.into());
     }
     let (state, detail) = match template.map(|t| t.transport) {

@@ -7,7 +7,10 @@
 //! | 1 | the prototype: objects stored bare (no version or time), installations with every value inline, secrets in clear; `schema_version` 1 or absent |
 //! | 2 | objects wrapped in `Versioned`; secret values sealed in `secrets`, installations name them only |
 //!
-//! A fresh database is stamped with the current schema and no write.
+//! A fresh database is stamped with the current schema and no write. After a migration the
+//! schema 1 records that held secrets in clear are overwritten, but sled is log-structured:
+//! their bytes may stay in the data files until sled reclaims the segment. Rotate those
+//! upstream secrets after migrating a registry whose files may have been copied.
 
 use std::collections::BTreeMap;
 

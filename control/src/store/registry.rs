@@ -33,34 +33,48 @@ impl Store {
         let _w = self.write_lock();
         let exists = self.tree(T::Templates).contains_key(&template.name)?;
         check_mode(mode, exists, "template", &template.name)?;
+        // Every installation must still fit; one whose fields changed secrecy is rewritten
+        // in the same write, so a secret field's value is never stored in clear.
+        let mut refits = Vec::new();
         for inst in self.all::<Versioned<Installation>>(T::Installations)? {
-            if inst.item.template == template.name {
-                let kept = self.installation_values(&inst.item)?;
-                let input = InstallationInput {
-                    name: inst.item.name.clone(),
-                    template: template.name.clone(),
-                    values: inst.item.values.clone(),
-                };
-                render::resolve(&template, &input, &kept)
-                    .and_then(|r| render::server(&template, &input.name, &r.all))
-                    .map_err(|e| StoreError::InUse {
-                        kind: "template",
-                        name: template.name.clone(),
-                        by: format!(
-                            "installation {:?}, which it would no longer fit ({e})",
-                            inst.item.name
-                        ),
-                    })?;
+            if inst.item.template != template.name {
+                continue;
+            }
+            let kept = self.installation_values(&inst.item)?;
+            let input = InstallationInput {
+                name: inst.item.name.clone(),
+                template: template.name.clone(),
+                values: inst.item.values.clone(),
+            };
+            let resolved = render::resolve(&template, &input, &kept)
+                .and_then(|r| render::server(&template, &input.name, &r.all).map(|_| r))
+                .map_err(|e| StoreError::InUse {
+                    kind: "template",
+                    name: template.name.clone(),
+                    by: format!(
+                        "installation {:?}, which it would no longer fit ({e})",
+                        inst.item.name
+                    ),
+                })?;
+            let secrets: Vec<String> = resolved.secrets.keys().cloned().collect();
+            if secrets != inst.item.secrets {
+                refits.push((inst, resolved));
             }
         }
         let name = template.name.clone();
         self.commit(actor, mode.action(), "template", &name, |version, at| {
+            let mut ops = Vec::new();
+            for (inst, resolved) in refits {
+                let (n, old) = (&inst.item.name, Some(&inst.item));
+                ops.extend(self.installation_ops(version, at, n, &name, old, resolved));
+            }
             let record = Versioned {
                 version,
                 updated_at: at,
                 item: template,
             };
-            Ok(vec![Op::put(T::Templates, &name, &record)])
+            ops.push(Op::put(T::Templates, &name, &record));
+            Ok(ops)
         })
     }
 
@@ -157,30 +171,45 @@ impl Store {
             "installation",
             &name,
             |version, at| {
-                let mut ops = Vec::new();
-                for field in old.iter().flat_map(|o| &o.item.secrets) {
-                    if !resolved.secrets.contains_key(field) {
-                        ops.push(Op::remove(T::Secrets, &secret_place(&name, field)));
-                    }
-                }
-                for (field, value) in &resolved.secrets {
-                    let place = secret_place(&name, field);
-                    ops.push(Op::put(T::Secrets, &place, &self.keys.seal(&place, value)));
-                }
-                let record = Versioned {
-                    version,
-                    updated_at: at,
-                    item: Installation {
-                        name: name.clone(),
-                        template: template.name.clone(),
-                        values: resolved.plain,
-                        secrets: resolved.secrets.keys().cloned().collect(),
-                    },
-                };
-                ops.push(Op::put(T::Installations, &name, &record));
-                Ok(ops)
+                let old = old.as_ref().map(|o| &o.item);
+                Ok(self.installation_ops(version, at, &name, &template.name, old, resolved))
             },
         )
+    }
+
+    /// The writes that store an installation's resolved values: its record, its sealed
+    /// secrets, and the removal of secrets it no longer has.
+    fn installation_ops(
+        &self,
+        version: u64,
+        at: u64,
+        name: &str,
+        template: &str,
+        old: Option<&Installation>,
+        resolved: render::Resolved,
+    ) -> Vec<Op> {
+        let mut ops = Vec::new();
+        for field in old.iter().flat_map(|o| &o.secrets) {
+            if !resolved.secrets.contains_key(field) {
+                ops.push(Op::remove(T::Secrets, &secret_place(name, field)));
+            }
+        }
+        for (field, value) in &resolved.secrets {
+            let place = secret_place(name, field);
+            ops.push(Op::put(T::Secrets, &place, &self.keys.seal(&place, value)));
+        }
+        let record = Versioned {
+            version,
+            updated_at: at,
+            item: Installation {
+                name: name.to_owned(),
+                template: template.to_owned(),
+                values: resolved.plain,
+                secrets: resolved.secrets.keys().cloned().collect(),
+            },
+        };
+        ops.push(Op::put(T::Installations, name, &record));
+        ops
     }
 
     /// Deletes an installation no gateway shows, with its secrets.

@@ -342,3 +342,30 @@ fn stdio_installations_are_stored_but_left_out_of_the_snapshot() {
     assert!(snap.servers.is_empty());
     assert_eq!(snap.version, 2);
 }
+
+#[test]
+fn a_field_made_secret_by_a_template_change_is_sealed_in_the_same_write() {
+    let dir = TempDir::new("resecret");
+    let store = Store::open(&dir.0, keys()).unwrap();
+    store.put_template("ops", template(), Mode::Create).unwrap();
+    let input: InstallationInput = serde_json::from_value(json!({
+        "name": "gh", "template": "github",
+        "values": {"base": "http://10.9.8.7:1", "api_key": SECRET}
+    }))
+    .unwrap();
+    store.put_installation("ops", input, Mode::Create).unwrap();
+    let mut t = template();
+    t.fields[0].secret = true;
+    t.fields[0].default = None;
+    assert_eq!(store.put_template("ops", t, Mode::Replace).unwrap(), 3);
+    let inst = store.installation("gh").unwrap().unwrap();
+    assert_eq!(inst.version, 3);
+    assert_eq!(inst.item.secrets, ["api_key", "base"]);
+    assert!(inst.item.values.is_empty());
+    assert_eq!(
+        store.snapshot().unwrap().servers[0].url,
+        "http://10.9.8.7:1/mcp"
+    );
+    // The old clear record may linger in sled's log until its segment is reclaimed, as after
+    // a schema 1 migration; only values written as secrets are never on disk in clear.
+}
