@@ -67,20 +67,28 @@ enum TemplateAction {
     /// List templates.
     List,
     /// Show one template.
-    Get { name: String },
+    Get {
+        /// The object's name.
+        name: String,
+    },
     /// Create a template from a JSON file (`-` = stdin).
     Create {
+        /// The template as JSON (see control/openapi.json, `Template`).
         #[arg(long, short)]
         file: PathBuf,
     },
     /// Replace a template from a JSON file.
     Replace {
+        /// The template's name.
         name: String,
         #[arg(long, short)]
         file: PathBuf,
     },
     /// Delete a template no installation uses.
-    Delete { name: String },
+    Delete {
+        /// The object's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -105,21 +113,29 @@ enum InstallationAction {
     /// List installations with their status.
     List,
     /// Show one installation (secrets as "<secret>").
-    Get { name: String },
+    Get {
+        /// The object's name.
+        name: String,
+    },
     /// Install a template.
     Create {
+        /// The installation's name: the server name proxies route by (`{name}__{tool}`).
         name: String,
         #[command(flatten)]
         values: InstallationValues,
     },
     /// Replace an installation; secrets not given keep their values.
     Replace {
+        /// The installation's name: the server name proxies route by (`{name}__{tool}`).
         name: String,
         #[command(flatten)]
         values: InstallationValues,
     },
     /// Delete an installation no gateway shows.
-    Delete { name: String },
+    Delete {
+        /// The object's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -140,25 +156,43 @@ enum GatewayAction {
     /// List gateways.
     List,
     /// Show one gateway.
-    Get { name: String },
+    Get {
+        /// The object's name.
+        name: String,
+    },
     /// Create a gateway.
     Create {
+        /// The gateway's name, served at `/mcp/{name}`.
         name: String,
         #[command(flatten)]
         fields: GatewayFields,
     },
     /// Replace a gateway.
     Replace {
+        /// The gateway's name, served at `/mcp/{name}`.
         name: String,
         #[command(flatten)]
         fields: GatewayFields,
     },
     /// Delete a gateway.
-    Delete { name: String },
+    Delete {
+        /// The object's name.
+        name: String,
+    },
     /// Show an installation (or one `server__tool`) on a gateway.
-    Assign { gateway: String, entry: String },
+    Assign {
+        /// The gateway.
+        gateway: String,
+        /// An installation name, or `installation__tool`.
+        entry: String,
+    },
     /// Stop showing an installation or tool on a gateway.
-    Unassign { gateway: String, entry: String },
+    Unassign {
+        /// The gateway.
+        gateway: String,
+        /// An installation name, or `installation__tool`.
+        entry: String,
+    },
 }
 
 /// A request to make, and how to print its answer.
