@@ -2,7 +2,8 @@
 //!
 //! `proxy` serves a config file, `check` validates one and prints every problem, `reload` asks a
 //! running proxy to re-read its file, `up` runs the embedded default (a quickstart config and a
-//! bundled example MCP server on 127.0.0.1).
+//! bundled example MCP server on 127.0.0.1), `control` runs the registry and its admin API,
+//! `ctl` is the command line over that API.
 
 mod reload_cmd;
 
@@ -64,6 +65,15 @@ enum Command {
         #[arg(long, default_value_t = 3001)]
         example_port: u16,
     },
+    /// Run the control process: the registry (sled), its admin API and the proxies' snapshots.
+    Control {
+        /// Path to the control TOML config file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Manage the registry through the control admin API (exit codes: 0 ok, 1 refused by the
+    /// API, 2 usage, 3 control unreachable).
+    Ctl(sluice_control::cli::CtlArgs),
     /// Run only the bundled example MCP server (a stateless upstream for trials and benchmarks).
     ExampleServer {
         /// Address to listen on.
@@ -94,6 +104,11 @@ fn main() -> ExitCode {
         },
         Command::ExampleServer { listen, threads } => example_only(listen, threads),
         Command::Reload { config, admin } => reload_cmd::run(config.as_deref(), admin.as_deref()),
+        Command::Control { config } => match sluice_control::run(&config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e.into()),
+        },
+        Command::Ctl(args) => sluice_control::cli::run(args),
     }
 }
 

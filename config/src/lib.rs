@@ -107,6 +107,7 @@ mod reader;
 mod schema;
 mod secret;
 mod sections;
+mod snapshot;
 mod suggest;
 
 use std::path::Path;
@@ -126,6 +127,21 @@ pub use schema::{
     default_allowed_origins,
 };
 pub use secret::SecretString;
+pub use snapshot::{
+    Snapshot, SnapshotGateway, SnapshotGatewayAuth, SnapshotServer, load_str_with_snapshot,
+};
+
+/// Replaces every `${VAR}` in `s` as the config loader does (`$${` is a literal `${`), for
+/// other files that follow the same convention (the control process's). The error lists
+/// every problem and never holds a value read from the environment.
+pub fn interpolate(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    interpolate::expand(s, env)
+        .map(|e| e.value.into_owned())
+        .map_err(|errors| {
+            let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            messages.join("; ")
+        })
+}
 
 use reader::{Problem, Reader};
 

@@ -32,7 +32,7 @@ servers = ["example"]
 
 /// `s` as a TOML basic string that reads back as exactly `s`: quotes, backslashes and control
 /// characters escaped, and `${` written as `$${` so it is not taken for a variable.
-fn toml_string(s: &str) -> String {
+pub(crate) fn toml_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.replace("${", "$${").chars() {

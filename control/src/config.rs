@@ -1,0 +1,259 @@
+//! The control process's own config file. It is small and has no cross-references, so it is
+//! read with serde (`deny_unknown_fields`: a misspelt key is an error, not a silent default)
+//! rather than with the proxy config's hand-written walker; string values take `${VAR}` as
+//! in the proxy's file, through the same function.
+//!
+//! ```toml
+//! listen = "127.0.0.1:7070"          # admin API and snapshot endpoint
+//! data_dir = "./data/control"         # the sled database
+//! key_env = "SLUICE_CONTROL_KEY"      # 32 bytes base64 sealing secrets
+//! old_keys_env = "SLUICE_CONTROL_OLD_KEYS"
+//!
+//! [[admin_tokens]]                    # may use the admin API; the name is the audit actor
+//! name = "ops"
+//! token = "${SLUICE_ADMIN_TOKEN}"
+//!
+//! [[proxy_tokens]]                    # may only fetch snapshots (which hold secrets)
+//! name = "replicas"
+//! token = "${SLUICE_PROXY_TOKEN}"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sluice_config::SecretString;
+
+/// Shortest accepted token, in bytes.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// Why the file was refused. Never holds a token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        /// The path.
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML or schema error, with the parser's line and column.
+    #[error("{file}: {message}")]
+    Parse {
+        /// The path.
+        file: String,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is wrong.
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        /// The path.
+        file: String,
+        /// The key, e.g. `admin_tokens[0].token`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_listen")]
+    listen: SocketAddr,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default = "default_key_env")]
+    key_env: String,
+    #[serde(default = "default_old_keys_env")]
+    old_keys_env: String,
+    #[serde(default)]
+    dangerous_non_loopback_listen: bool,
+    #[serde(default)]
+    admin_tokens: Vec<RawToken>,
+    #[serde(default)]
+    proxy_tokens: Vec<RawToken>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    name: String,
+    token: String,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7070))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data/control")
+}
+
+fn default_key_env() -> String {
+    "SLUICE_CONTROL_KEY".to_owned()
+}
+
+fn default_old_keys_env() -> String {
+    "SLUICE_CONTROL_OLD_KEYS".to_owned()
+}
+
+/// A named bearer token.
+#[derive(Debug, Clone)]
+pub struct Token {
+    /// Who holds it (the audit actor).
+    pub name: String,
+    /// The token.
+    pub token: SecretString,
+}
+
+/// The validated control config.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// Admin API and snapshot listener.
+    pub listen: SocketAddr,
+    /// Where the sled database lives.
+    pub data_dir: PathBuf,
+    /// Variable holding the current secrets key.
+    pub key_env: String,
+    /// Variable holding old keys, comma-separated.
+    pub old_keys_env: String,
+    /// Tokens for the admin API.
+    pub admin_tokens: Vec<Token>,
+    /// Tokens for `GET /v1/snapshot` only.
+    pub proxy_tokens: Vec<Token>,
+}
+
+impl ControlConfig {
+    /// Reads and checks a file, taking `${VAR}` from the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        Self::parse(&text, &file, &|k| std::env::var(k).ok())
+    }
+
+    /// Checks config text; `env` resolves `${VAR}`.
+    pub fn parse(
+        text: &str,
+        file: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            key,
+            message,
+        };
+        if !raw.listen.ip().is_loopback() && !raw.dangerous_non_loopback_listen {
+            return Err(invalid(
+                "listen".into(),
+                "the admin API speaks plain HTTP: listen on loopback, or set \
+                 dangerous_non_loopback_listen = true behind a TLS-terminating proxy"
+                    .into(),
+            ));
+        }
+        if raw.admin_tokens.is_empty() {
+            return Err(invalid(
+                "admin_tokens".into(),
+                "at least one is required".into(),
+            ));
+        }
+        let mut names = Vec::new();
+        let mut tokens = |list: Vec<RawToken>, key: &str| -> Result<Vec<Token>, ConfigError> {
+            let mut out = Vec::new();
+            for (i, t) in list.into_iter().enumerate() {
+                let at = |k: &str| format!("{key}[{i}].{k}");
+                if t.name.is_empty() || names.contains(&t.name) {
+                    return Err(invalid(at("name"), "must be non-empty and unique".into()));
+                }
+                names.push(t.name.clone());
+                let token = sluice_config::interpolate(&t.token, env)
+                    .map_err(|m| invalid(at("token"), m))?;
+                if token.len() < MIN_TOKEN_BYTES {
+                    return Err(invalid(
+                        at("token"),
+                        format!("must be at least {MIN_TOKEN_BYTES} bytes"),
+                    ));
+                }
+                out.push(Token {
+                    name: t.name,
+                    token: SecretString::new(token),
+                });
+            }
+            Ok(out)
+        };
+        let admin_tokens = tokens(raw.admin_tokens, "admin_tokens")?;
+        let proxy_tokens = tokens(raw.proxy_tokens, "proxy_tokens")?;
+        // One value in two places would make its holder's rights depend on lookup order.
+        let all: Vec<&Token> = admin_tokens.iter().chain(&proxy_tokens).collect();
+        for (i, t) in all.iter().enumerate() {
+            if all[..i].iter().any(|o| o.token == t.token) {
+                return Err(invalid(
+                    format!("{}.token", t.name),
+                    "the same token value is configured twice".into(),
+                ));
+            }
+        }
+        if raw.dangerous_non_loopback_listen {
+            tracing::warn!(listen = %raw.listen, "DANGEROUS: the control API listens beyond loopback in plain HTTP");
+        }
+        Ok(ControlConfig {
+            listen: raw.listen,
+            data_dir: raw.data_dir,
+            key_env: raw.key_env,
+            old_keys_env: raw.old_keys_env,
+            admin_tokens,
+            proxy_tokens,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        (k == "T").then(|| "0123456789abcdef-token".to_owned())
+    }
+
+    #[test]
+    fn tokens_come_from_the_environment_and_unknown_keys_are_refused() {
+        let c = ControlConfig::parse(
+            "[[admin_tokens]]\nname = \"ops\"\ntoken = \"${T}\"\n",
+            "c.toml",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.admin_tokens[0].token.expose(), "0123456789abcdef-token");
+        assert_eq!(c.listen, default_listen());
+        let e = ControlConfig::parse("lisen = \"127.0.0.1:1\"\n", "c.toml", &env).unwrap_err();
+        assert!(e.to_string().contains("unknown field `lisen`"), "{e}");
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn a_short_token_a_missing_variable_and_a_public_listener_are_refused() {
+        let short = "[[admin_tokens]]\nname = \"ops\"\ntoken = \"short\"\n";
+        let e = ControlConfig::parse(short, "c.toml", &env).unwrap_err();
+        assert!(e.to_string().contains("admin_tokens[0].token"), "{e}");
+        let missing = "[[admin_tokens]]\nname = \"ops\"\ntoken = \"${NOPE}\"\n";
+        let e = ControlConfig::parse(missing, "c.toml", &env).unwrap_err();
+        assert!(e.to_string().contains("NOPE is not set"), "{e}");
+        let public =
+            "listen = \"0.0.0.0:7070\"\n[[admin_tokens]]\nname = \"ops\"\ntoken = \"${T}\"\n";
+        let e = ControlConfig::parse(public, "c.toml", &env).unwrap_err();
+        assert!(
+            e.to_string().contains("dangerous_non_loopback_listen"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! The Sluice control process: the registry of server templates, installations and gateways
+//! in sled, the admin HTTP API over it, and the versioned snapshot proxies long-poll.
+//!
+//! Proxies never read the registry directly: control renders it into a
+//! [`sluice_config::Snapshot`] (the config file's own `[[servers]]`/`[[gateways]]` shape), so
+//! a proxy validates registry entries exactly as it validates its file and keeps serving its
+//! last snapshot while control is down. `store` is the only module that knows sled.
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod model;
+pub mod render;
+pub mod secrets;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use config::ControlConfig;
+pub use secrets::KeyRing;
+pub use store::Store;
+
+/// Why control could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The config file.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The secrets key.
+    #[error(transparent)]
+    Key(#[from] secrets::SecretError),
+    /// The registry database.
+    #[error("{path}: {source}")]
+    Store {
+        /// The data directory.
+        path: String,
+        /// Why.
+        source: store::StoreError,
+    },
+    /// The listener.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A started control: its API is being served on `addr`.
+pub struct Running {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// The registry.
+    pub store: Arc<Store>,
+    api: Arc<api::Api>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Snapshot long-polls waiting for a change right now.
+    pub fn parked_polls(&self) -> usize {
+        self.api.parked_polls()
+    }
+
+    /// Stops serving and flushes the registry.
+    pub async fn stop(self) -> Result<(), store::StoreError> {
+        self.task.abort();
+        let _ = self.task.await;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush())
+            .await
+            .unwrap_or(Ok(()))
+    }
+}
+
+/// Opens the registry and serves the API; call inside a Tokio runtime.
+pub async fn start(config: &ControlConfig, keys: KeyRing) -> Result<Running, ControlError> {
+    let store = Store::open(&config.data_dir, keys).map_err(|source| ControlError::Store {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let store = Arc::new(store);
+    let api = api::Api::new(store.clone(), &config.admin_tokens, &config.proxy_tokens).map_err(
+        |source| ControlError::Store {
+            path: config.data_dir.display().to_string(),
+            source,
+        },
+    )?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ControlError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ControlError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let api = Arc::new(api);
+    let task = tokio::spawn(api::serve(listener, api.clone()));
+    Ok(Running {
+        addr,
+        store,
+        api,
+        task,
+    })
+}
+
+/// `sluice control --config FILE`: loads the config and the key from the environment, serves
+/// until SIGTERM or Ctrl-C, then flushes.
+pub fn run(path: &Path) -> Result<(), ControlError> {
+    let config = ControlConfig::load(path)?;
+    let keys = KeyRing::from_env(&config.key_env, &config.old_keys_env, &|k| {
+        std::env::var(k).ok()
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| ControlError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    runtime.block_on(async {
+        let running = start(&config, keys).await?;
+        let version = running.store.version().unwrap_or(0);
+        tracing::info!(
+            listen = %running.addr,
+            data_dir = %config.data_dir.display(),
+            version,
+            "control is serving the admin API"
+        );
+        // One write, errors ignored: a closed stdout must not stop control.
+        let banner = format!("sluice control listening on http://{}\n", running.addr);
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
+        wait_for_signal().await;
+        tracing::info!("stopping: flushing the registry");
+        running.stop().await.map_err(|source| ControlError::Store {
+            path: config.data_dir.display().to_string(),
+            source,
+        })
+    })
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

@@ -1,0 +1,355 @@
+//! The registry's objects as the admin API reads and writes them, and the checks that need
+//! nothing but the object itself. Checks that need other objects (does the template exist, is
+//! the installation still assigned) run inside the store's write transaction; checks of what
+//! a proxy would make of an installation run the config loader itself (see `render`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Shown instead of a secret value in every response.
+pub const SECRET_PLACEHOLDER: &str = "<secret>";
+
+/// A request that names the field it got wrong, e.g. `installations.values.api_key`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    /// Dotted path of the offending field, starting with the collection.
+    pub field: String,
+    /// What is wrong. Never holds a secret value.
+    pub message: String,
+}
+
+impl Invalid {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// How a template's server is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// A remote MCP server over Streamable HTTP at `url`.
+    Http,
+    /// A self-hosted server started as `command` (run by the orchestrator, not yet built).
+    Stdio,
+}
+
+/// The type of an install-time field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    /// Any string.
+    #[default]
+    String,
+    /// An integer (given as a JSON number).
+    Integer,
+    /// `true` or `false`.
+    Boolean,
+    /// An `http(s)` URL.
+    Url,
+}
+
+/// One value an installation fills in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Field {
+    /// `[a-z0-9_]`, 1..=64; referenced as `{name}` in the template's `url` and `credential`.
+    pub name: String,
+    /// For humans.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The value's type.
+    #[serde(default, rename = "type")]
+    pub kind: FieldType,
+    /// Whether the value is a secret: encrypted at rest, never shown again.
+    #[serde(default)]
+    pub secret: bool,
+    /// Whether an installation must give it (else `default`, else empty).
+    #[serde(default = "yes")]
+    pub required: bool,
+    /// Used when an installation does not give the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A catalog entry: a server kind that teams install with their own values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    /// `[a-z0-9-]`, 1..=64.
+    pub name: String,
+    /// For humans.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// How the server is reached.
+    pub transport: Transport,
+    /// `http`: the MCP endpoint, may hold `{field}` placeholders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `stdio`: the program and its arguments, may hold `{field}` placeholders.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Install-time fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<Field>,
+    /// The `[servers.credential]` keys (`type`, `header`, `value`, `token_url`, ...), values
+    /// may hold `{field}` placeholders, e.g. `value = "Bearer {api_key}"`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub credential: BTreeMap<String, String>,
+}
+
+/// An installation as written by a client: every value, secrets in clear.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallationInput {
+    /// The server name proxies will know it by (`[a-z0-9-]`, 1..=64): tools are
+    /// `{name}__{tool}`.
+    pub name: String,
+    /// The template it instantiates.
+    pub template: String,
+    /// Field values; a secret left out of a replace keeps its stored value.
+    #[serde(default)]
+    pub values: BTreeMap<String, Value>,
+}
+
+/// An installation as stored and shown: non-secret values, and only the names of secret ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Installation {
+    /// The server name.
+    pub name: String,
+    /// The template it instantiates.
+    pub template: String,
+    /// Non-secret values, defaults filled in.
+    pub values: BTreeMap<String, Value>,
+    /// Names of the secret fields that hold a value (sealed in the `secrets` tree).
+    pub secrets: Vec<String>,
+}
+
+/// A gateway: which servers and tools one `/mcp/{name}` endpoint shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    /// `[a-z0-9-]`, 1..=64.
+    pub name: String,
+    /// Installations whose every tool is shown.
+    #[serde(default)]
+    pub servers: Vec<String>,
+    /// Individual `server__tool` entries.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// `prefix` as in the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<bool>,
+    /// `tools_mode` as in the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools_mode: Option<String>,
+    /// `[gateways.auth]` as in the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<sluice_config::SnapshotGatewayAuth>,
+}
+
+/// `[a-z0-9-]`, 1..=64, the rule of server and gateway names.
+pub fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
+    sluice_config::ServerName::new(name)
+        .map(|_| ())
+        .map_err(|e| Invalid::new(field, e.to_string()))
+}
+
+/// `{name}` placeholders in `text`.
+pub fn placeholders(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('{') {
+        let tail = &rest[i + 1..];
+        match tail.find('}') {
+            Some(end) => {
+                out.push(&tail[..end]);
+                rest = &tail[end + 1..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+impl Template {
+    /// Every check that needs only the template.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        const P: &str = "templates";
+        check_name(&format!("{P}.name"), &self.name)?;
+        let mut names = Vec::new();
+        for (i, f) in self.fields.iter().enumerate() {
+            let at = format!("{P}.fields[{i}].name");
+            let ok = !f.name.is_empty()
+                && f.name.len() <= 64
+                && f.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !ok {
+                return Err(Invalid::new(
+                    at,
+                    "a field name is 1..=64 of a-z, 0-9 and '_'",
+                ));
+            }
+            if names.contains(&f.name.as_str()) {
+                return Err(Invalid::new(at, format!("duplicate field {:?}", f.name)));
+            }
+            if f.secret && f.default.is_some() {
+                return Err(Invalid::new(
+                    format!("{P}.fields[{i}].default"),
+                    "a secret field cannot have a default",
+                ));
+            }
+            names.push(&f.name);
+        }
+        let known = |field: &str, text: &str| -> Result<(), Invalid> {
+            for p in placeholders(text) {
+                if !names.contains(&p) {
+                    return Err(Invalid::new(field, format!("{{{p}}} names no field")));
+                }
+            }
+            Ok(())
+        };
+        match self.transport {
+            Transport::Http => {
+                let url = self
+                    .url
+                    .as_deref()
+                    .ok_or_else(|| Invalid::new(format!("{P}.url"), "required for http"))?;
+                known(&format!("{P}.url"), url)?;
+                if !self.command.is_empty() {
+                    return Err(Invalid::new(format!("{P}.command"), "only for stdio"));
+                }
+            }
+            Transport::Stdio => {
+                if self.command.is_empty() {
+                    return Err(Invalid::new(format!("{P}.command"), "required for stdio"));
+                }
+                for (i, arg) in self.command.iter().enumerate() {
+                    known(&format!("{P}.command[{i}]"), arg)?;
+                }
+                if self.url.is_some() {
+                    return Err(Invalid::new(format!("{P}.url"), "only for http"));
+                }
+            }
+        }
+        if !self.credential.is_empty() && !self.credential.contains_key("type") {
+            return Err(Invalid::new(format!("{P}.credential.type"), "required"));
+        }
+        for (k, v) in &self.credential {
+            known(&format!("{P}.credential.{k}"), v)?;
+        }
+        Ok(())
+    }
+
+    /// The field called `name`.
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// A field value as the text substituted into placeholders, if it has the field's type.
+/// Integers and booleans may also come as strings (`"8080"`, `"true"`), as a command line
+/// gives them.
+pub fn value_text(field: &Field, value: &Value) -> Option<String> {
+    match (field.kind, value) {
+        (FieldType::String | FieldType::Url, Value::String(s)) => Some(s.clone()),
+        (FieldType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+        (FieldType::Integer, Value::String(s)) if s.parse::<i64>().is_ok() => Some(s.clone()),
+        (FieldType::Boolean, Value::Bool(b)) => Some(b.to_string()),
+        (FieldType::Boolean, Value::String(s)) if s == "true" || s == "false" => Some(s.clone()),
+        _ => None,
+    }
+}
+
+impl Gateway {
+    /// Every check that needs only the gateway.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        const P: &str = "gateways";
+        check_name(&format!("{P}.name"), &self.name)?;
+        for (i, s) in self.servers.iter().enumerate() {
+            check_name(&format!("{P}.servers[{i}]"), s)?;
+            if self.servers[..i].contains(s) {
+                return Err(Invalid::new(format!("{P}.servers[{i}]"), "listed twice"));
+            }
+        }
+        for (i, t) in self.tools.iter().enumerate() {
+            let at = format!("{P}.tools[{i}]");
+            let Some((server, tool)) = t.split_once("__") else {
+                return Err(Invalid::new(at, "a tool is \"server__tool\""));
+            };
+            check_name(&at, server)?;
+            if tool.is_empty() {
+                return Err(Invalid::new(at, "the tool name is empty"));
+            }
+            if self.tools[..i].contains(t) {
+                return Err(Invalid::new(at, "listed twice"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The installations it refers to (through `servers` and `tools`).
+    pub fn referenced_servers(&self) -> impl Iterator<Item = &str> {
+        self.servers.iter().map(String::as_str).chain(
+            self.tools
+                .iter()
+                .filter_map(|t| t.split_once("__").map(|(s, _)| s)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template() -> Template {
+        serde_json::from_value(serde_json::json!({
+            "name": "github",
+            "transport": "http",
+            "url": "https://{host}/mcp",
+            "fields": [
+                {"name": "host", "default": "api.example.com"},
+                {"name": "api_key", "secret": true}
+            ],
+            "credential": {"type": "static", "value": "Bearer {api_key}"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_placeholder_naming_no_field_is_refused_with_its_field() {
+        assert_eq!(template().validate(), Ok(()));
+        let mut t = template();
+        t.credential.insert("value".into(), "Bearer {token}".into());
+        let e = t.validate().unwrap_err();
+        assert_eq!(e.field, "templates.credential.value");
+        let mut t = template();
+        t.url = None;
+        assert_eq!(t.validate().unwrap_err().field, "templates.url");
+    }
+
+    #[test]
+    fn gateway_tools_must_name_a_server_and_a_tool() {
+        let g = Gateway {
+            name: "team".into(),
+            servers: vec!["github".into()],
+            tools: vec!["github".into()],
+            prefix: None,
+            tools_mode: None,
+            auth: None,
+        };
+        assert_eq!(g.validate().unwrap_err().field, "gateways.tools[0]");
+    }
+}

@@ -1,0 +1,290 @@
+//! `sluice control` and `sluice ctl` as an operator meets them: the real binary on loopback,
+//! a real sled directory, exit codes, tables and `--json`, and no secret in any output, log
+//! or file.
+
+mod harness;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use harness::{free_port, temp_path, wait_for_port};
+use serde_json::Value;
+
+const ADMIN_TOKEN: &str = "admin-token-for-ctl-tests";
+const PROXY_TOKEN: &str = "proxy-token-for-ctl-tests";
+const SECRET: &str = "ghp_ctl-e2e-secret-value-7c1d";
+// 32 bytes, base64.
+const KEY: &str = "c2x1aWNlLWNvbnRyb2wtdGVzdC1rZXktMzItYnl0ZXM=";
+
+struct Control {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl Control {
+    async fn start(dir: &Path, port: u16) -> Control {
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let config = temp_path("control.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"{addr}\"\ndata_dir = \"{}\"\n\n[[admin_tokens]]\nname = \"ops\"\ntoken = \"${{SLUICE_ADMIN_TOKEN}}\"\n\n[[proxy_tokens]]\nname = \"replicas\"\ntoken = \"{PROXY_TOKEN}\"\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let log = temp_path("control.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["control", "--config"])
+            .arg(&config)
+            .env("SLUICE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("SLUICE_CONTROL_KEY", KEY)
+            .env("SLUICE_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_port(addr).await;
+        Control {
+            child,
+            addr,
+            dir: dir.to_owned(),
+            config,
+            log,
+        }
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("ctl")
+            .args(["--url", &format!("http://{}", self.addr)])
+            .args(args)
+            .env("SLUICE_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("GITHUB_TOKEN", SECRET)
+            .output()
+            .unwrap()
+    }
+
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "control exited with {status}");
+        let _ = std::fs::remove_file(&self.config);
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "{:?}: {}{}",
+        o.status,
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout(&o)
+}
+
+fn files_contain(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files_contain(&p, needle)
+        } else {
+            std::fs::read(&p)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle)
+        }
+    })
+}
+
+#[tokio::test]
+async fn ctl_manages_the_registry_with_tables_json_and_meaningful_exit_codes() {
+    let dir = temp_path("registry");
+    let port = free_port();
+    let control = Control::start(&dir, port).await;
+    let template = temp_path("github.json");
+    std::fs::write(
+        &template,
+        r#"{"name": "github", "description": "GitHub MCP", "transport": "http",
+            "url": "{base}/mcp",
+            "fields": [{"name": "base", "type": "url", "default": "http://127.0.0.1:3001"},
+                       {"name": "api_key", "secret": true}],
+            "credential": {"type": "static", "value": "Bearer {api_key}"}}"#,
+    )
+    .unwrap();
+    let template_arg = template.display().to_string();
+    let mut outputs = String::new();
+
+    let out = ok(control.ctl(&["templates", "create", "--file", &template_arg]));
+    assert_eq!(out, "created template github (version 1)\n");
+    let out = ok(control.ctl(&[
+        "installations",
+        "create",
+        "gh",
+        "--template",
+        "github",
+        "--set-env",
+        "api_key=GITHUB_TOKEN",
+    ]));
+    assert_eq!(out, "created installation gh (version 2)\n");
+    outputs.push_str(&ok(
+        control.ctl(&["gateways", "create", "team", "--server", "gh"])
+    ));
+    outputs.push_str(&ok(control.ctl(&[
+        "gateways",
+        "assign",
+        "team",
+        "gh__search_code",
+    ])));
+
+    let table = ok(control.ctl(&["installations", "list"]));
+    assert_eq!(
+        table,
+        "NAME  TEMPLATE  STATUS      SECRETS  VERSION\ngh    github    configured  api_key  2\n"
+    );
+    let templates = ok(control.ctl(&["templates", "list"]));
+    assert!(
+        templates.contains("github  http       base,api_key*"),
+        "{templates}"
+    );
+    let json: Value =
+        serde_json::from_str(&ok(control.ctl(&["--json", "installations", "get", "gh"]))).unwrap();
+    assert_eq!(json["values"]["api_key"], "<secret>");
+    let gateways: Value =
+        serde_json::from_str(&ok(control.ctl(&["gateways", "list", "--json"]))).unwrap();
+    assert_eq!(gateways["gateways"][0]["tools"][0], "gh__search_code");
+    let audit = ok(control.ctl(&["audit"]));
+    assert_eq!(audit.lines().count(), 5, "{audit}");
+    assert!(
+        audit
+            .lines()
+            .nth(4)
+            .unwrap()
+            .contains("ops    assign  gateway       team/gh__search_code"),
+        "{audit}"
+    );
+    outputs.push_str(&table);
+    outputs.push_str(&json.to_string());
+    outputs.push_str(&audit);
+    assert_eq!(ok(control.ctl(&["version"])), "4\n");
+
+    // 1: the API refused, with its message (and the body under --json).
+    let refused = control.ctl(&["installations", "delete", "gh"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("used by gateway \"team\" (HTTP 409)"),
+        "{stderr}"
+    );
+    let refused = control.ctl(&[
+        "--json",
+        "installations",
+        "create",
+        "x",
+        "--template",
+        "github",
+        "--set",
+        "base=ftp://h",
+        "--set",
+        "api_key=k",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    let body: Value = serde_json::from_str(&stdout(&refused)).unwrap();
+    assert_eq!(body["field"], "installations.values.base");
+    // 2: usage.
+    assert_eq!(
+        control.ctl(&["installations", "create", "x"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        control.ctl(&["templates", "frobnicate"]).status.code(),
+        Some(2)
+    );
+    // 3: unreachable.
+    let unreachable = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "ctl",
+            "--url",
+            &format!("http://127.0.0.1:{}", free_port()),
+            "version",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(3));
+    // A wrong token is an API refusal.
+    let wrong = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "ctl",
+            "--url",
+            &format!("http://{}", control.addr),
+            "--token",
+            "not-the-admin-token",
+            "version",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(1));
+
+    // The proxies' snapshot carries the secret, and the proxy's own loader accepts it.
+    let snap = reqwest_snapshot(control.addr).await;
+    let snapshot: sluice_config::Snapshot = serde_json::from_value(snap).unwrap();
+    assert_eq!(snapshot.version, 4);
+    assert_eq!(
+        snapshot.servers[0].credential["value"],
+        format!("Bearer {SECRET}")
+    );
+    let config =
+        sluice_config::load_str_with_snapshot("", "proxy.toml", &|_| None, &snapshot).unwrap();
+    assert_eq!(config.gateways[0].tools, ["gh__search_code"]);
+
+    // SIGTERM stops control cleanly; a restart serves the same registry.
+    let data = control.dir.clone();
+    let log = control.stop();
+    assert!(!outputs.contains(SECRET), "a secret reached ctl output");
+    assert!(
+        !log.contains(SECRET),
+        "a secret reached the control log:\n{log}"
+    );
+    assert!(
+        !files_contain(&data, SECRET.as_bytes()),
+        "a secret is in clear on disk"
+    );
+    let control = Control::start(&data, port).await;
+    assert_eq!(ok(control.ctl(&["version"])), "4\n");
+    control.stop();
+    let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_file(&template);
+}
+
+async fn reqwest_snapshot(addr: SocketAddr) -> Value {
+    harness::ensure_crypto();
+    reqwest::Client::new()
+        .get(format!("http://{addr}/v1/snapshot"))
+        .bearer_auth(PROXY_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
