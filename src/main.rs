@@ -2,8 +2,10 @@
 //!
 //! `proxy` serves a config file, `check` validates one and prints every problem, `reload` asks a
 //! running proxy to re-read its file, `up` runs the embedded default (a quickstart config and a
-//! bundled example MCP server on 127.0.0.1).
+//! bundled example MCP server on 127.0.0.1), `bridge` serves a stdio MCP server as Streamable
+//! HTTP.
 
+mod bridge_cmd;
 mod reload_cmd;
 
 mod example_server;
@@ -64,6 +66,23 @@ enum Command {
         #[arg(long, default_value_t = 3001)]
         example_port: u16,
     },
+    /// Serve a stdio MCP server as Streamable HTTP at http://LISTEN/mcp (also the entrypoint
+    /// wrapper in containers). Exit 0 on SIGTERM or Ctrl-C (the server's process group is
+    /// stopped first); exit 1 when the server exits and --restart is off.
+    Bridge {
+        /// Address to listen on (port 0: any free port; the chosen address is printed).
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: std::net::SocketAddr,
+        /// Restart the server with jittered exponential backoff when it exits.
+        #[arg(long)]
+        restart: bool,
+        /// Name of the server in log lines (its stderr is logged as `[NAME] line`).
+        #[arg(long, default_value = "server")]
+        name: String,
+        /// The server's command and arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD ARGS")]
+        command: Vec<String>,
+    },
     /// Run only the bundled example MCP server (a stateless upstream for trials and benchmarks).
     ExampleServer {
         /// Address to listen on.
@@ -93,6 +112,12 @@ fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Command::ExampleServer { listen, threads } => example_only(listen, threads),
+        Command::Bridge {
+            listen,
+            restart,
+            name,
+            command,
+        } => bridge_cmd::run(listen, restart, name, command),
         Command::Reload { config, admin } => reload_cmd::run(config.as_deref(), admin.as_deref()),
     }
 }
