@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -108,25 +108,7 @@ async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
     }
     let accepts_sse = header_has(&headers, header::ACCEPT, "text/event-stream");
     let max = shared.config.max_message_bytes;
-    let body = Limited::new(req.into_body(), max)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                Refusal::http(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("request body larger than {max} bytes"),
-                )
-            } else {
-                Refusal::http(
-                    StatusCode::BAD_REQUEST,
-                    "the request body could not be read",
-                )
-            }
-        })?
-        .to_bytes();
+    let body = read_body(req.into_body(), max).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| Refusal::rpc(StatusCode::BAD_REQUEST, -32700, "body is not UTF-8", b""))?;
     let envelope = Envelope::parse(text).map_err(Refusal::from)?;
@@ -198,6 +180,37 @@ async fn post(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Response<B
             Ok(accepted())
         }
     }
+}
+
+/// The whole body, at most `max` bytes. A larger one is read on (and dropped) up to four times
+/// the bound before the 413, so the client gets to read the refusal instead of a reset.
+async fn read_body(mut body: Incoming, max: usize) -> Result<Bytes, Refusal> {
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| {
+            Refusal::http(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read",
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= max {
+            buf.extend_from_slice(&data);
+        } else if seen > max.saturating_mul(4) {
+            break;
+        }
+    }
+    if seen > max {
+        return Err(Refusal::http(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body larger than {max} bytes"),
+        ));
+    }
+    Ok(buf.into())
 }
 
 /// Waits for the call's first message: the answer alone goes out as JSON; anything before it
