@@ -212,6 +212,11 @@ impl Bridge {
         }
     }
 
+    /// Waits (at most the start timeout) until the child runs; the error says why it does not.
+    pub async fn wait_running(&self) -> Result<(), BridgeError> {
+        self.shared.running().await.map(|_| ())
+    }
+
     /// Where the child stands.
     pub fn status(&self) -> BridgeStatus {
         self.shared.status()

@@ -18,6 +18,7 @@ use super::mux::{ChildState, Running, Shared};
 use crate::backoff::Backoff;
 use crate::lines::{Line, next_line};
 use crate::process_group::{ProcessGroup, isolate};
+use crate::until_true;
 
 /// Lines queued for the child's stdin (backpressure beyond this).
 const STDIN_QUEUE: usize = 256;
@@ -36,16 +37,22 @@ pub(crate) async fn supervise(shared: Arc<Shared>, mut stop: watch::Receiver<boo
         // Stopping while the child starts drops the half-started child with its group guard.
         let started = tokio::select! {
             outcome = run_once(&shared, generation) => Some(outcome),
-            _ = stopping(&mut stop) => None,
+            _ = until_true(&mut stop) => None,
         };
         let (reason, ran_for) = match started {
             None => return stopped(&shared, generation),
+            Some(Err(e @ BridgeError::Spawn { .. })) if generation == 1 => {
+                // A command that cannot start at all is reported, not retried forever.
+                shared.close_streams();
+                shared.state.send_replace(ChildState::Exited(e));
+                return;
+            }
             Some(Err(e)) => (e, Duration::ZERO),
             Some(Ok(mut live)) => {
                 let since = Instant::now();
                 let status = tokio::select! {
                     status = live.child.wait() => status,
-                    _ = stopping(&mut stop) => {
+                    _ = until_true(&mut stop) => {
                         shared.state.send_replace(ChildState::Exited(BridgeError::ShuttingDown));
                         live.group.terminate(&mut live.child, config.stop_grace).await;
                         return stopped(&shared, generation);
@@ -75,15 +82,10 @@ pub(crate) async fn supervise(shared: Arc<Shared>, mut stop: watch::Receiver<boo
         tracing::info!("[{}] restarting in {delay:?}", config.name);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = stopping(&mut stop) => return stopped(&shared, generation),
+            _ = until_true(&mut stop) => return stopped(&shared, generation),
         }
         shared.restarts.fetch_add(1, Ordering::Relaxed);
     }
-}
-
-/// Resolves when the bridge is told to stop (or its handle is gone).
-async fn stopping(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn stopped(shared: &Shared, generation: u64) {

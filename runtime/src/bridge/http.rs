@@ -20,6 +20,7 @@ use super::BridgeError;
 use super::message::{Envelope, Kind, MessageError, error_response, is_success};
 use super::mux::{Call, SERVER_ERROR, SessionId, Shared};
 use super::sse::{Answer, Body, SseBody, full};
+use crate::until_true;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -71,10 +72,6 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
             drop(permit);
         });
     }
-}
-
-async fn until_true(flag: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = flag.wait_for(|d| *d).await;
 }
 
 async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
