@@ -192,11 +192,9 @@ async fn ids_come_back_byte_exactly_and_later_initializes_come_from_the_cache() 
     assert_eq!(second.json()["result"]["serverInfo"]["name"], "py-stdio-a");
     let other = second.headers["mcp-session-id"].to_str().unwrap();
     assert_ne!(other, session);
-    // The child saw exactly one initialize: one handshake in its session, whatever the clients.
-    assert_eq!(
-        text_of(&call(&raw, other, json!(2), "pid", json!({})).await).is_empty(),
-        false
-    );
+    // The second session shares the child's one MCP session.
+    let echo = call(&raw, other, json!(2), "echo", json!({"text": "second"})).await;
+    assert_eq!(text_of(&echo), "a:second");
 }
 
 #[tokio::test]
