@@ -4,7 +4,8 @@
 #   - .venv with the official Python MCP SDK (`mcp`), the OTLP protobuf definitions
 #     (`opentelemetry-proto`) and their dependencies, pinned exactly in
 #     tests/peers/python/requirements.txt;
-#   - tests/peers/node/node_modules: the official TypeScript SDK, server-everything and the
+#   - tests/peers/node/node_modules: the official TypeScript SDK, server-everything,
+#     server-filesystem (stdio, behind the bridge) and the
 #     test identity provider (oauth2-mock-server, jose), pinned in tests/peers/node/package.json
 #     + package-lock.json (`npm ci`);
 #   - nginx from Debian's packages: the plain reverse proxy the benchmark harness compares

@@ -3,8 +3,10 @@
 //! `proxy` serves a config file, `check` validates one and prints every problem, `reload` asks a
 //! running proxy to re-read its file, `up` runs the embedded default (a quickstart config and a
 //! bundled example MCP server on 127.0.0.1), `control` runs the registry and its admin API,
-//! `ctl` is the command line over that API.
+//! `ctl` is the command line over that API, `bridge` serves a stdio MCP server as Streamable
+//! HTTP.
 
+mod bridge_cmd;
 mod reload_cmd;
 
 mod example_server;
@@ -74,6 +76,23 @@ enum Command {
     /// Manage the registry through the control admin API (exit codes: 0 ok, 1 refused by the
     /// API, 2 usage, 3 control unreachable).
     Ctl(sluice_control::cli::CtlArgs),
+    /// Serve a stdio MCP server as Streamable HTTP at http://LISTEN/mcp (also the entrypoint
+    /// wrapper in containers). Exit 0 on SIGTERM or Ctrl-C (the server's process group is
+    /// stopped first); exit 1 when the server exits and --restart is off.
+    Bridge {
+        /// Address to listen on (port 0: any free port; the chosen address is printed).
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: std::net::SocketAddr,
+        /// Restart the server with jittered exponential backoff when it exits.
+        #[arg(long)]
+        restart: bool,
+        /// Name of the server in log lines (its stderr is logged as `[NAME] line`).
+        #[arg(long, default_value = "server")]
+        name: String,
+        /// The server's command and arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "CMD ARGS")]
+        command: Vec<String>,
+    },
     /// Run only the bundled example MCP server (a stateless upstream for trials and benchmarks).
     ExampleServer {
         /// Address to listen on.
@@ -103,6 +122,12 @@ fn main() -> ExitCode {
             Err(e) => fail(e),
         },
         Command::ExampleServer { listen, threads } => example_only(listen, threads),
+        Command::Bridge {
+            listen,
+            restart,
+            name,
+            command,
+        } => bridge_cmd::run(listen, restart, name, command),
         Command::Reload { config, admin } => reload_cmd::run(config.as_deref(), admin.as_deref()),
         Command::Control { config } => match sluice_control::run(&config) {
             Ok(()) => ExitCode::SUCCESS,

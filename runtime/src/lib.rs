@@ -1,0 +1,45 @@
+//! `sluice-runtime`: where self-hosted MCP servers run.
+//!
+//! Most MCP servers speak only stdio. The [`bridge`] serves one such server as Streamable HTTP
+//! (`sluice bridge -- CMD ARGS…`, also the entrypoint wrapper in containers), so the gateway
+//! reaches every self-hosted server the same way: over HTTP. Process groups, bounded line
+//! reading and restart backoff are shared by the bridge and the runtime backends.
+
+#![warn(missing_docs)]
+
+mod backoff;
+pub mod bridge;
+mod installation;
+mod lines;
+pub mod local;
+pub mod process_group;
+
+pub use backoff::Backoff;
+pub use bridge::{Bridge, BridgeConfig, BridgeError, BridgeStatus};
+pub use installation::{
+    Endpoint, InstallationSpec, InstallationStatus, RuntimeError, StartBounds, Transport,
+};
+pub use local::LocalRuntime;
+
+/// Where self-hosted installations run. The orchestrator (in the control plane) calls
+/// `ensure` for every desired installation on each reconcile pass and `remove` for the ones
+/// that are gone; a backend keeps each installation running (restarting it with backoff) and
+/// reports its status and recent logs for the registry and `sluice ctl`.
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync {
+    /// Starts `spec` if it is not running, restarts it if it changed, and returns where it is
+    /// reached once it is healthy (bounded); an unchanged running installation is left alone.
+    async fn ensure(&self, spec: &InstallationSpec) -> Result<Endpoint, RuntimeError>;
+    /// Where an installation stands.
+    async fn status(&self, name: &str) -> Result<InstallationStatus, RuntimeError>;
+    /// Its most recent log lines (stdout and stderr of the server), oldest first.
+    async fn logs(&self, name: &str) -> Result<Vec<String>, RuntimeError>;
+    /// Stops it and deletes what the backend made for it.
+    async fn remove(&self, name: &str) -> Result<(), RuntimeError>;
+}
+
+/// Resolves when `flag` turns true or its sender is gone (a stop signal). The watch guard is
+/// not held across an await, which keeps the callers' futures `Send`.
+pub(crate) async fn until_true(flag: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = flag.wait_for(|f| *f).await;
+}
