@@ -1,14 +1,19 @@
 """A conformance MCP server built with the official Python SDK (`mcp` from PyPI), for Sluice's tests.
 
 It implements every server scenario of the official MCP conformance suite
-(`@modelcontextprotocol/conformance`, `conformance server --url http://127.0.0.1:PORT/mcp`),
-so the suite can be run directly against it and then through Sluice, and any difference is
-the gateway's doing.
+(`@modelcontextprotocol/conformance`, `conformance server --url http://127.0.0.1:PORT/mcp`)
+and of its pre-release for protocol revision 2026-07-28 (`0.2.0-alpha.12`, npm alias
+`conformance-next`: `conformance server --url ... --spec-version 2026-07-28 --suite all`),
+so either suite can be run directly against it and then through Sluice, and any difference
+is the gateway's doing.
 
 Serves stateful Streamable HTTP at http://127.0.0.1:PORT/mcp: sessions (`mcp-session-id`),
 every POST answered as an SSE stream, a standalone GET stream, resumption with
 `Last-Event-ID` from an in-memory event store (one per session; event ids are decimal
 integers, unique within the process), and a `retry:` of RETRY_MS on priming events.
+A request whose MCP-Protocol-Version header is 2026-07-28 is served statelessly by the SDK
+(server/discover, the per-request `_meta` envelope, Mcp-Method/Mcp-Name checks,
+subscriptions/listen; no session).
 
 What it serves (each as the suite's scenario text asks):
 - tools: test_simple_text, test_image_content, test_audio_content, test_embedded_resource,
@@ -16,15 +21,47 @@ What it serves (each as the suite's scenario text asks):
   test_error_handling (isError), test_tool_with_progress (0/50/100 of 100 ~50 ms apart),
   test_sampling(prompt) (sampling/createMessage), test_elicitation(message),
   test_elicitation_sep1034_defaults, test_elicitation_sep1330_enums (elicitation/create),
-  json_schema_2020_12_tool (a hand-written JSON Schema 2020-12 inputSchema), and
+  json_schema_2020_12_tool (a hand-written JSON Schema 2020-12 inputSchema, below), and
   test_reconnection (closes its own POST stream mid-call; the answer arrives once the client
   has resumed with GET + Last-Event-ID).
   Server-to-client requests, logs and progress of a call ride that call's POST stream.
+- 2026-07-28 multi-round-trip tools (SEP-2322): the first call answers an InputRequiredResult
+  (`resultType: "input_required"`, `inputRequests` by key, sometimes a `requestState`); the
+  client's retry with `inputResponses` (and the echoed `requestState`) completes it. An answer
+  that is missing or of the wrong kind is asked for again.
+  test_input_required_result_elicitation ("user_name" → `Hello, <name>!`), _sampling
+  ("capital_question"), _list_roots ("client_roots"), _request_state ("confirm" + state; the
+  answer says `state-ok`), _multiple_inputs (elicitation, sampling and roots at once + state),
+  _multi_round (step1 name, then step2 colour with a new state carrying the name, then the
+  answer), _tampered_state (a modified requestState is answered -32602), _capabilities (asks
+  only what the request's `_meta` clientCapabilities declare), and the prompt
+  test_input_required_result_prompt ("user_context"). requestState is sealed (AES-256-GCM, so
+  integrity-protected) by the SDK's RequestStateBoundary, which verifies every echo before a
+  handler runs. Each question needs its client capability declared, else -32021. On a
+  handshake-era session the same questions go to the client as standalone requests on the
+  call's stream and the rounds run inside the call (sibling module input_rounds.py).
+- 2026-07-28 diagnostic tools of the server-stateless scenario (SEP-2575):
+  test_missing_capability (needs `sampling`: undeclared, JSON-RPC -32021
+  MissingRequiredClientCapabilityError with `data.requiredCapabilities = {"sampling": {}}`,
+  HTTP 400 by the SDK's code-to-status table; declared, one sampling round),
+  test_streaming_elicitation (progress, then an elicitation as an InputRequiredResult, never a
+  request on the response stream), test_logging_tool (an info log, which the SDK sends only
+  when the request's `_meta` sets io.modelcontextprotocol/logLevel), test_trigger_tool_change /
+  test_trigger_prompt_change (add test_dynamic_tool / test_dynamic_prompt, or remove it when
+  present, and publish tools / prompts list_changed to `subscriptions/listen` streams; on the
+  handshake era also to the session).
+- test_param_header(region) (SEP-2243): `region` carries `x-mcp-header: "Region"`, so on
+  2026-07-28 the SDK itself checks the Mcp-Param-Region header against the argument before
+  dispatch (missing, different or a malformed `=?base64?...?=` value: HTTP 400, -32020).
+- json_schema_2020_12_tool serves the scenario's schema verbatim: `$schema`, `$defs` with an
+  `$anchor`, `allOf`/`anyOf`, `if`/`then`/`else`, `additionalProperties: false` (set on the
+  registered tool, since MCPServer derives a schema from the signature otherwise).
 - resources: test://static-text, test://static-binary, test://watched-resource (subscribable;
   subscriptions are tracked per session, nothing ever updates it), template
   test://template/{id}/data.
 - prompts: test_simple_prompt, test_prompt_with_arguments(arg1, arg2),
-  test_prompt_with_embedded_resource(resourceUri), test_prompt_with_image.
+  test_prompt_with_embedded_resource(resourceUri), test_prompt_with_image,
+  test_input_required_result_prompt (above).
 - completion/complete (prefix matches from small fixed lists), logging/setLevel (per session;
   later log notifications of that session below the level are not sent), ping.
 - DNS rebinding protection: Host must be 127.0.0.1:*, localhost:* or [::1]:* and Origin, when
@@ -58,7 +95,7 @@ import mcp_types as types
 import uvicorn
 from mcp.server import streamable_http_manager
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.prompts.base import UserMessage
+from mcp.server.mcpserver.prompts.base import Prompt, UserMessage
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore, StreamableHTTPServerTransport
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPDeprecationWarning
@@ -69,6 +106,22 @@ from mcp_types.version import (
     is_version_at_least,
 )
 from pydantic import Field
+
+# The sibling module (this folder is on sys.path when run as a script).
+from input_rounds import (
+    Ask,
+    InputAnswers,
+    accepted,
+    declared,
+    elicit_request,
+    modern,
+    multi_round,
+    require_capability,
+    roots_of,
+    roots_request,
+    sampled_text,
+    sampling_request,
+)
 
 # Logging, sampling and the deprecated client capabilities are what this server exists to test.
 warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
@@ -83,6 +136,32 @@ RETRY_MS = 100
 RESUME_WAIT_S = 5.0
 # Events kept per session for replay; older ones are forgotten.
 EVENTS_PER_SESSION = 10_000
+
+# The inputSchema of json_schema_2020_12_tool: the json-schema-2020-12 scenario's, verbatim
+# (SEP-1613 and SEP-2106 keywords).
+JSON_SCHEMA_2020_12: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {
+        "address": {
+            "$anchor": "addressDef",
+            "type": "object",
+            "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+        }
+    },
+    "properties": {
+        "name": {"type": "string"},
+        "address": {"$ref": "#/$defs/address"},
+        "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+        "phone": {"type": "string"},
+        "email": {"type": "string"},
+    },
+    "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+    "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+    "then": {"required": ["phone"]},
+    "else": {"required": ["email"]},
+    "additionalProperties": False,
+}
 
 LOG_LEVELS: list[str] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
 
@@ -195,6 +274,8 @@ def session_key(request: Any) -> str | None:
 
 def text_result(text: str, is_error: bool = False) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=is_error)
+
+
 
 
 def build() -> MCPServer:
@@ -412,22 +493,18 @@ def build() -> MCPServer:
         return await elicit(ctx, "Please pick some options", schema, "Elicitation completed")
 
     @server.tool(name="json_schema_2020_12_tool", description="Tool with JSON Schema 2020-12 features")
-    def json_schema_2020_12_tool(name: str | None = None, address: dict[str, Any] | None = None) -> str:
-        return f"name={name!r}, address={json.dumps(address)}"
+    def json_schema_2020_12_tool(
+        name: str | None = None,
+        address: dict[str, Any] | None = None,
+        contactMethod: str | None = None,  # noqa: N803
+        phone: str | None = None,
+        email: str | None = None,
+    ) -> str:
+        return f"name={name!r}, address={json.dumps(address)}, contactMethod={contactMethod!r}"
 
-    # MCPServer derives inputSchema from the signature; this tool's schema is the scenario's own.
-    server._tool_manager.get_tool("json_schema_2020_12_tool").parameters = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "type": "object",
-        "$defs": {
-            "address": {
-                "type": "object",
-                "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
-            }
-        },
-        "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
-        "additionalProperties": False,
-    }
+    # MCPServer derives inputSchema from the signature; this tool's schema is the scenario's own,
+    # which tools/list serves as is ($schema, $defs with $anchor, allOf/anyOf, if/then/else).
+    server._tool_manager.get_tool("json_schema_2020_12_tool").parameters = JSON_SCHEMA_2020_12
 
     @server.tool()
     async def test_reconnection(ctx: Context) -> types.CallToolResult:
@@ -450,6 +527,255 @@ def build() -> MCPServer:
             await asyncio.sleep(0.01)
         await log(ctx, "info", "After reconnect")
         return text_result("Reconnection test completed")
+
+
+    # ---- 2026-07-28: multi-round-trip requests (SEP-2322) ----
+    # Each answers a first call with an InputRequiredResult; the client's retry carries the
+    # answers (inputResponses) and the echoed requestState. On the handshake era the same
+    # questions go out as standalone requests mid-call (see multi_round).
+
+    user_name_question = elicit_request("What is your name?", {"name": {"type": "string"}}, ["name"])
+
+    @server.tool()
+    async def test_input_required_result_elicitation(
+        ctx: Context,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Asks for a name (elicitation "user_name"), then answers `Hello, <name>!`."""
+
+        async def step(answers: InputAnswers, state: str | None) -> Ask | types.CallToolResult:
+            name = accepted(answers, "user_name", "name")
+            if not isinstance(name, str):
+                return Ask({"user_name": user_name_question})
+            return text_result(f"Hello, {name}!")
+
+        return await multi_round(ctx, step)
+
+    @server.tool()
+    async def test_input_required_result_sampling(
+        ctx: Context,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Asks for an LLM completion ("capital_question"), then answers with its text."""
+
+        async def step(answers: InputAnswers, state: str | None) -> Ask | types.CallToolResult:
+            text = sampled_text(answers, "capital_question")
+            if text is None:
+                return Ask({"capital_question": sampling_request("What is the capital of France?", 100)})
+            return text_result(f"LLM response: {text}")
+
+        return await multi_round(ctx, step)
+
+    @server.tool()
+    async def test_input_required_result_list_roots(
+        ctx: Context,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Asks for the client's roots ("client_roots"), then lists them."""
+
+        async def step(answers: InputAnswers, state: str | None) -> Ask | types.CallToolResult:
+            roots = roots_of(answers, "client_roots")
+            if roots is None:
+                return Ask({"client_roots": roots_request()})
+            return text_result(f"Client roots: {', '.join(roots) or '(none)'}")
+
+        return await multi_round(ctx, step)
+
+    @server.tool()
+    async def test_input_required_result_request_state(
+        ctx: Context,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Asks for a confirmation ("confirm") with a requestState; the retry must echo it
+        (answer contains `state-ok`)."""
+        expected_state = json.dumps({"tool": "test_input_required_result_request_state"})
+
+        async def step(answers: InputAnswers, state: str | None) -> Ask | types.CallToolResult:
+            ok = accepted(answers, "confirm", "ok")
+            if ok is None or state != expected_state:
+                question = elicit_request("Please confirm", {"ok": {"type": "boolean"}}, ["ok"])
+                return Ask({"confirm": question}, expected_state)
+            return text_result(f"state-ok: confirmed={ok}")
+
+        return await multi_round(ctx, step)
+
+    @server.tool()
+    async def test_input_required_result_multiple_inputs(
+        ctx: Context,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Asks an elicitation ("user_name"), a sampling ("greeting") and roots ("client_roots")
+        at once, with a requestState; answers once all three are in."""
+        expected_state = json.dumps({"tool": "test_input_required_result_multiple_inputs"})
+
+        async def step(answers: InputAnswers, state: str | None) -> Ask | types.CallToolResult:
+            name = accepted(answers, "user_name", "name")
+            greeting = sampled_text(answers, "greeting")
+            roots = roots_of(answers, "client_roots")
+            if not isinstance(name, str) or greeting is None or roots is None or state != expected_state:
+                return Ask(
+                    {
+                        "user_name": user_name_question,
+                        "greeting": sampling_request("Generate a greeting", 50),
+                        "client_roots": roots_request(),
+                    },
+                    expected_state,
+                )
+            return text_result(f"name={name}, greeting={greeting}, roots={', '.join(roots)}")
+
+        return await multi_round(ctx, step)
+
+    @server.tool()
+    async def test_input_required_result_multi_round(
+        ctx: Context,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Round 1 asks "step1" (name), round 2 "step2" (favourite colour) with a new
+        requestState carrying the name, round 3 answers."""
+
+        async def step(answers: InputAnswers, state: str | None) -> Ask | types.CallToolResult:
+            progress = json.loads(state) if state else {}
+            if progress.get("round") == 2:
+                color = accepted(answers, "step2", "color")
+                if isinstance(color, str):
+                    return text_result(f"{progress.get('name')}'s favorite color is {color}")
+                return Ask({"step2": color_question}, state)
+            name = accepted(answers, "step1", "name")
+            if isinstance(name, str):
+                return Ask({"step2": color_question}, json.dumps({"round": 2, "name": name}))
+            return Ask({"step1": name_question}, json.dumps({"round": 1}))
+
+        name_question = elicit_request("Step 1: What is your name?", {"name": {"type": "string"}}, ["name"])
+        color_question = elicit_request(
+            "Step 2: What is your favorite color?", {"color": {"type": "string"}}, ["color"]
+        )
+        return await multi_round(ctx, step)
+
+    @server.tool()
+    async def test_input_required_result_tampered_state(
+        ctx: Context,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Like test_input_required_result_request_state; a modified requestState is answered
+        -32602 by the SDK's RequestStateBoundary (AES-256-GCM, so integrity-checked) before this
+        tool runs."""
+        expected_state = json.dumps({"tool": "test_input_required_result_tampered_state"})
+
+        async def step(answers: InputAnswers, state: str | None) -> Ask | types.CallToolResult:
+            ok = accepted(answers, "confirm", "ok")
+            if ok is None or state != expected_state:
+                question = elicit_request("Please confirm", {"ok": {"type": "boolean"}}, ["ok"])
+                return Ask({"confirm": question}, expected_state)
+            return text_result("state-ok")
+
+        return await multi_round(ctx, step)
+
+    @server.tool()
+    async def test_input_required_result_capabilities(
+        ctx: Context,
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        """Asks only what the client declared: an elicitation if `elicitation`, a sampling if
+        `sampling`, roots if `roots` (none declared: answers at once)."""
+
+        async def step(answers: InputAnswers, state: str | None) -> Ask | types.CallToolResult:
+            wanted: dict[str, types.InputRequest] = {}
+            if declared(ctx, "elicitation") and accepted(answers, "user_name", "name") is None:
+                wanted["user_name"] = user_name_question
+            if declared(ctx, "sampling") and sampled_text(answers, "capital_question") is None:
+                wanted["capital_question"] = sampling_request("What is the capital of France?", 100)
+            if declared(ctx, "roots") and roots_of(answers, "client_roots") is None:
+                wanted["client_roots"] = roots_request()
+            if wanted:
+                return Ask(wanted)
+            asked = sorted(key for key in ("user_name", "capital_question", "client_roots") if key in answers)
+            return text_result(f"Capabilities respected; answered: {', '.join(asked) or '(nothing asked)'}")
+
+        return await multi_round(ctx, step)
+
+    # ---- 2026-07-28: diagnostic tools of the server-stateless scenario (SEP-2575) ----
+
+    @server.tool()
+    async def test_missing_capability(ctx: Context) -> types.CallToolResult | types.InputRequiredResult:
+        """Needs `sampling`: undeclared, -32021 MissingRequiredClientCapabilityError (HTTP 400 on
+        2026-07-28) with requiredCapabilities {"sampling": {}}; declared, asks one sampling."""
+        require_capability(ctx, "sampling")
+
+        async def step(answers: InputAnswers, state: str | None) -> Ask | types.CallToolResult:
+            text = sampled_text(answers, "sample")
+            if text is None:
+                return Ask({"sample": sampling_request("Say something", 20)})
+            return text_result(f"LLM response: {text}")
+
+        return await multi_round(ctx, step)
+
+    @server.tool()
+    async def test_streaming_elicitation(ctx: Context) -> types.CallToolResult | types.InputRequiredResult:
+        """Reports progress (when the call has a progress token), then asks an elicitation: on
+        2026-07-28 as an InputRequiredResult, never as a request on the response stream."""
+        await ctx.report_progress(0, 1)
+
+        async def step(answers: InputAnswers, state: str | None) -> Ask | types.CallToolResult:
+            name = accepted(answers, "user_name", "name")
+            if not isinstance(name, str):
+                return Ask({"user_name": user_name_question})
+            return text_result(f"Hello, {name}!")
+
+        return await multi_round(ctx, step)
+
+    @server.tool()
+    async def test_logging_tool(ctx: Context) -> types.CallToolResult:
+        """Logs at info, then answers. The SDK drops the log on 2026-07-28 unless the request's
+        `_meta` carries io.modelcontextprotocol/logLevel (and logging/setLevel applies before)."""
+        await log(ctx, "info", "test_logging_tool ran")
+        return text_result("Logging tool executed")
+
+    dynamic = {"tool": False, "prompt": False}
+
+    def dynamic_tool() -> str:
+        """Present only between odd and even calls of test_trigger_tool_change."""
+        return "dynamic tool"
+
+    def dynamic_prompt() -> list[UserMessage]:
+        """Present only between odd and even calls of test_trigger_prompt_change."""
+        return [UserMessage("dynamic prompt")]
+
+    @server.tool()
+    async def test_trigger_tool_change(ctx: Context) -> types.CallToolResult:
+        """Adds tool test_dynamic_tool, or removes it if present, and announces the change:
+        notifications/tools/list_changed to subscriptions/listen streams (2026-07-28) and to the
+        session (handshake era)."""
+        if dynamic["tool"]:
+            server.remove_tool("test_dynamic_tool")
+        else:
+            server.add_tool(dynamic_tool, name="test_dynamic_tool")
+        dynamic["tool"] = not dynamic["tool"]
+        await ctx.notify_tools_changed()
+        if not modern(ctx):
+            await ctx.session.send_tool_list_changed()
+        return text_result(f"test_dynamic_tool {'added' if dynamic['tool'] else 'removed'}")
+
+    @server.tool()
+    async def test_trigger_prompt_change(ctx: Context) -> types.CallToolResult:
+        """Adds prompt test_dynamic_prompt, or removes it if present, and announces the change
+        (notifications/prompts/list_changed, as test_trigger_tool_change)."""
+        if dynamic["prompt"]:
+            server.remove_prompt("test_dynamic_prompt")
+        else:
+            server.add_prompt(Prompt.from_function(dynamic_prompt, name="test_dynamic_prompt"))
+        dynamic["prompt"] = not dynamic["prompt"]
+        await ctx.notify_prompts_changed()
+        if not modern(ctx):
+            await ctx.session.send_prompt_list_changed()
+        return text_result(f"test_dynamic_prompt {'added' if dynamic['prompt'] else 'removed'}")
+
+    # ---- 2026-07-28: a custom Mcp-Param header (SEP-2243) ----
+
+    REGION_HEADER: dict[str, Any] = {"x-mcp-header": "Region"}  # noqa: N806
+
+    @server.tool()
+    def test_param_header(
+        region: Annotated[
+            str, Field(description="Also sent as header Mcp-Param-Region", json_schema_extra=REGION_HEADER)
+        ],
+    ) -> types.CallToolResult:
+        """Echoes `region`. Its inputSchema marks `region` with x-mcp-header "Region", so on
+        2026-07-28 the SDK checks the Mcp-Param-Region header against it before dispatch (absent
+        while the argument is present, mismatched, or a malformed =?base64?...?= value: HTTP 400,
+        -32020 HeaderMismatch)."""
+        return text_result(f"region={region}")
 
     # ---- resources ----
 
@@ -525,6 +851,23 @@ def build() -> MCPServer:
             UserMessage(types.ImageContent(type="image", data=PNG_BASE64, mime_type="image/png")),
             UserMessage("Please analyze the image above."),
         ]
+
+    @server.prompt()
+    async def test_input_required_result_prompt(
+        ctx: Context,
+    ) -> list[UserMessage] | types.InputRequiredResult:
+        """Asks what context to use (elicitation "user_context"), then renders a prompt with it."""
+
+        async def step(answers: InputAnswers, state: str | None) -> Ask | list[UserMessage]:
+            context = accepted(answers, "user_context", "context")
+            if not isinstance(context, str):
+                question = elicit_request(
+                    "What context should the prompt use?", {"context": {"type": "string"}}, ["context"]
+                )
+                return Ask({"user_context": question})
+            return [UserMessage(f"Prompt with context: {context}")]
+
+        return await multi_round(ctx, step)
 
     # ---- completion, logging ----
 
