@@ -6,110 +6,13 @@
 
 mod harness;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use harness::sdk_peers::{SdkClient, node_peers, python, repo, run_client, run_client_with};
+use harness::bridge_proc::BridgeProc;
+use harness::sdk_peers::{SdkClient, node_peers, run_client, run_client_with};
 use harness::sse::{Events, get_stream, post_stream};
 use harness::{Raw, Sluice, poll, temp_path};
 use serde_json::{Value, json};
-
-/// A running `sluice bridge`; SIGTERM'd (then killed) when dropped.
-struct BridgeProc {
-    child: Child,
-    url: String,
-    log: std::path::PathBuf,
-}
-
-impl BridgeProc {
-    fn start(restart: bool, command: &[&str]) -> BridgeProc {
-        let log = temp_path("bridge.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-        cmd.args(["bridge", "--listen", "127.0.0.1:0", "--name", "peer"]);
-        if restart {
-            cmd.arg("--restart");
-        }
-        let mut child = cmd
-            .arg("--")
-            .args(command)
-            .env("SLUICE_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("bridge log"))
-            .spawn()
-            .expect("spawn sluice bridge");
-        // The banner is printed once the listener is bound: the readiness signal.
-        let mut banner = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut banner)
-            .expect("read the banner");
-        let url = banner
-            .trim()
-            .rsplit(" at ")
-            .next()
-            .filter(|u| u.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in the banner {banner:?}"))
-            .to_owned();
-        BridgeProc { child, url, log }
-    }
-
-    fn python(restart: bool) -> BridgeProc {
-        let server = repo().join("tests/peers/python/stdio_server.py");
-        let py = python();
-        BridgeProc::start(
-            restart,
-            &[
-                py.to_str().unwrap(),
-                server.to_str().unwrap(),
-                "--name",
-                "a",
-            ],
-        )
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn terminate(&mut self) -> ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.wait_exit()
-    }
-
-    fn wait_exit(&mut self) -> ExitStatus {
-        for _ in 0..400 {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("the bridge did not exit within 10 s");
-    }
-}
-
-impl Drop for BridgeProc {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            for _ in 0..200 {
-                if self.child.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("----- bridge log -----\n{}", self.log());
-        }
-        let _ = std::fs::remove_file(&self.log);
-    }
-}
 
 fn text_of(answer: &Value) -> String {
     answer["result"]["content"][0]["text"]

@@ -7,7 +7,7 @@
 
 mod harness;
 
-use harness::rmcp_peers::{ServerOpts, start_rmcp_server};
+use harness::bridge_proc::BridgeProc;
 use harness::sdk_peers::{SdkClient, python_server_with, run_client_with};
 use harness::{Raw, Sluice};
 use serde_json::{Value, json};
@@ -43,17 +43,13 @@ fn modern_headers<'a>(method: &'a str, name: Option<&'a str>) -> Vec<(&'a str, &
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_in_every_mode_reaches_upstreams_of_both_eras() {
-    // Python SDK servers speak both eras; the rmcp server only the handshake era.
+    // Python SDK servers speak both eras; `sluice bridge` in front of the SDK's stdio server
+    // only the handshake era (and the server refuses the 2026-07-28 envelope keys).
     let with_sessions = python_server_with("sessions", true, None, &[]).await;
     let without = python_server_with("plain", false, None, &[]).await;
-    let handshake_only = start_rmcp_server(ServerOpts {
-        name: "rmcp".into(),
-        stateful: true,
-        filler: 0,
-    })
-    .await;
+    let handshake_only = BridgeProc::python(false);
     let sluice = Sluice::start(&format!(
-        "{}[[servers]]\nname = \"rmcp\"\nurl = \"{}\"\ntimeout = \"20s\"\n\n[[gateways]]\nname = \"dev\"\nservers = [\"sessions\", \"plain\", \"rmcp\"]\n",
+        "{}[[servers]]\nname = \"stdio\"\nurl = \"{}\"\ntimeout = \"20s\"\n\n[[gateways]]\nname = \"dev\"\nservers = [\"sessions\", \"plain\", \"stdio\"]\n",
         config(&with_sessions.addr.to_string(), &without.addr.to_string())
             .split("[[gateways]]")
             .next()
@@ -64,17 +60,14 @@ async fn the_python_sdk_in_every_mode_reaches_upstreams_of_both_eras() {
     sluice.wait_tools("dev", 2 * 10 + 6).await;
     let url = sluice.url("dev");
     let (_, ready) = sluice.readyz().await.expect("readyz");
-    eprintln!("DEBUG {}", ready["servers"]);
+    assert_eq!(ready["servers"]["sessions"]["modern"], true, "{ready}");
+    assert_eq!(ready["servers"]["stdio"]["modern"], false, "{ready}");
 
-    for (mode, version) in [
-        (MODERN, MODERN),
-        ("auto", MODERN),
-        ("legacy", "2025-11-25"),
-    ] {
+    for (mode, version) in [(MODERN, MODERN), ("auto", MODERN), ("legacy", "2025-11-25")] {
         for (tool, expect) in [
             ("sessions__echo", "sessions:hi"),
             ("plain__echo", "plain:hi"),
-            ("rmcp__echo", "rmcp:hi"),
+            ("stdio__echo", "a:hi"),
         ] {
             let out = run_client_with(
                 SdkClient::Python,
@@ -107,21 +100,17 @@ async fn the_python_sdk_in_every_mode_reaches_upstreams_of_both_eras() {
         }
     }
 
-    // A modern caller has no session; for the handshake-only upstream the gateway holds one
-    // for the caller's identity (anonymous here): two clients, one upstream session.
-    let before = handshake_only.sessions_created();
-    for _ in 0..2 {
-        let out = run_client_with(
-            SdkClient::Python,
-            &url,
-            Some(("rmcp__echo", &json!({"text": "again"}))),
-            &["--mode", MODERN],
-        )
-        .await;
-        assert_eq!(text(&out["call"]), "rmcp:again", "{out}");
-        eprintln!("DEBUG sessions {}", handshake_only.sessions_created());
-    }
-    assert_eq!(handshake_only.sessions_created() - before, 1);
+    // A modern caller reaches the handshake-only upstream through a session the gateway holds
+    // for it, with the envelope stripped and the result typed for the revision.
+    let out = run_client_with(
+        SdkClient::Python,
+        &url,
+        Some(("stdio__echo", &json!({"text": "again"}))),
+        &["--mode", MODERN],
+    )
+    .await;
+    assert_eq!(text(&out["call"]), "a:again", "{out}");
+    assert_eq!(out["call"]["resultType"], "complete", "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,26 +308,6 @@ async fn suite_2026(url: &str) -> std::collections::BTreeMap<(String, String), S
     checks
 }
 
-/// Checks that pass against the conformance peer directly but cannot pass through the gateway
-/// yet, and why.
-const NOT_YET_THROUGH_THE_GATEWAY: [(&str, &str); 3] = [
-    // The peer lacks these scenarios' tools. Directly, the SDK answers a call to an unknown
-    // tool with an isError result, which these checks accept without exercising anything; the
-    // gateway answers it with a JSON-RPC -32602 error, which they count as "not testable".
-    (
-        "server-stateless",
-        "sep-2575-http-server-no-independent-requests-on-stream",
-    ),
-    (
-        "server-stateless",
-        "sep-2575-server-no-log-without-loglevel",
-    ),
-    (
-        "input-required-result-ignore-extra-params",
-        "sep-2322-ignore-unexpected-params",
-    ),
-];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_2026_scenarios_that_pass_directly_pass_through_the_gateway() {
     let upstream = harness::sdk_peers::conformance_server().await;
@@ -368,17 +337,28 @@ async fn the_2026_scenarios_that_pass_directly_pass_through_the_gateway() {
         .iter()
         .filter(|(_, s)| *s == "SUCCESS")
         .filter(|(k, _)| through.get(*k).map(String::as_str) != Some("SUCCESS"))
-        .filter(|((scenario, id), _)| {
-            !NOT_YET_THROUGH_THE_GATEWAY.contains(&(scenario.as_str(), id.as_str()))
-        })
         .map(|(k, _)| (k, through.get(k)))
         .collect();
     assert!(
         regressions.is_empty(),
         "checks passing directly but not through the gateway: {regressions:#?}"
     );
-    // The revision's own front-door scenarios pass whole through the gateway.
-    for scenario in ["http-header-validation", "caching"] {
+    // The revision's own scenarios pass whole through the gateway: the front door, caching,
+    // custom headers, and every input-required flow (its retries reach the same upstream).
+    let input_required: Vec<String> = through
+        .keys()
+        .map(|(s, _)| s.clone())
+        .filter(|s| s.starts_with("input-required-result-"))
+        .collect();
+    assert!(input_required.len() >= 10, "{input_required:?}");
+    for scenario in [
+        "http-header-validation",
+        "caching",
+        "http-custom-header-server-validation",
+    ]
+    .into_iter()
+    .chain(input_required.iter().map(String::as_str))
+    {
         let failing: Vec<_> = through
             .iter()
             .filter(|((s, _), st)| s == scenario && *st == "FAILURE")

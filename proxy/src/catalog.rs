@@ -50,6 +50,9 @@ pub struct ServerCatalog {
     /// The upstream also speaks the 2026-07-28 revision (it answered `server/discover` with
     /// it): requests of clients of that era are forwarded to it as they are.
     pub modern: bool,
+    /// In that revision it announces list changes (on `subscriptions/listen`), which the
+    /// gateway then listens for.
+    pub modern_list_changes: bool,
 }
 
 /// Where a shown tool or prompt goes.

@@ -185,7 +185,8 @@ pub fn decode_header_value(value: &str) -> Option<Cow<'_, str>> {
 /// upstream spoken to in the handshake era (which may refuse a request carrying them); `None`
 /// when there are none. Other `_meta` keys (a progress token) keep their bytes.
 pub fn strip_envelope(body: &[u8], max_depth: usize) -> Option<Vec<u8>> {
-    let Ok(crate::jsonrpc::Scanned::Single(envelope)) = crate::jsonrpc::scan(body, max_depth) else {
+    let Ok(crate::jsonrpc::Scanned::Single(envelope)) = crate::jsonrpc::scan(body, max_depth)
+    else {
         return None;
     };
     let span = envelope.meta?;
@@ -230,8 +231,12 @@ pub fn http_status_of(code: i64) -> Option<u16> {
         UNSUPPORTED_PROTOCOL_VERSION,
     };
     match code {
-        PARSE_ERROR | INVALID_REQUEST | INVALID_PARAMS | HEADER_MISMATCH
-        | UNSUPPORTED_PROTOCOL_VERSION | MISSING_REQUIRED_CLIENT_CAPABILITY => Some(400),
+        PARSE_ERROR
+        | INVALID_REQUEST
+        | INVALID_PARAMS
+        | HEADER_MISMATCH
+        | UNSUPPORTED_PROTOCOL_VERSION
+        | MISSING_REQUIRED_CLIENT_CAPABILITY => Some(400),
         METHOD_NOT_FOUND => Some(404),
         _ => None,
     }
@@ -499,7 +504,10 @@ mod tests {
         let with_token = CALL.replace(r#""_meta":{"#, r#""_meta":{"progressToken":7,"#);
         let v: Value =
             serde_json::from_slice(&strip_envelope(with_token.as_bytes(), 64).unwrap()).unwrap();
-        assert_eq!(v["params"]["_meta"], serde_json::json!({"progressToken": 7}));
+        assert_eq!(
+            v["params"]["_meta"],
+            serde_json::json!({"progressToken": 7})
+        );
         let plain = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","_meta":{"progressToken":1}}}"#;
         assert_eq!(strip_envelope(plain.as_bytes(), 64), None);
     }

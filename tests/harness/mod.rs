@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod authz;
+pub mod bridge_proc;
 pub mod idp;
 pub mod node_peer;
 pub mod prom;

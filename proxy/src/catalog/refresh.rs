@@ -64,6 +64,7 @@ impl CatalogRefresher {
         loop {
             let outcome = fetch(&connector, &upstream).await;
             let mut watch_session = None;
+            let mut listen = false;
             let wait = match outcome {
                 Ok((catalog, session)) => {
                     let status = ServerStatus {
@@ -73,7 +74,8 @@ impl CatalogRefresher {
                         modern: catalog.modern,
                         last_error: None,
                     };
-                    tracing::info!(server = %upstream.name, tools = catalog.tools.len(), stateful = catalog.stateful, "catalog fetched");
+                    tracing::info!(server = %upstream.name, tools = catalog.tools.len(), stateful = catalog.stateful, modern = catalog.modern, "catalog fetched");
+                    listen = catalog.modern_list_changes;
                     self.publish(upstream.index, Some(Arc::new(catalog)));
                     self.shared.record_fetch(upstream.index, status);
                     backoff = BACKOFF_START;
@@ -91,12 +93,22 @@ impl CatalogRefresher {
                     wait
                 }
             };
+            // A two-era upstream tells its 2026-07-28 callers' changes on subscriptions/listen,
+            // its handshake sessions' on their GET streams: the gateway listens on both.
+            let listening = async {
+                if listen {
+                    watch_subscription(&connector, &upstream).await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
             match watch_session {
                 Some(session) => {
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = signal.notified() => {}
                         _ = watch_list_changed(&connector, &upstream, session.session()) => {}
+                        _ = listening => {}
                     }
                     if let Err(e) =
                         mcp_client::delete_session(&connector, &upstream, session.session()).await
@@ -108,6 +120,7 @@ impl CatalogRefresher {
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = signal.notified() => {}
+                        _ = listening => {}
                     }
                 }
             }
@@ -150,9 +163,23 @@ pub async fn fetch(
     let work = async {
         let credential = upstream.own_credential().await?;
         // The era first: an upstream of the handshake era answers with an error, quickly.
-        let modern = mcp_client::discover(connector, upstream, credential.as_ref())
+        let discovered = mcp_client::discover(connector, upstream, credential.as_ref())
             .await
-            .is_ok_and(|v| v.iter().any(|v| crate::modern::MODERN_VERSIONS.contains(&v.as_str())));
+            .ok();
+        let modern = discovered.as_ref().is_some_and(|d| {
+            d.get("supportedVersions")
+                .and_then(Value::as_array)
+                .is_some_and(|v| {
+                    v.iter()
+                        .filter_map(Value::as_str)
+                        .any(|v| crate::modern::MODERN_VERSIONS.contains(&v))
+                })
+        });
+        let modern_list_changes = modern
+            && discovered
+                .as_ref()
+                .and_then(|d| d.get("capabilities"))
+                .is_some_and(announces_changes);
         let init = match mcp_client::initialize(
             connector,
             upstream,
@@ -176,6 +203,7 @@ pub async fn fetch(
         let has = |k: &str| caps.get(k).is_some_and(|v| !v.is_null());
         let mut catalog = ServerCatalog {
             modern,
+            modern_list_changes,
             protocol_version: init.protocol_version.clone(),
             stateful: init.session_id.is_some(),
             capabilities: caps.clone(),
@@ -272,6 +300,79 @@ async fn watch_list_changed(connector: &Connector, upstream: &Upstream, session:
     .await;
     if let Err(e) = outcome {
         tracing::debug!(server = %upstream.name, error = %e, "no list_changed stream; relying on the timer");
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Whether an upstream's capabilities announce a list change of any kind.
+fn announces_changes(caps: &Value) -> bool {
+    ["tools", "prompts", "resources"]
+        .iter()
+        .any(|k| caps.get(k).and_then(|c| c.get("listChanged")) == Some(&Value::Bool(true)))
+}
+
+/// Listens on a `subscriptions/listen` stream (2026-07-28) of the upstream for its list
+/// changes; returns when one arrives or the stream ends, and waits forever when the upstream
+/// refuses the subscription (the timer still runs).
+async fn watch_subscription(connector: &Connector, upstream: &Upstream) {
+    let outcome: Result<(), UpstreamError> = async {
+        let credential = upstream.own_credential().await?;
+        let version = crate::modern::MODERN_VERSIONS[0];
+        let body = serde_json::to_vec(&json!({
+            "jsonrpc": "2.0",
+            "id": "sluice-catalog",
+            "method": "subscriptions/listen",
+            "params": {
+                "_meta": {
+                    crate::modern::PROTOCOL_VERSION_KEY: version,
+                    crate::modern::CLIENT_CAPABILITIES_KEY: {},
+                    crate::modern::CLIENT_INFO_KEY: { "name": "sluice-catalog", "version": env!("CARGO_PKG_VERSION") },
+                },
+                "notifications": {
+                    "toolsListChanged": true,
+                    "promptsListChanged": true,
+                    "resourcesListChanged": true,
+                },
+            },
+        }))
+        .unwrap_or_default();
+        let session = SessionRef {
+            id: None,
+            version,
+            credential: credential.as_ref(),
+            routing: Some(mcp_client::Routing {
+                method: "subscriptions/listen",
+                name: None,
+            }),
+        };
+        let req = mcp_client::post_request(upstream, session, body.len())?;
+        let mut ex = Exchange::start(connector, upstream, req, bytes::Bytes::from(body)).await?;
+        let status = ex.status();
+        if status != 200 {
+            ex.finish(connector, upstream).await;
+            return Err(UpstreamError::Status {
+                server: upstream.name.clone(),
+                status,
+            });
+        }
+        ex.set_read_timeout(None);
+        tracing::debug!(server = %upstream.name, "listening for list changes on a subscription");
+        let mut parser = SseParser::new(1 << 20);
+        while let Some(chunk) = ex.chunk(upstream).await? {
+            let events = parser.push(&chunk).map_err(|e| UpstreamError::Protocol {
+                server: upstream.name.clone(),
+                reason: e.to_string(),
+            })?;
+            if events.iter().any(|e| is_list_changed(&e.data)) {
+                tracing::info!(server = %upstream.name, "upstream announced a list change on its subscription");
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = outcome {
+        tracing::debug!(server = %upstream.name, error = %e, "no subscriptions/listen stream; relying on the timer");
         std::future::pending::<()>().await;
     }
 }

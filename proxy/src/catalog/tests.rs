@@ -6,6 +6,7 @@ use sluice_config::{GatewayConfig, GatewayName, ServerName};
 fn server(tools: &[&str], stateful: bool) -> Option<Arc<ServerCatalog>> {
     Some(Arc::new(ServerCatalog {
         modern: false,
+        modern_list_changes: false,
         protocol_version: "2025-11-25".into(),
         stateful,
         capabilities: json!({ "tools": {} }),
@@ -288,6 +289,7 @@ fn offering(
 ) -> Option<Arc<ServerCatalog>> {
     Some(Arc::new(ServerCatalog {
         modern: false,
+        modern_list_changes: false,
         protocol_version: "2025-11-25".into(),
         stateful: false,
         capabilities: json!({ "tools": {}, "prompts": {}, "resources": {} }),

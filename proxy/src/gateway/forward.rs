@@ -165,7 +165,10 @@ async fn forward_once(
         false => target.body.clone(),
     };
     let routing = if modern_route {
-        Some(routing_of(&target.body, gw.shared.config.proxy.max_json_depth)?)
+        Some(routing_of(
+            &target.body,
+            gw.shared.config.proxy.max_json_depth,
+        )?)
     } else {
         None
     };
@@ -211,10 +214,16 @@ async fn forward_once(
     // An untraced request (not sampled, or tracing off) has no context: the client's own
     // trace headers go upstream unchanged instead.
     let span = upstream_span.as_ref().or(rec.span.as_ref());
+    let param_headers = if routing.is_some() {
+        param_headers(session.req_header())
+    } else {
+        Vec::new()
+    };
     let mut outbound = Outbound {
         subject,
         credential: injected,
         routing,
+        param_headers,
         span,
         client_trace: if span.is_none() {
             crate::telemetry::client_trace_headers(session.req_header())
@@ -291,6 +300,9 @@ struct Outbound<'a> {
     credential: Option<Injected>,
     /// `Mcp-Method` and `Mcp-Name` of a request forwarded in the 2026-07-28 revision.
     routing: Option<(String, Option<String>)>,
+    /// Its `Mcp-Param-*` headers, which mirror arguments a tool's schema marks with
+    /// `x-mcp-header` (the upstream checks them against the body).
+    param_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     span: Option<&'a opentelemetry::Context>,
     client_trace: Vec<(&'static str, http::HeaderValue)>,
 }
@@ -579,6 +591,13 @@ async fn send(
             }),
     };
     let mut req = mcp_client::post_request(upstream, session, body.len())?;
+    for (name, value) in &outbound.param_headers {
+        req.append_header(name.clone(), value.clone())
+            .map_err(|_| UpstreamError::Protocol {
+                server: upstream.name.clone(),
+                reason: "invalid Mcp-Param header".into(),
+            })?;
+    }
     gw.shared
         .telemetry
         .inject(outbound.span, &outbound.client_trace, &mut req);
@@ -784,6 +803,20 @@ fn pass_events(
         0 | 1 => out.pop().unwrap_or_default(),
         _ => Bytes::from(out.concat()),
     }
+}
+
+/// Most `Mcp-Param-*` headers passed on with one request.
+const MAX_PARAM_HEADERS: usize = 32;
+
+/// The client's `Mcp-Param-*` headers, in order and with repeats (the upstream refuses a
+/// repeated one), at most [`MAX_PARAM_HEADERS`].
+fn param_headers(req: &pingora::http::RequestHeader) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    req.headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("mcp-param-"))
+        .take(MAX_PARAM_HEADERS)
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect()
 }
 
 /// The method and name a forwarded 2026-07-28 body's routing headers mirror (the body as it

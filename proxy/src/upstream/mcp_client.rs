@@ -118,13 +118,13 @@ pub async fn initialize(
     Ok(init)
 }
 
-/// Asks `server/discover` (2026-07-28) and returns the versions the upstream supports; an
-/// upstream of the handshake era answers with an error.
+/// Asks `server/discover` (2026-07-28) and returns its result (`supportedVersions`,
+/// `capabilities`, ...); an upstream of the handshake era answers with an error.
 pub async fn discover(
     connector: &Connector,
     upstream: &Upstream,
     credential: Option<&Injected>,
-) -> Result<Vec<String>, UpstreamError> {
+) -> Result<Value, UpstreamError> {
     let version = crate::modern::MODERN_VERSIONS[0];
     let params = json!({ "_meta": {
         crate::modern::PROTOCOL_VERSION_KEY: version,
@@ -141,16 +141,7 @@ pub async fn discover(
         }),
     };
     let (result, _) = call(connector, upstream, session, "server/discover", params).await?;
-    Ok(result
-        .get("supportedVersions")
-        .and_then(Value::as_array)
-        .map(|v| {
-            v.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default())
+    Ok(result)
 }
 
 /// Calls a list method and follows `nextCursor` until the end, returning the items under `key`.
