@@ -93,6 +93,13 @@ pub const TARGETS: &[Target] = &[
         dictionary: targets::headers::DICTIONARY,
         max_len: 1024,
     },
+    Target {
+        name: "modern_envelope",
+        about: "2026-07-28: the envelope and header checks, resultType/cache splices, envelope stripping, the Mcp-Name codec",
+        shape: targets::modern::run,
+        dictionary: targets::modern::DICTIONARY,
+        max_len: 4096,
+    },
 ];
 
 /// The target called `name`.
@@ -138,6 +145,11 @@ pub fn config(data: &[u8]) {
 /// Request header values (see the README).
 pub fn header_values(data: &[u8]) {
     targets::headers::run(data);
+}
+
+/// The 2026-07-28 front door and era splices (see the README).
+pub fn modern_envelope(data: &[u8]) {
+    targets::modern::run(data);
 }
 
 /// A 64-bit FNV-1a hash: names crash files and combines shapes. Not for security.

@@ -78,6 +78,11 @@ fn header_values() {
 }
 
 #[test]
+fn modern_envelope() {
+    fuzz("modern_envelope");
+}
+
+#[test]
 fn every_target_is_run_here() {
     let names: Vec<&str> = TARGETS.iter().map(|t| t.name).collect();
     assert_eq!(
@@ -90,7 +95,8 @@ fn every_target_is_run_here() {
             "sse",
             "jwt",
             "config",
-            "header_values"
+            "header_values",
+            "modern_envelope"
         ],
         "add a test above for a new target"
     );

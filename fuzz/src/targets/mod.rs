@@ -6,6 +6,7 @@ pub mod cursor;
 pub mod headers;
 pub mod jsonrpc;
 pub mod jwt;
+pub mod modern;
 pub mod relay;
 pub mod session;
 pub mod sse;
