@@ -162,8 +162,9 @@ fn proxy(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     let config =
         sluice_config::load_file(path).map_err(|e| anyhow::anyhow!("invalid config:\n{e}"))?;
     install_crypto_provider();
-    tracing::info!("{}", config.summary());
-    let server = sluice_proxy::ProxyServer::build_from(config, Some(path.to_owned()))
+    let start = sluice_proxy::sync::start(path, config);
+    tracing::info!("{}", start.config.summary());
+    let server = sluice_proxy::ProxyServer::build_started(start, Some(path.to_owned()))
         .context("starting the proxy")?;
     server.run()
 }

@@ -58,6 +58,11 @@
 //! | `telemetry.service_name` | string | `"sluice"` | `service.name` of exported spans |
 //! | `telemetry.access_log` | `"stdout"`, `"off"` or a file path | `"stdout"` | one JSON line per request |
 //! | `telemetry.metrics` | boolean | `true` | count requests in `/metrics` (off only to measure the cost) |
+//! | `control` | table | absent | absent: the proxy serves its file alone; present: it also follows a registry snapshot from `sluice control` (see the README's "Registry (control plane)"); needs `[sessions]` |
+//! | `control.url` | `http(s)` URL | required in `[control]` | control's API; the proxy long-polls `{url}/v1/snapshot` |
+//! | `control.token` | string >= 16 bytes | required in `[control]` | one of control's `[[proxy_tokens]]`, sent as a bearer token; use `"${VAR}"` |
+//! | `control.snapshot_file` | path | required in `[control]` | the last applied snapshot, saved encrypted (key derived from `sessions.secret`), mode 0600; started from when control does not answer at start |
+//! | `control.poll_wait` | duration 1s..=60s | `"30s"` | how long one long-poll waits for a registry change |
 //! | `servers[].name` | `[a-z0-9-]`, 1..=64 chars, unique | required | tools appear as `{name}__{tool}` |
 //! | `servers[].url` | `http`/`https` URL with a host | required | the upstream's MCP endpoint |
 //! | `servers[].timeout` | duration 1ms..=1day | `"30s"` | bound on one whole forwarded request |
@@ -118,13 +123,13 @@ pub use error::{ConfigError, ConfigErrors};
 pub use names::{GatewayName, MAX_NAME_LEN, NameError, ServerName};
 pub use schema::{
     ACCESS_TOKEN_TYPE, AccessLog, Allowlist, ArgumentCondition, ArgumentTest, AuthConfig,
-    CallerKey, CatalogConfig, ClientAuth, ClientCredentials, Config, CredentialConfig,
-    CredentialKind, Effect, GatewayAuthConfig, GatewayConfig, GatewayLimits, HostError, HostPort,
-    ID_JAG_TOKEN_TYPE, IdJag, IssuerClient, IssuerConfig, JwtAlgorithm, MAX_POLICIES,
-    MAX_REGEX_SIZE, MAX_RULES, MIN_SECRET_BYTES, Origin, OriginError, PerCaller, PolicyConfig,
-    ProviderConfig, ProxyConfig, RateLimit, ServerConfig, SessionsConfig, StaticToken,
-    TelemetryConfig, TokenClient, TokenExchange, ToolRule, ToolsMode, default_allowed_hosts,
-    default_allowed_origins,
+    CallerKey, CatalogConfig, ClientAuth, ClientCredentials, Config, ControlConfig,
+    CredentialConfig, CredentialKind, Effect, GatewayAuthConfig, GatewayConfig, GatewayLimits,
+    HostError, HostPort, ID_JAG_TOKEN_TYPE, IdJag, IssuerClient, IssuerConfig, JwtAlgorithm,
+    MAX_POLICIES, MAX_REGEX_SIZE, MAX_RULES, MIN_CONTROL_TOKEN_BYTES, MIN_SECRET_BYTES, Origin,
+    OriginError, PerCaller, PolicyConfig, ProviderConfig, ProxyConfig, RateLimit, ServerConfig,
+    SessionsConfig, StaticToken, TelemetryConfig, TokenClient, TokenExchange, ToolRule, ToolsMode,
+    default_allowed_hosts, default_allowed_origins,
 };
 pub use secret::SecretString;
 pub use snapshot::{

@@ -34,7 +34,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `[telemetry]`: traces, access log, metrics.
     pub telemetry: TelemetryConfig,
-    /// `[[servers]]`, in file order; names are unique.
+    /// `[control]`: the registry snapshot this proxy follows; `None` = the file alone.
+    pub control: Option<ControlConfig>,
+    /// `[[servers]]`, in file order (a registry snapshot's after the file's); names are
+    /// unique.
     pub servers: Vec<ServerConfig>,
     /// `[[gateways]]`, in file order; names are unique and every reference resolves.
     pub gateways: Vec<GatewayConfig>,
@@ -139,6 +142,30 @@ pub struct SessionsConfig {
 impl SessionsConfig {
     /// Default `ttl`.
     pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+}
+
+/// Shortest accepted `control.token`, in bytes (control's own minimum for proxy tokens).
+pub const MIN_CONTROL_TOKEN_BYTES: usize = 16;
+
+/// `[control]`: the control process whose registry snapshot this proxy follows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlConfig {
+    /// Base URL of control's API (`/v1/snapshot` is appended).
+    pub url: url::Url,
+    /// A proxy token of control, sent as `Authorization: Bearer`.
+    pub token: SecretString,
+    /// Where the last applied snapshot is saved, encrypted, to start from when control is
+    /// unreachable.
+    pub snapshot_file: PathBuf,
+    /// How long one long-poll waits for a change before control answers 304.
+    pub poll_wait: Duration,
+}
+
+impl ControlConfig {
+    /// Default `poll_wait`.
+    pub const DEFAULT_POLL_WAIT: Duration = Duration::from_secs(30);
+    /// Longest `poll_wait` (control caps its wait at 60 s).
+    pub const MAX_POLL_WAIT: Duration = Duration::from_secs(60);
 }
 
 /// `[catalog]`: how upstream catalogs are fetched and served.

@@ -4,6 +4,7 @@
 
 mod auth;
 mod catalog;
+mod control;
 mod credential;
 mod gateways;
 mod policies;
@@ -27,6 +28,7 @@ const TOP_LEVEL: &[&str] = &[
     "auth",
     "catalog",
     "telemetry",
+    "control",
     "servers",
     "gateways",
 ];
@@ -49,6 +51,16 @@ pub(crate) fn read_config(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Config {
         Some((t, _)) => telemetry::read(r, t),
         None => crate::schema::TelemetryConfig::default(),
     };
+    let control = r.table(doc, "control").and_then(|(t, span)| {
+        let control = control::read(r, t, span.clone());
+        if doc.get("sessions").is_none() {
+            r.problem(
+                span,
+                "[control] needs [sessions] secret: the saved registry snapshot holds credentials and is encrypted with a key derived from sessions.secret; add [sessions] with secret = \"${SLUICE_SESSION_SECRET}\" (at least 32 bytes)",
+            );
+        }
+        control
+    });
     let auth = auth::read(r, doc);
     let servers = servers::read(r, doc);
     let gateways = gateways::read(r, doc, &servers.declared, &auth);
@@ -58,6 +70,7 @@ pub(crate) fn read_config(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Config {
         auth: auth.config,
         telemetry,
         catalog,
+        control,
         servers: servers.configs,
         gateways,
     }

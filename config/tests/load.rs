@@ -531,3 +531,23 @@ fn host_and_origin_allowlists_load_and_default_from_the_listener() {
         Allowlist::Only(vec![Origin::parse("https://app.example").unwrap()])
     );
 }
+
+#[test]
+fn control_loads_with_its_values_and_poll_wait_defaults() {
+    let src = "[sessions]\nsecret = \"${SLUICE_SESSION_SECRET}\"\n[control]\nurl = \"http://127.0.0.1:7070\"\ntoken = \"${SLUICE_SESSION_SECRET}\"\nsnapshot_file = \"/var/lib/sluice/snapshot.bin\"\n";
+    let c = load(src).unwrap_or_else(|e| panic!("{e}"));
+    let control = c.control.expect("[control] loads");
+    assert_eq!(control.url.as_str(), "http://127.0.0.1:7070/");
+    assert_eq!(control.token.expose(), SECRET);
+    assert_eq!(
+        control.snapshot_file,
+        std::path::PathBuf::from("/var/lib/sluice/snapshot.bin")
+    );
+    assert_eq!(
+        control.poll_wait,
+        sluice_config::ControlConfig::DEFAULT_POLL_WAIT
+    );
+    let c = load(&format!("{src}poll_wait = \"5s\"\n")).unwrap();
+    assert_eq!(c.control.unwrap().poll_wait, Duration::from_secs(5));
+    assert!(load("").unwrap().control.is_none());
+}

@@ -32,6 +32,7 @@ pub mod session_token;
 pub mod shutdown;
 pub mod sse;
 pub mod state;
+pub mod sync;
 pub mod telemetry;
 pub mod upstream;
 

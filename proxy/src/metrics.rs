@@ -188,6 +188,9 @@ pub struct Metrics {
     reloads: IntCounterVec,
     /// `sluice_config_generation`: 0 at start, +1 per applied reload.
     pub config_generation: IntGauge,
+    control_snapshots: IntCounterVec,
+    /// `sluice_control_snapshot_version`: the registry snapshot version served (0: none).
+    pub control_snapshot_version: IntGauge,
 }
 
 /// Per server of one world (by index): pre-resolved handles, so the hot path never looks up
@@ -341,7 +344,22 @@ impl Metrics {
         registry
             .register(Box::new(config_generation.clone()))
             .expect("unique metric");
+        let control_snapshots = counter(
+            "sluice_control_snapshots_total",
+            "Registry snapshot long-polls by outcome: applied, refused (the merged config was invalid or could not be built; the running config kept), unchanged (304), unreachable (control did not answer or answered with an error).",
+            &["outcome"],
+        );
+        let control_snapshot_version = IntGauge::new(
+            "sluice_control_snapshot_version",
+            "The registry snapshot version being served (0: none).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(control_snapshot_version.clone()))
+            .expect("unique metric");
         Arc::new(Metrics {
+            control_snapshots,
+            control_snapshot_version,
             credential_cache,
             token_requests,
             registry,
@@ -412,6 +430,12 @@ impl Metrics {
     /// Counts a reload by outcome (`applied`, `invalid`, `failed`).
     pub fn reload(&self, outcome: &str) {
         self.reloads.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts a registry snapshot long-poll by outcome (`applied`, `refused`, `unchanged`,
+    /// `unreachable`).
+    pub fn control_snapshot(&self, outcome: &str) {
+        self.control_snapshots.with_label_values(&[outcome]).inc();
     }
 
     /// Handles for one gateway.

@@ -11,21 +11,27 @@
 //! requests that already loaded the old world finish on it; standalone streams see the new
 //! snapshot and announce `notifications/*/list_changed` for what changed.
 //!
+//! With `[control]`, the applied config is the file merged with the newest registry snapshot
+//! received ([`crate::sync`]): a new snapshot and a reload take the same path (re-read the
+//! file, merge the snapshot, validate, swap), so a snapshot is refused exactly like an invalid
+//! file, and fixing the file (a name clash, say) and reloading applies the snapshot too.
+//!
 //! Keys that pingora or the process fixed at start (listeners, threads, shutdown timings, the
 //! session key, telemetry, the upstream CA bundle) keep their running values; the reload
 //! applies everything else and reports those keys as needing a restart.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use serde::Serialize;
-use sluice_config::{Config, ConfigErrors};
+use sluice_config::{Config, ConfigError, ConfigErrors, Snapshot};
 
 use crate::auth_keys::KeyRefresher;
 use crate::catalog::refresh::CatalogRefresher;
 use crate::server::StartError;
 use crate::state::Shared;
+use crate::sync::SnapshotFile;
 
 /// Why a reload was refused; the running config is kept in every case.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +42,7 @@ pub enum ReloadError {
         "this process was started without a config file (sluice up); there is nothing to re-read"
     )]
     NoSource,
-    /// The file has errors.
+    /// The file, or the file merged with the registry snapshot, has errors.
     #[error("{path}: the new config has {} error(s); the running config is kept:\n{errors}", errors.errors.len())]
     Invalid {
         /// The file.
@@ -94,35 +100,119 @@ pub struct ReloadReport {
     /// New or changed servers whose first catalog fetch had not finished by the swap (their
     /// tools appear when it does).
     pub pending: Vec<String>,
+    /// The registry snapshot version merged in, if any.
+    pub snapshot_version: Option<u64>,
 }
 
-/// Re-reads and applies the config file; one reload at a time.
+/// Reads `path` and validates it merged with `snapshot` (if any), taking `${VAR}` values from
+/// the process environment: the config a proxy with `[control]` serves.
+pub fn load_merged(path: &Path, snapshot: Option<&Snapshot>) -> Result<Config, ConfigErrors> {
+    let Some(snapshot) = snapshot else {
+        return sluice_config::load_file(path);
+    };
+    let file = path.display().to_string();
+    let source = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        errors: vec![ConfigError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read config file: {e}"),
+        }],
+    })?;
+    sluice_config::load_str_with_snapshot(&source, &file, &|k| std::env::var(k).ok(), snapshot)
+}
+
+/// The registry side of the reloader: the newest snapshot received, and where applied ones
+/// are saved.
+struct Registry {
+    latest: Option<Arc<Snapshot>>,
+    saved: Option<u64>,
+    file: Option<SnapshotFile>,
+}
+
+/// Re-reads and applies the config file (merged with the newest registry snapshot); one
+/// apply at a time.
 pub struct Reloader {
     current: Arc<ArcSwap<Shared>>,
     source: Option<PathBuf>,
-    lock: tokio::sync::Mutex<()>,
+    registry: tokio::sync::Mutex<Registry>,
 }
 
 impl Reloader {
     /// A reloader of `current` from `source` (`None`: started without a file).
     pub fn new(current: Arc<ArcSwap<Shared>>, source: Option<PathBuf>) -> Self {
+        Self::with_snapshot(current, source, None, None)
+    }
+
+    /// A reloader whose running config already merges `snapshot`, saving the snapshots it
+    /// applies later to `file`.
+    pub fn with_snapshot(
+        current: Arc<ArcSwap<Shared>>,
+        source: Option<PathBuf>,
+        snapshot: Option<Snapshot>,
+        file: Option<SnapshotFile>,
+    ) -> Self {
+        let saved = snapshot.as_ref().map(|s| s.version);
         Reloader {
             current,
             source,
-            lock: tokio::sync::Mutex::new(()),
+            registry: tokio::sync::Mutex::new(Registry {
+                latest: snapshot.map(Arc::new),
+                saved,
+                file,
+            }),
         }
     }
 
-    /// Reloads, logging and counting the outcome.
+    /// Reloads the file (merged with the newest snapshot received), logging and counting the
+    /// outcome.
     pub async fn reload(&self) -> Result<ReloadReport, ReloadError> {
-        let _one_at_a_time = self.lock.lock().await;
+        let mut registry = self.registry.lock().await;
+        self.apply_logged(&mut registry, "file").await
+    }
+
+    /// Applies a registry snapshot: the file is re-read and merged with it, exactly as a
+    /// reload. A refused snapshot stays the newest received (a later reload retries it, e.g.
+    /// after the file was fixed); the running world is kept.
+    pub async fn apply_snapshot(&self, snapshot: Snapshot) -> Result<ReloadReport, ReloadError> {
+        let mut registry = self.registry.lock().await;
+        let trigger = format!("registry snapshot v{}", snapshot.version);
+        registry.latest = Some(Arc::new(snapshot));
+        self.apply_logged(&mut registry, &trigger).await
+    }
+
+    async fn apply_logged(
+        &self,
+        registry: &mut Registry,
+        trigger: &str,
+    ) -> Result<ReloadReport, ReloadError> {
         let metrics = self.current.load().metrics.clone();
-        let outcome = self.apply().await;
+        let snapshot = registry.latest.clone();
+        let outcome = self.apply(snapshot.as_deref()).await;
+        if let (Ok(_), Some(snapshot)) = (&outcome, &snapshot)
+            && registry.saved != Some(snapshot.version)
+        {
+            metrics
+                .control_snapshot_version
+                .set(snapshot.version as i64);
+            match &registry.file {
+                Some(file) => match file.save(snapshot) {
+                    Ok(()) => registry.saved = Some(snapshot.version),
+                    Err(e) => tracing::error!(
+                        file = %file.path().display(),
+                        "cannot save the registry snapshot (the proxy serves it, but would not start from it): {e}"
+                    ),
+                },
+                None => registry.saved = Some(snapshot.version),
+            }
+        }
         match &outcome {
             Ok(report) => {
                 metrics.reload("applied");
                 metrics.config_generation.set(report.generation as i64);
                 tracing::info!(
+                    trigger,
+                    snapshot_version = report.snapshot_version,
                     generation = report.generation,
                     servers = ?report.servers,
                     gateways = ?report.gateways,
@@ -139,15 +229,15 @@ impl Reloader {
                     ReloadError::Invalid { .. } => "invalid",
                     _ => "failed",
                 });
-                tracing::error!("config reload refused: {e}");
+                tracing::error!(trigger, "config reload refused: {e}");
             }
         }
         outcome
     }
 
-    async fn apply(&self) -> Result<ReloadReport, ReloadError> {
+    async fn apply(&self, snapshot: Option<&Snapshot>) -> Result<ReloadReport, ReloadError> {
         let path = self.source.as_ref().ok_or(ReloadError::NoSource)?;
-        let loaded = sluice_config::load_file(path).map_err(|errors| ReloadError::Invalid {
+        let loaded = load_merged(path, snapshot).map_err(|errors| ReloadError::Invalid {
             path: path.display().to_string(),
             errors,
         })?;
@@ -206,6 +296,7 @@ impl Reloader {
             gateways,
             restart_required,
             pending,
+            snapshot_version: snapshot.map(|s| s.version),
         })
     }
 }
@@ -231,6 +322,7 @@ fn keep_fixed(running: &Config, mut new: Config) -> (Config, Vec<&'static str>) 
         "proxy.upstream_ca_file" => proxy.upstream_ca_file,
         "sessions" => sessions,
         "telemetry" => telemetry,
+        "control" => control,
     }
     (new, changed)
 }

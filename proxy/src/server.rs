@@ -1,5 +1,6 @@
 //! Assembles one proxy process: the gateway service on `listen`, the admin service on
-//! `admin_listen`, the catalog refresher and the SIGHUP reloader, inside a pingora server whose
+//! `admin_listen`, the catalog refresher, the SIGHUP reloader and (with `[control]`) the
+//! registry follower, inside a pingora server whose
 //! worker threads and graceful-shutdown period come from the config (pingora's defaults are 1
 //! thread and 300 s).
 
@@ -63,6 +64,29 @@ impl ProxyServer {
     /// Builds the server from a config read from `source`, which SIGHUP and `POST /reload`
     /// re-read ([`crate::reload`]).
     pub fn build_from(config: Config, source: Option<PathBuf>) -> Result<Self, StartError> {
+        Self::build_started(
+            crate::sync::Start {
+                config,
+                snapshot: None,
+                file: None,
+            },
+            source,
+        )
+    }
+
+    /// Builds the server from what [`crate::sync::start`] chose (the file merged with a
+    /// registry snapshot, or the file alone), following control when the config has
+    /// `[control]`.
+    pub fn build_started(
+        start: crate::sync::Start,
+        source: Option<PathBuf>,
+    ) -> Result<Self, StartError> {
+        let crate::sync::Start {
+            config,
+            snapshot,
+            file,
+        } = start;
+        let control = config.control.clone();
         let sealer = match &config.sessions {
             Some(s) => SessionSealer::new(s.secret.expose().as_bytes())?,
             None => {
@@ -89,7 +113,16 @@ impl ProxyServer {
         let threads = config.proxy.threads;
         let shared = Shared::new(config, sealer)?;
         let current = Arc::new(ArcSwap::new(shared.clone()));
-        let reloader = Arc::new(Reloader::new(current.clone(), source));
+        let after = snapshot.as_ref().map(|s| s.version);
+        if let Some(v) = after {
+            shared.metrics.control_snapshot_version.set(v as i64);
+        }
+        let reloader = Arc::new(Reloader::with_snapshot(
+            current.clone(),
+            source,
+            snapshot,
+            file,
+        ));
 
         let mut proxy = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
@@ -112,6 +145,17 @@ impl ProxyServer {
         server.add_service(proxy);
         server.add_service(admin);
         server.add_service(refresher);
+        if let Some(control) = &control {
+            server.add_service(background_service(
+                "registry sync",
+                crate::sync::Follower::new(
+                    control,
+                    reloader.clone(),
+                    shared.metrics.clone(),
+                    after,
+                ),
+            ));
+        }
         server.add_service(background_service("config reload", HangupReload(reloader)));
         if let Some(auth) = &shared.auth
             && !auth.providers().is_empty()

@@ -256,3 +256,28 @@ fn bad_host_and_origin_allowlist_entries_are_refused_with_the_reason() {
         "proxy.allowed_hosts = [] would refuse every request; list the names clients use, or [\"*\"] to turn the check off"
     );
 }
+
+#[test]
+fn control_is_checked_key_by_key_and_needs_sessions() {
+    let e = errors(
+        "[control]\nurl = \"ftp://h\"\ntoken = \"short\"\npoll_wait = \"2m\"\nsnapshot = \"x\"\n",
+    );
+    let all: Vec<String> = e.iter().map(|(l, c, m)| format!("{l}:{c}: {m}")).collect();
+    assert_eq!(
+        all,
+        [
+            "1:1: [control] entry is missing the required key \"snapshot_file\"",
+            "1:1: [control] needs [sessions] secret: the saved registry snapshot holds credentials and is encrypted with a key derived from sessions.secret; add [sessions] with secret = \"${SLUICE_SESSION_SECRET}\" (at least 32 bytes)",
+            "2:7: control.url \"ftp://h\" must be the http(s) URL of the control process, e.g. \"http://127.0.0.1:7070\"",
+            "3:9: control.token must be at least 16 bytes, but it is 5; use one of control's [[proxy_tokens]], e.g. \"${SLUICE_PROXY_TOKEN}\"",
+            "4:13: control.poll_wait must be between 1s and 1m, not \"2m\"",
+            "5:1: unknown key \"snapshot\" in [control]; did you mean \"snapshot_file\"?",
+        ]
+    );
+    // A token from the environment is never repeated.
+    let e = errors("[control]\ntoken = \"${SHORT_SECRET}x\"\n");
+    assert!(
+        e.iter().all(|(_, _, m)| !m.contains("tiny-secret")),
+        "{e:?}"
+    );
+}
