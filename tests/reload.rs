@@ -60,6 +60,16 @@ async fn post_reload(sluice: &Sluice) -> (u16, Value) {
     (status, resp.json().await.expect("a JSON answer"))
 }
 
+/// `sluice_config_reloads_total` of one outcome.
+fn reloads(metrics: &prometheus_parse::Scrape, outcome: &str) -> f64 {
+    sum(
+        metrics,
+        "sluice_config_reloads_total",
+        &[("outcome", outcome)],
+        true,
+    )
+}
+
 async fn generation(sluice: &Sluice) -> Option<u64> {
     sluice.readyz().await?.1["generation"].as_u64()
 }
@@ -131,15 +141,7 @@ async fn sighup_adds_a_server_announces_it_and_sessions_carry_on() {
 
     assert_eq!(generation(&sluice).await, Some(1));
     let metrics = scrape(&sluice).await;
-    assert_eq!(
-        sum(
-            &metrics,
-            "sluice_config_reloads_total",
-            &[("outcome", "applied")],
-            true
-        ),
-        1.0
-    );
+    assert_eq!(reloads(&metrics, "applied"), 1.0);
     assert_eq!(sum(&metrics, "sluice_config_generation", &[], false), 1.0);
 }
 
@@ -192,15 +194,7 @@ async fn a_bad_file_is_refused_with_every_error_and_the_running_config_serves_on
     assert_eq!(a["result"]["content"][0]["text"], "alpha:still", "{a}");
     assert_eq!(generation(&sluice).await, Some(0));
     let metrics = scrape(&sluice).await;
-    assert_eq!(
-        sum(
-            &metrics,
-            "sluice_config_reloads_total",
-            &[("outcome", "invalid")],
-            true
-        ),
-        2.0
-    );
+    assert_eq!(reloads(&metrics, "invalid"), 2.0);
 
     // A key fixed at start is kept and reported; the rest of the file is applied.
     let moved = format!("127.0.0.1:{}", harness::free_port());

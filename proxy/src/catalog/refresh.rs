@@ -282,26 +282,36 @@ async fn watch_list_changed(connector: &Connector, upstream: &Upstream, session:
                 status,
             });
         }
-        // The stream is long-lived and may be silent for hours.
-        ex.set_read_timeout(None);
-        let mut parser = SseParser::new(1 << 20);
-        while let Some(chunk) = ex.chunk(upstream).await? {
-            let events = parser.push(&chunk).map_err(|e| UpstreamError::Protocol {
-                server: upstream.name.clone(),
-                reason: e.to_string(),
-            })?;
-            if events.iter().any(|e| is_list_changed(&e.data)) {
-                tracing::info!(server = %upstream.name, "upstream announced a list change");
-                return Ok(());
-            }
-        }
-        Ok(())
+        until_list_changed(&mut ex, upstream, "its GET stream").await
     }
     .await;
     if let Err(e) = outcome {
         tracing::debug!(server = %upstream.name, error = %e, "no list_changed stream; relying on the timer");
         std::future::pending::<()>().await;
     }
+}
+
+/// Reads a long-lived event stream of the upstream until it announces a list change (`Ok`)
+/// or ends; `on` names the stream for the log.
+async fn until_list_changed(
+    ex: &mut Exchange,
+    upstream: &Upstream,
+    on: &str,
+) -> Result<(), UpstreamError> {
+    // The stream is long-lived and may be silent for hours.
+    ex.set_read_timeout(None);
+    let mut parser = SseParser::new(1 << 20);
+    while let Some(chunk) = ex.chunk(upstream).await? {
+        let events = parser.push(&chunk).map_err(|e| UpstreamError::Protocol {
+            server: upstream.name.clone(),
+            reason: e.to_string(),
+        })?;
+        if events.iter().any(|e| is_list_changed(&e.data)) {
+            tracing::info!(server = %upstream.name, "upstream announced a list change on {on}");
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// Whether an upstream's capabilities announce a list change of any kind.
@@ -355,20 +365,7 @@ async fn watch_subscription(connector: &Connector, upstream: &Upstream) {
                 status,
             });
         }
-        ex.set_read_timeout(None);
-        tracing::debug!(server = %upstream.name, "listening for list changes on a subscription");
-        let mut parser = SseParser::new(1 << 20);
-        while let Some(chunk) = ex.chunk(upstream).await? {
-            let events = parser.push(&chunk).map_err(|e| UpstreamError::Protocol {
-                server: upstream.name.clone(),
-                reason: e.to_string(),
-            })?;
-            if events.iter().any(|e| is_list_changed(&e.data)) {
-                tracing::info!(server = %upstream.name, "upstream announced a list change on its subscription");
-                return Ok(());
-            }
-        }
-        Ok(())
+        until_list_changed(&mut ex, upstream, "its subscription").await
     }
     .await;
     if let Err(e) = outcome {
