@@ -333,7 +333,7 @@ impl Metrics {
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         let reloads = counter(
             "sluice_config_reloads_total",
-            "Config reloads (SIGHUP or POST /reload) by outcome: applied, invalid (the file was refused and the running config kept), failed (it could not be built, running config kept).",
+            "Config reloads (SIGHUP, POST /reload, or a new registry snapshot from control) by outcome: applied, invalid (the file and snapshot were refused and the running config kept), failed (it could not be built, running config kept).",
             &["outcome"],
         );
         let config_generation = IntGauge::new(
