@@ -68,14 +68,26 @@ pub fn all_versions() -> Vec<&'static str> {
 /// Whether the request belongs to the per-request-envelope era (see the module docs).
 pub fn is_modern(headers: &HeaderMap, body: &[u8], envelope: &Envelope<'_>) -> bool {
     match headers.get(crate::protocol::VERSION_HEADER) {
-        Some(v) => v
-            .to_str()
-            .map_or(true, |v| !crate::protocol::is_supported(v)),
+        Some(v) => v.to_str().map_or(true, |v| !is_handshake_era(v)),
         None => envelope.meta.is_some_and(|span| {
             meta_object(&body[span.start..span.end])
                 .is_some_and(|m| m.contains_key(PROTOCOL_VERSION_KEY))
         }),
     }
+}
+
+/// Whether a version names a revision of the handshake era (a date up to 2025-11-25, served or
+/// not), so that an old client is told its version is unsupported in its own era's words.
+fn is_handshake_era(version: &str) -> bool {
+    let date = version.len() == 10
+        && version.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    date && version <= crate::protocol::LATEST_VERSION
 }
 
 fn meta_object(raw: &[u8]) -> Option<serde_json::Map<String, Value>> {
@@ -441,11 +453,15 @@ mod tests {
             CALL.as_bytes(),
             &env
         ));
-        assert!(is_modern(
-            &headers(&[("mcp-protocol-version", "1999-01-01")]),
-            CALL.as_bytes(),
-            &env
-        ));
+        // An unknown value is told what is served; an old handshake revision stays in its era.
+        for (value, modern) in [
+            ("2099-01-01", true),
+            ("garbage", true),
+            ("2024-11-05", false),
+        ] {
+            let h = headers(&[("mcp-protocol-version", value)]);
+            assert_eq!(is_modern(&h, CALL.as_bytes(), &env), modern, "{value}");
+        }
         let plain = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
         let Scanned::Single(env) = scan(plain.as_bytes(), 64).unwrap() else {
             panic!()
