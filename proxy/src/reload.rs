@@ -249,9 +249,11 @@ impl Reloader {
         let next = old.successor(config)?;
         let bound = next.config.catalog.init_timeout;
 
+        // Replaced or removed: the old authenticator's key refresher stops after the swap.
         let new_auth = match (&old.auth, &next.auth) {
             (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
-            (_, b) => b.is_some(),
+            (None, None) => false,
+            _ => true,
         };
         if new_auth && let Some(auth) = &next.auth {
             let first =
