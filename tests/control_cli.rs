@@ -5,88 +5,22 @@
 mod harness;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 
-use harness::{free_port, temp_path, wait_for_port};
+use harness::control::{Control, Tokens};
+use harness::{free_port, temp_path};
 use serde_json::Value;
 
 const ADMIN_TOKEN: &str = "admin-token-for-ctl-tests";
 const PROXY_TOKEN: &str = "proxy-token-for-ctl-tests";
 const SECRET: &str = "ghp_ctl-e2e-secret-value-7c1d";
-// 32 bytes, base64.
-const KEY: &str = "c2x1aWNlLWNvbnRyb2wtdGVzdC1rZXktMzItYnl0ZXM=";
 
-struct Control {
-    child: Child,
-    addr: SocketAddr,
-    dir: PathBuf,
-    config: PathBuf,
-    log: PathBuf,
-}
-
-impl Control {
-    async fn start(dir: &Path, port: u16) -> Control {
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let config = temp_path("control.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"{addr}\"\ndata_dir = \"{}\"\n\n[[admin_tokens]]\nname = \"ops\"\ntoken = \"${{SLUICE_ADMIN_TOKEN}}\"\n\n[[proxy_tokens]]\nname = \"replicas\"\ntoken = \"{PROXY_TOKEN}\"\n",
-                dir.display()
-            ),
-        )
-        .unwrap();
-        let log = temp_path("control.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["control", "--config"])
-            .arg(&config)
-            .env("SLUICE_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("SLUICE_CONTROL_KEY", KEY)
-            .env("SLUICE_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        wait_for_port(addr).await;
-        Control {
-            child,
-            addr,
-            dir: dir.to_owned(),
-            config,
-            log,
-        }
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("ctl")
-            .args(["--url", &format!("http://{}", self.addr)])
-            .args(args)
-            .env("SLUICE_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("GITHUB_TOKEN", SECRET)
-            .output()
-            .unwrap()
-    }
-
-    fn stop(mut self) -> String {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "control exited with {status}");
-        let _ = std::fs::remove_file(&self.config);
-        std::fs::read_to_string(&self.log).unwrap()
-    }
-}
-
-impl Drop for Control {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+const TOKENS: Tokens = Tokens {
+    admin: ADMIN_TOKEN,
+    proxy: PROXY_TOKEN,
+    secret: SECRET,
+};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -121,7 +55,7 @@ fn files_contain(dir: &Path, needle: &[u8]) -> bool {
 async fn ctl_manages_the_registry_with_tables_json_and_meaningful_exit_codes() {
     let dir = temp_path("registry");
     let port = free_port();
-    let control = Control::start(&dir, port).await;
+    let control = Control::start(&dir, port, TOKENS).await;
     let template = temp_path("github.json");
     std::fs::write(
         &template,
@@ -258,7 +192,7 @@ async fn ctl_manages_the_registry_with_tables_json_and_meaningful_exit_codes() {
     assert_eq!(config.gateways[0].tools, ["gh__search_code"]);
 
     // SIGTERM stops control cleanly; a restart serves the same registry.
-    let data = control.dir.clone();
+    let data = dir.clone();
     let log = control.stop();
     assert!(!outputs.contains(SECRET), "a secret reached ctl output");
     assert!(
@@ -269,7 +203,7 @@ async fn ctl_manages_the_registry_with_tables_json_and_meaningful_exit_codes() {
         !files_contain(&data, SECRET.as_bytes()),
         "a secret is in clear on disk"
     );
-    let control = Control::start(&data, port).await;
+    let control = Control::start(&data, port, TOKENS).await;
     assert_eq!(ok(control.ctl(&["version"])), "4\n");
     control.stop();
     let _ = std::fs::remove_dir_all(&data);

@@ -9,80 +9,22 @@
 mod harness;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use harness::{Sluice, free_port, poll, temp_path, wait_for_port};
+use harness::control::{Control, Tokens};
+use harness::{Sluice, free_port, poll, temp_path};
 use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "admin-token-for-sync-tests";
 const PROXY_TOKEN: &str = "proxy-token-for-sync-tests";
 const SECRET: &str = "ghp_sync-e2e-secret-value-4b2e";
-// 32 bytes, base64.
-const KEY: &str = "c2x1aWNlLWNvbnRyb2wtdGVzdC1rZXktMzItYnl0ZXM=";
 
-struct Control {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Control {
-    async fn start(dir: &Path) -> Control {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let config = temp_path("control.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"{addr}\"\ndata_dir = \"{}\"\n\n[[admin_tokens]]\nname = \"ops\"\ntoken = \"{ADMIN_TOKEN}\"\n\n[[proxy_tokens]]\nname = \"replicas\"\ntoken = \"{PROXY_TOKEN}\"\n",
-                dir.display()
-            ),
-        )
-        .unwrap();
-        let log = temp_path("control.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["control", "--config"])
-            .arg(&config)
-            .env("SLUICE_CONTROL_KEY", KEY)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        wait_for_port(addr).await;
-        Control { child, addr, log }
-    }
-
-    fn ctl(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .arg("ctl")
-            .args(["--url", &format!("http://{}", self.addr)])
-            .args(args)
-            .env("SLUICE_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("GITHUB_TOKEN", SECRET)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.ctl(args);
-        assert!(
-            o.status.success(),
-            "sluice ctl {args:?}: {:?}: {}{}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-}
-
-impl Drop for Control {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+const TOKENS: Tokens = Tokens {
+    admin: ADMIN_TOKEN,
+    proxy: PROXY_TOKEN,
+    secret: SECRET,
+};
 
 /// The proxy config body after the harness's `[proxy]` and `[sessions]`: a `[control]` table
 /// and one file server ("local") with its own gateway.
@@ -170,7 +112,7 @@ async fn proxies_follow_the_registry_survive_control_and_restart_from_the_saved_
         .unwrap();
     let upstream = harness::example_server().await;
     let data = temp_path("registry");
-    let mut control = Control::start(&data).await;
+    let mut control = Control::start(&data, free_port(), TOKENS).await;
     let snap_a = temp_path("a-snapshot.bin");
     let snap_b = temp_path("b-snapshot.bin");
     let body_a = body(control.addr, &snap_a, upstream.addr);
@@ -252,8 +194,7 @@ async fn proxies_follow_the_registry_survive_control_and_restart_from_the_saved_
     }
 
     // Control dies: both keep serving.
-    control.child.kill().unwrap();
-    control.child.wait().unwrap();
+    control.kill();
     for p in [&a, &b] {
         wait_callable(&http, p, "team", "gh__echo").await;
         wait_callable(&http, p, "file", "local__echo").await;

@@ -69,9 +69,13 @@ pub fn all_versions() -> Vec<&'static str> {
 pub fn is_modern(headers: &HeaderMap, body: &[u8], envelope: &Envelope<'_>) -> bool {
     match headers.get(crate::protocol::VERSION_HEADER) {
         Some(v) => v.to_str().map_or(true, |v| !is_handshake_era(v)),
+        // Parsed only when the key's bytes are there: a handshake client's `_meta` (a
+        // progress token) costs one byte search, not a parse.
         None => envelope.meta.is_some_and(|span| {
-            meta_object(&body[span.start..span.end])
-                .is_some_and(|m| m.contains_key(PROTOCOL_VERSION_KEY))
+            let meta = &body[span.start..span.end];
+            meta.windows(PROTOCOL_VERSION_KEY.len())
+                .any(|w| w == PROTOCOL_VERSION_KEY.as_bytes())
+                && meta_object(meta).is_some_and(|m| m.contains_key(PROTOCOL_VERSION_KEY))
         }),
     }
 }

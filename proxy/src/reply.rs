@@ -65,6 +65,14 @@ pub async fn json(
     session.write_response_body(Some(body), true).await
 }
 
+/// Starts a `200` event stream (`text/event-stream`, not cached); events follow as body chunks.
+pub async fn event_stream(session: &mut Session) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(200, Some(2))?;
+    resp.insert_header("content-type", "text/event-stream")?;
+    resp.insert_header("cache-control", "no-cache")?;
+    session.write_response_header(Box::new(resp), false).await
+}
+
 /// Writes `202 Accepted` with no body (the answer to notifications and responses).
 pub async fn accepted(session: &mut Session) -> pingora::Result<()> {
     let mut resp = ResponseHeader::build(202, Some(1))?;

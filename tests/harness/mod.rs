@@ -6,6 +6,7 @@
 
 pub mod authz;
 pub mod bridge_proc;
+pub mod control;
 pub mod idp;
 pub mod node_peer;
 pub mod prom;

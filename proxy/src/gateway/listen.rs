@@ -11,7 +11,7 @@
 //! ends when the client leaves, or with a final result when a reload removes the gateway.
 
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
+
 use pingora::proxy::Session;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -20,6 +20,7 @@ use super::{Gateway, RequestRecord, forward, stream, write_failed};
 use crate::catalog::GatewayCatalog;
 use crate::error::GatewayError;
 use crate::jsonrpc::Envelope;
+use crate::reply;
 
 /// `_meta` key tagging every frame of a listen stream.
 pub const SUBSCRIPTION_ID_KEY: &str = "io.modelcontextprotocol/subscriptionId";
@@ -91,15 +92,7 @@ pub(super) async fn serve(
         })?;
     let meta = json!({ SUBSCRIPTION_ID_KEY: id });
 
-    let mut resp = ResponseHeader::build(200, Some(3)).map_err(write_failed)?;
-    resp.insert_header("content-type", "text/event-stream")
-        .map_err(write_failed)?;
-    resp.insert_header("cache-control", "no-cache")
-        .map_err(write_failed)?;
-    session
-        .write_response_header(Box::new(resp), false)
-        .await
-        .map_err(write_failed)?;
+    reply::event_stream(session).await.map_err(write_failed)?;
     // Subscribed before the acknowledgement goes out, so no change falls between the two.
     let mut swaps = gw.shared.snapshot_swaps.subscribe();
     let ack = json!({

@@ -63,14 +63,12 @@ pub async fn result(
     let id = rec.id.as_deref().unwrap_or(b"null");
     // A 2026-07-28 client needs every result typed; the gateway's own answers to it that do
     // not say their type yet (a lazy gateway's search_tools) get it here.
-    let typed = rec
-        .modern
-        .then(|| crate::modern::complete_result(&reply::result_body(id, result), 64, false))
-        .flatten();
-    let body = match typed {
-        Some(body) => bytes::Bytes::from(body),
-        None => reply::result_body(id, result),
-    };
+    let mut body = reply::result_body(id, result);
+    if rec.modern
+        && let Some(typed) = crate::modern::complete_result(&body, 64, false)
+    {
+        body = bytes::Bytes::from(typed);
+    }
     reply::json(session, 200, body, &[])
         .await
         .map_err(write_failed)

@@ -15,8 +15,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::reply;
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -122,15 +122,7 @@ pub async fn serve(
     };
     rec.server = (origins.len() == 1).then(|| origins[0].server.clone());
 
-    let mut resp = ResponseHeader::build(200, Some(3)).map_err(write_failed)?;
-    resp.insert_header("content-type", "text/event-stream")
-        .map_err(write_failed)?;
-    resp.insert_header("cache-control", "no-cache")
-        .map_err(write_failed)?;
-    session
-        .write_response_header(Box::new(resp), false)
-        .await
-        .map_err(write_failed)?;
+    reply::event_stream(session).await.map_err(write_failed)?;
     let mut cursor = resume.unwrap_or_default();
     // The priming event: a resumable position before anything happened, and the retry delay.
     let priming = format!("id: {}\nretry: {RETRY_MS}\ndata: \n\n", cursor.encode());
