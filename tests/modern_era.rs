@@ -9,6 +9,7 @@ mod harness;
 
 use harness::bridge_proc::BridgeProc;
 use harness::sdk_peers::{SdkClient, python_server_with, run_client_with};
+use harness::tap::Tap;
 use harness::{Raw, Sluice};
 use serde_json::{Value, json};
 
@@ -260,6 +261,100 @@ async fn discover_answers_every_era_and_the_checks_refuse_what_disagrees() {
         ),
         3.0
     );
+}
+
+/// A call larger than the gateway buffers, to an upstream of the revision, is routed by its
+/// `Mcp-Name` before the body has arrived and streams upstream while the client is still
+/// sending it, renamed on the way; the body is checked before its last byte goes, so a spoofed
+/// header makes the call fail and the tool it named never runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_call_streams_to_the_tool_its_header_names_and_a_spoofed_one_never_runs() {
+    // Another upstream listed first, so a call that went to the first server would show.
+    let other = python_server_with("other", false, None, &[]).await;
+    let plain = python_server_with("plain", false, None, &["--tally"]).await;
+    let tap = Tap::start(plain.addr).await;
+    let sluice = Sluice::start(&format!(
+        "[[servers]]\nname = \"other\"\nurl = \"http://{}/mcp\"\n\n[[servers]]\nname = \"plain\"\nurl = \"http://{}/mcp\"\ntimeout = \"20s\"\n\n[[gateways]]\nname = \"dev\"\nservers = [\"other\", \"plain\"]\n",
+        other.addr, tap.addr
+    ))
+    .await;
+    sluice.wait_tools("dev", 10 + 12).await;
+    let raw = std::sync::Arc::new(Raw::new(sluice.url("dev")));
+    let big = "x".repeat(1 << 20);
+    let meta = envelope(MODERN);
+    let call = |id: u32, name: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{name}","arguments":{{"text":"{big}"}},"_meta":{meta}}}}}"#
+        )
+    };
+    let tallied = || async {
+        let resp = raw
+            .post_with(
+                &json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                    "params": {"name": "plain__tallied", "arguments": {}, "_meta": envelope(MODERN)}})
+                .to_string(),
+                None,
+                &modern_headers("tools/call", Some("plain__tallied")),
+            )
+            .await;
+        text(&resp.message()["result"]).to_owned()
+    };
+
+    // Chunked, in two halves: the second is sent only once the first has reached the upstream.
+    let body = call(1, "plain__tally");
+    let half = body.len() / 2;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, std::io::Error>>(2);
+    let chunks =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let sending = {
+        let raw = raw.clone();
+        tokio::spawn(async move {
+            raw.post_body(
+                reqwest::Body::wrap_stream(chunks),
+                None,
+                &modern_headers("tools/call", Some("plain__tally")),
+            )
+            .await
+        })
+    };
+    let before = tap.toward_upstream();
+    tx.send(Ok(body[..half].to_owned())).await.expect("send");
+    harness::poll(
+        "the first half of the body to reach the upstream",
+        400,
+        std::time::Duration::from_millis(25),
+        || async { (tap.toward_upstream() >= before + half - 1).then_some(()) },
+    )
+    .await;
+    tx.send(Ok(body[half..].to_owned())).await.expect("send");
+    drop(tx);
+    let resp = sending.await.expect("the request task");
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(text(&resp.message()["result"]), format!("1:{}", big.len()));
+
+    // The header names tally, the body echo: the header routed the call and the gateway put
+    // tally's name in as it passed, but the body disagreed before its end.
+    let resp = raw
+        .post_with(
+            &call(7, "plain__echo"),
+            None,
+            &modern_headers("tools/call", Some("plain__tally")),
+        )
+        .await;
+    assert_eq!(resp.status, 400, "{}", resp.body);
+    assert_eq!(resp.error_code(), Some(-32020), "{}", resp.body);
+    assert_eq!(resp.json()["id"], 7, "{}", resp.body);
+    assert_eq!(tallied().await, "1");
+    // A tool the caller may not see is refused by name as always, nothing sent.
+    let resp = raw
+        .post_with(
+            &call(8, "plain__nope"),
+            None,
+            &modern_headers("tools/call", Some("plain__nope")),
+        )
+        .await;
+    assert_eq!(resp.error_code(), Some(-32602), "{}", resp.body);
+    assert_eq!(tallied().await, "1");
 }
 
 /// Every check of one run of the pre-release suite's 2026-07-28 server scenarios, by

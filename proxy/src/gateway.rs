@@ -20,6 +20,7 @@ mod oauth;
 mod record;
 mod route;
 mod stream;
+mod streamed;
 
 use std::sync::Arc;
 
@@ -119,6 +120,22 @@ impl Gateway {
     ) -> Result<(), GatewayError> {
         endpoint::check_post_headers(session.req_header())?;
         let limits = &self.shared.config.proxy;
+        if let Some(plan) = streamed::plan(
+            session.req_header(),
+            snapshot,
+            catalog,
+            caller,
+            limits.max_body_bytes,
+        ) {
+            rec.modern = true;
+            rec.method = Some("tools/call".to_owned());
+            let _admitted = self.admit(session, catalog, caller, true)?;
+            endpoint::continue_if_expected(session).await?;
+            let claims = modern::claims(self, catalog, caller, b"{}".to_vec());
+            let mut target = forward::Target::new(plan.server, Bytes::new());
+            target.streamed = Some(plan);
+            return forward::forward(self, session, rec, snapshot, &claims, caller, target).await;
+        }
         let body = endpoint::read_body(session, limits.max_body_bytes).await?;
         rec.request_bytes = body.len();
         let envelope = match jsonrpc::scan(&body, limits.max_json_depth)? {
@@ -129,29 +146,12 @@ impl Gateway {
         rec.method = envelope.method.as_deref().map(str::to_owned);
         let method = envelope.method.as_deref().unwrap_or_default();
         // Admitted once the body is read, so a refusal can name the request's id.
-        let admitted = match self.shared.admissions.get(catalog.name.as_str()) {
-            Some(bound) => Some(bound.try_enter().ok_or_else(|| {
-                self.shared
-                    .metrics
-                    .overloaded("gateway", catalog.name.as_str());
-                GatewayError::Overloaded {
-                    what: format!("gateway '{}'", catalog.name),
-                    limit: bound.limit(),
-                    key: "gateways.limits.concurrent",
-                }
-            })?),
-            None => None,
-        };
-        if envelope.kind == MessageKind::Request
-            && let Some(limiter) = &catalog.limiter
-        {
-            limiter
-                .admit(caller::limit_key(caller, session))
-                .map_err(|limited| GatewayError::RateLimited {
-                    gateway: catalog.name.as_str().to_owned(),
-                    limited,
-                })?;
-        }
+        let admitted = self.admit(
+            session,
+            catalog,
+            caller,
+            envelope.kind == MessageKind::Request,
+        )?;
 
         if crate::modern::is_modern(&session.req_header().headers, &body, &envelope) {
             let request = modern::Request {
@@ -257,6 +257,39 @@ impl Gateway {
             }
             other => Err(GatewayError::MethodNotFound(truncated(other))),
         }
+    }
+
+    /// The request's place under the gateway's concurrency bound and, for a request, one
+    /// token of its rate limit.
+    fn admit<'s>(
+        &'s self,
+        session: &Session,
+        catalog: &GatewayCatalog,
+        caller: &Caller,
+        request: bool,
+    ) -> Result<Option<crate::overload::Permit<'s>>, GatewayError> {
+        let admitted = match self.shared.admissions.get(catalog.name.as_str()) {
+            Some(bound) => Some(bound.try_enter().ok_or_else(|| {
+                self.shared
+                    .metrics
+                    .overloaded("gateway", catalog.name.as_str());
+                GatewayError::Overloaded {
+                    what: format!("gateway '{}'", catalog.name),
+                    limit: bound.limit(),
+                    key: "gateways.limits.concurrent",
+                }
+            })?),
+            None => None,
+        };
+        if request && let Some(limiter) = &catalog.limiter {
+            limiter
+                .admit(caller::limit_key(caller, session))
+                .map_err(|limited| GatewayError::RateLimited {
+                    gateway: catalog.name.as_str().to_owned(),
+                    limited,
+                })?;
+        }
+        Ok(admitted)
     }
 
     /// Chooses the upstream of a routed request; a refusal for a rule names the gateway's

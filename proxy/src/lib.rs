@@ -19,6 +19,7 @@ pub mod inflight;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod modern;
+pub mod name_locator;
 pub mod overload;
 pub mod policy;
 pub mod protocol;

@@ -20,7 +20,7 @@ use sluice_auth::credential::{Caller, CredentialError, Injected};
 use sluice_config::{ServerConfig, ServerName};
 use thiserror::Error;
 
-pub use exchange::Exchange;
+pub use exchange::{Exchange, Sending};
 
 /// Index of a server in the snapshot's server list; cheap to copy into routes.
 pub type ServerIdx = usize;

@@ -13,6 +13,7 @@ pub mod prom;
 pub mod rmcp_peers;
 pub mod sdk_peers;
 pub mod sse;
+pub mod tap;
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -380,12 +381,23 @@ impl Raw {
         session: Option<&str>,
         headers: &[(&str, &str)],
     ) -> RawResponse {
+        self.post_body(body.to_owned().into(), session, headers)
+            .await
+    }
+
+    /// POSTs any body (a stream is sent chunked) with the MCP headers and `headers`.
+    pub async fn post_body(
+        &self,
+        body: reqwest::Body,
+        session: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> RawResponse {
         let mut defaults = vec![
             ("content-type", "application/json"),
             ("accept", "application/json, text/event-stream"),
         ];
         defaults.retain(|(k, _)| !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)));
-        let mut req = self.client.post(&self.url).body(body.to_owned());
+        let mut req = self.client.post(&self.url).body(body);
         for (k, v) in defaults.iter().chain(headers.iter()) {
             if !v.is_empty() {
                 req = req.header(*k, *v);

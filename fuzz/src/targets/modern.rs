@@ -8,11 +8,13 @@
 //!   when cacheable, `ttlMs` / `cacheScope`) where missing, and nothing else changed;
 //! - `strip_envelope`: the output parses and equals the input without the envelope's keys in
 //!   `params._meta`;
-//! - `decode_header_value(encode_header_value(s)) == s` for the input as text.
+//! - `decode_header_value(encode_header_value(s)) == s` for the input as text;
+//! - `NameLocator`, fed the body in chunks, finds the span of `params.name` the scan finds.
 
 use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use sluice_proxy::jsonrpc::{Scanned, scan};
+use sluice_proxy::name_locator::{Located, NameLocator};
 use sluice_proxy::modern::{
     CLIENT_CAPABILITIES_KEY, CLIENT_INFO_KEY, MODERN_VERSIONS, PROTOCOL_VERSION_KEY,
     complete_result, decode_header_value, encode_header_value, strip_envelope, validate,
@@ -66,7 +68,31 @@ pub fn run(data: &[u8]) -> u64 {
     let checked = check_validate(data, &envelope, &message);
     let completed = check_complete(data, &message);
     let stripped = check_strip(data, &message);
-    shape(&[2, checked, completed, stripped, codec])
+    let located = check_locator(data, &envelope);
+    shape(&[2, checked, completed, stripped, codec, located])
+}
+
+/// The streaming locator, fed the body in chunks of every size from 1 to 7, finds exactly the
+/// scan's `params.name` string, and nothing when the scan has no string name there.
+fn check_locator(data: &[u8], envelope: &sluice_proxy::jsonrpc::Envelope<'_>) -> u64 {
+    let want = envelope.name.as_ref().map(|n| n.span);
+    for size in 1..=7 {
+        let mut locator = NameLocator::default();
+        for chunk in data.chunks(size) {
+            locator.feed(chunk);
+        }
+        let got = match locator.located() {
+            Located::Found(span) => Some(span),
+            _ => None,
+        };
+        assert_eq!(
+            got,
+            want,
+            "{}: the locator (chunks of {size}) and the scan disagree on params.name",
+            shown(data)
+        );
+    }
+    u64::from(want.is_some())
 }
 
 fn round_trip(data: &[u8]) -> u64 {

@@ -89,19 +89,7 @@ pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Gat
     if declared.is_some_and(|n| n > limit) {
         return Err(GatewayError::PayloadTooLarge { limit });
     }
-    let expects_continue = session
-        .req_header()
-        .headers
-        .get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if expects_continue {
-        let resp = ResponseHeader::build(100, Some(0))
-            .map_err(|e| GatewayError::BodyRead(e.etype().as_str().to_owned()))?;
-        session
-            .write_response_header(Box::new(resp), false)
-            .await
-            .map_err(|e| GatewayError::BodyRead(e.etype().as_str().to_owned()))?;
-    }
+    continue_if_expected(session).await?;
     let mut body = BytesMut::with_capacity(declared.unwrap_or(4096).min(limit));
     loop {
         match session.read_request_body().await {
@@ -115,6 +103,24 @@ pub async fn read_body(session: &mut Session, limit: usize) -> Result<Bytes, Gat
             Err(e) => return Err(GatewayError::BodyRead(e.etype().as_str().to_owned())),
         }
     }
+}
+
+/// Answers `Expect: 100-continue` so such a client sends its body.
+pub async fn continue_if_expected(session: &mut Session) -> Result<(), GatewayError> {
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        let resp = ResponseHeader::build(100, Some(0))
+            .map_err(|e| GatewayError::BodyRead(e.etype().as_str().to_owned()))?;
+        session
+            .write_response_header(Box::new(resp), false)
+            .await
+            .map_err(|e| GatewayError::BodyRead(e.etype().as_str().to_owned()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

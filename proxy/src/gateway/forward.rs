@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use sluice_auth::credential::{self, Injected};
 
 use super::events::{self, EventCursor, Origin};
-use super::{Caller, Gateway, RequestRecord, caller::token_for, write_failed};
+use super::{Caller, Gateway, RequestRecord, caller::token_for, streamed, write_failed};
 use crate::breaker::Admission;
 use crate::error::GatewayError;
 use crate::inflight::InFlightGuard;
@@ -38,6 +38,9 @@ pub struct Target {
     /// The upstream session it must go to, when the message names one (a client's answer to
     /// a relayed request); otherwise the client session's own.
     pub session: Option<UpstreamSessionChoice>,
+    /// Set when the body is still with the client and streams upstream as it arrives
+    /// (`body` is then empty).
+    pub streamed: Option<streamed::Plan>,
 }
 
 impl Target {
@@ -47,6 +50,7 @@ impl Target {
             server,
             body,
             session: None,
+            streamed: None,
         }
     }
 }
@@ -164,13 +168,13 @@ async fn forward_once(
             .map_or_else(|| target.body.clone(), Bytes::from),
         false => target.body.clone(),
     };
-    let routing = if modern_route {
-        Some(routing_of(
+    let routing = match &target.streamed {
+        Some(plan) => Some(("tools/call".to_owned(), Some(plan.upstream_name.clone()))),
+        None if modern_route => Some(routing_of(
             &target.body,
             gw.shared.config.proxy.max_json_depth,
-        )?)
-    } else {
-        None
+        )?),
+        None => None,
     };
     let choice = match target.session {
         Some(pinned) => pinned,
@@ -213,7 +217,9 @@ async fn forward_once(
     }
     // An untraced request (not sampled, or tracing off) has no context: the client's own
     // trace headers go upstream unchanged instead.
-    let span = upstream_span.as_ref().or(rec.span.as_ref());
+    // A clone (an `Arc`), so the streamed path can still record into `rec`.
+    let client_span = rec.span.clone();
+    let span = upstream_span.as_ref().or(client_span.as_ref());
     let param_headers = if routing.is_some() {
         param_headers(session.req_header())
     } else {
@@ -234,7 +240,26 @@ async fn forward_once(
     let cancel_credential = outbound.credential.clone();
     // Until the upstream answers, a client that goes away cancels the upstream request too,
     // and so does the client's own notifications/cancelled.
-    let (exchange, cancel_forwarded) = {
+    let (exchange, cancel_forwarded) = if let Some(plan) = &target.streamed {
+        // The client is busy sending the body: its going away shows as a failed read.
+        let req = request(gw, &upstream, &choice, &outbound, plan.upstream_length())?;
+        let opening = streamed::send(gw, session, rec, caller, &upstream, plan, req);
+        let exchange = tokio::time::timeout_at(deadline, opening)
+            .await
+            .unwrap_or_else(|_| {
+                Err(GatewayError::Upstream(UpstreamError::Timeout {
+                    server: upstream.name.clone(),
+                    after: upstream.timeout,
+                    phase: "streaming the request",
+                }))
+            })?;
+        let exchange = exchange
+            .expect_status(&gw.connector, &upstream, |s| {
+                (200..300).contains(&s) || matches!(s, 400 | 404)
+            })
+            .await?;
+        (exchange, false)
+    } else {
         let opening = open_exchange(
             gw,
             claims,
@@ -578,6 +603,19 @@ async fn send(
     outbound: &Outbound<'_>,
     body: &Bytes,
 ) -> Result<Exchange, UpstreamError> {
+    let req = request(gw, upstream, choice, outbound, Some(body.len()))?;
+    Exchange::start(&gw.connector, upstream, req, body.clone()).await
+}
+
+/// The header of a forwarded request: session, credential, routing and `Mcp-Param-*` headers,
+/// trace context; `Content-Length` when the body's length is known, else chunked.
+fn request(
+    gw: &Gateway,
+    upstream: &Upstream,
+    choice: &UpstreamSessionChoice,
+    outbound: &Outbound<'_>,
+    length: Option<usize>,
+) -> Result<pingora::http::RequestHeader, UpstreamError> {
     let session = SessionRef {
         id: choice.id.as_deref(),
         version: &choice.version,
@@ -590,18 +628,24 @@ async fn send(
                 name: name.as_deref(),
             }),
     };
-    let mut req = mcp_client::post_request(upstream, session, body.len())?;
+    let invalid = |reason: &str| UpstreamError::Protocol {
+        server: upstream.name.clone(),
+        reason: reason.into(),
+    };
+    let mut req = mcp_client::post_request(upstream, session, length.unwrap_or_default())?;
+    if length.is_none() {
+        req.remove_header(&http::header::CONTENT_LENGTH);
+        req.insert_header(http::header::TRANSFER_ENCODING, "chunked")
+            .map_err(|_| invalid("invalid request header"))?;
+    }
     for (name, value) in &outbound.param_headers {
         req.append_header(name.clone(), value.clone())
-            .map_err(|_| UpstreamError::Protocol {
-                server: upstream.name.clone(),
-                reason: "invalid Mcp-Param header".into(),
-            })?;
+            .map_err(|_| invalid("invalid Mcp-Param header"))?;
     }
     gw.shared
         .telemetry
         .inject(outbound.span, &outbound.client_trace, &mut req);
-    Exchange::start(&gw.connector, upstream, req, body.clone()).await
+    Ok(req)
 }
 
 async fn stream_back(

@@ -19,7 +19,7 @@ use crate::catalog::{GatewayCatalog, ListPages};
 use crate::error::GatewayError;
 use crate::gateway::Caller;
 use crate::jsonrpc::{Envelope, MessageKind};
-use crate::modern::{self as era, ModernEnvelope};
+use crate::modern as era;
 use crate::reply;
 use crate::session::unix_now;
 use crate::session_token::SessionClaims;
@@ -115,7 +115,7 @@ pub(super) async fn serve(
                 req.caller,
                 rec,
             )?;
-            let claims = claims(gw, &req, checked);
+            let claims = claims(gw, req.catalog, req.caller, checked.client_capabilities);
             forward::forward(gw, session, rec, req.snapshot, &claims, req.caller, target).await
         }
         "initialize" => Err(GatewayError::NoMethodInRevision(
@@ -139,13 +139,19 @@ async fn list(
 
 /// The session the forwarding path works in for a modern caller: no upstream sessions of its
 /// own, so it uses (and opens) those the gateway holds for the caller's identity.
-fn claims(gw: &Gateway, req: &Request<'_, '_>, checked: ModernEnvelope) -> SessionClaims {
-    let identity = req.caller.identity.as_deref().map(|i| i.display());
+/// `client_capabilities` is the envelope's, as JSON.
+pub(super) fn claims(
+    gw: &Gateway,
+    catalog: &GatewayCatalog,
+    caller: &Caller,
+    client_capabilities: Vec<u8>,
+) -> SessionClaims {
+    let identity = caller.identity.as_deref().map(|i| i.display());
     SessionClaims {
-        session_uid: era::caller_session_uid(req.catalog.name.as_str(), identity),
-        gateway: req.catalog.name.as_str().to_owned(),
+        session_uid: era::caller_session_uid(catalog.name.as_str(), identity),
+        gateway: catalog.name.as_str().to_owned(),
         protocol_version: crate::protocol::LATEST_VERSION.to_owned(),
-        client_capabilities: checked.client_capabilities,
+        client_capabilities,
         expires_at: unix_now().saturating_add(
             gw.shared
                 .config

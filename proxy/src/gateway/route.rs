@@ -233,6 +233,7 @@ pub fn answer(
             id: relayed.upstream_session,
             version: relayed.version,
         }),
+        streamed: None,
     })
 }
 

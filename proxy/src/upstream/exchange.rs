@@ -1,7 +1,7 @@
 //! One HTTP request/response with an upstream over pingora's pooled connector.
 //!
-//! The request body is always complete before it is sent (the gateway has read and inspected
-//! it), so a failure on a *reused* pooled connection before any response byte arrived means the
+//! A request body is normally complete before it is sent (the gateway has read and inspected
+//! it); a 2026-07-28 call routed by its headers streams through a [`Sending`] instead. So a failure on a *reused* pooled connection before any response byte arrived means the
 //! upstream closed an idle connection and never saw the request: that case, and only that, is
 //! retried once on a fresh connection. Connections go back to the pool only when the response
 //! was read to its end.
@@ -157,6 +157,104 @@ impl Exchange {
             out.extend_from_slice(&chunk);
         }
         Ok(out)
+    }
+}
+
+/// A request whose body is still being written: the header went out with
+/// [`Sending::begin`], body chunks follow with [`Sending::write`] as they arrive from the
+/// client, and [`Sending::finish`] sends the last bytes and waits for the response header.
+/// Dropping it or [`Sending::abort`] closes the connection, so the upstream never sees a
+/// complete request.
+pub struct Sending {
+    session: HttpSession,
+    peer: HttpPeer,
+    reused: bool,
+}
+
+impl Sending {
+    /// Connects (or takes a pooled connection) and writes the request header.
+    pub async fn begin(
+        connector: &Connector,
+        upstream: &Upstream,
+        req: RequestHeader,
+    ) -> Result<Sending, UpstreamError> {
+        let peer = upstream.peer()?;
+        let (mut session, reused) = connector
+            .get_http_session(&peer)
+            .await
+            .map_err(|e| classify(upstream, &e, Phase::Connect))?;
+        match session.write_request_header(Box::new(req.clone())).await {
+            Ok(()) => Ok(Sending {
+                session,
+                peer,
+                reused,
+            }),
+            Err(e) if reused => {
+                tracing::debug!(server = %upstream.name, error = %e, "pooled connection was stale, retrying on a new one");
+                let (mut session, _) = connector
+                    .get_http_session(&peer)
+                    .await
+                    .map_err(|e| classify(upstream, &e, Phase::Connect))?;
+                session
+                    .write_request_header(Box::new(req))
+                    .await
+                    .map_err(|e| classify(upstream, &e, Phase::Write))?;
+                Ok(Sending {
+                    session,
+                    peer,
+                    reused: false,
+                })
+            }
+            Err(e) => Err(classify(upstream, &e, Phase::Write)),
+        }
+    }
+
+    /// Whether the connection came from the pool: a failure on it may only mean the upstream
+    /// had closed it while idle, so the request may be sent again whole on a new one.
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Writes the next body chunk.
+    pub async fn write(&mut self, upstream: &Upstream, chunk: Bytes) -> Result<(), UpstreamError> {
+        self.session
+            .write_request_body(chunk, false)
+            .await
+            .map_err(|e| classify(upstream, &e, Phase::Write))
+    }
+
+    /// Writes the last bytes, ends the body and waits for the response header. The error says
+    /// whether the request provably never reached the upstream application.
+    pub async fn finish(
+        mut self,
+        upstream: &Upstream,
+        last: Bytes,
+    ) -> Result<Exchange, (UpstreamError, bool)> {
+        let written = async {
+            self.session.write_request_body(last, true).await?;
+            self.session.finish_request_body().await
+        };
+        if let Err(e) = written.await {
+            return Err((classify(upstream, &e, Phase::Write), true));
+        }
+        if let Err(e) = self.session.read_response_header().await {
+            let untouched = matches!(e.etype(), ErrorType::ConnectionClosed);
+            return Err((classify(upstream, &e, Phase::Read), untouched));
+        }
+        let status = self
+            .session
+            .response_header()
+            .map_or(0, |h| h.status.as_u16());
+        Ok(Exchange {
+            session: self.session,
+            peer: self.peer,
+            status,
+        })
+    }
+
+    /// Closes the connection with the body unfinished.
+    pub async fn abort(mut self) {
+        self.session.shutdown().await;
     }
 }
 

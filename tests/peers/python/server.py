@@ -79,7 +79,12 @@ class RequireBearer:
 
 
 def build(
-    name: str, stateful: bool, filler: int, page_size: int = 0, revocable: bool = False
+    name: str,
+    stateful: bool,
+    filler: int,
+    page_size: int = 0,
+    revocable: bool = False,
+    tally: bool = False,
 ) -> MCPServer:
     server = MCPServer(name=f"py-{name}", log_level="WARNING")
     memory: dict[str, str] = {}
@@ -134,6 +139,20 @@ def build(
         """The HTTP request headers this call arrived with, as JSON."""
         request = ctx.request_context.request
         return json.dumps(dict(request.headers) if request is not None else {})
+
+    if tally:
+        calls = [0]
+
+        @server.tool()
+        def tally(text: str) -> str:
+            """Count this call: the answer is the calls so far and the text's length."""
+            calls[0] += 1
+            return f"{calls[0]}:{len(text)}"
+
+        @server.tool()
+        def tallied() -> str:
+            """How many times tally ran."""
+            return str(calls[0])
 
     if revocable:
 
@@ -226,6 +245,7 @@ def main() -> None:
     p.add_argument("--mode", choices=["stateful", "stateless"], default="stateful")
     p.add_argument("--filler", type=int, default=0, help="add tools filler_0..filler_{N-1}")
     p.add_argument("--page-size", type=int, default=0, help="paginate tools/list (0: one page)")
+    p.add_argument("--tally", action="store_true", help="add the tools tally and tallied")
     p.add_argument("--certfile", help="serve HTTPS with this certificate")
     p.add_argument("--keyfile", help="private key of --certfile")
     p.add_argument(
@@ -238,7 +258,9 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     stateful = args.mode == "stateful"
-    server = build(args.name, stateful, args.filler, args.page_size, bool(args.require_bearer))
+    server = build(
+        args.name, stateful, args.filler, args.page_size, bool(args.require_bearer), args.tally
+    )
     app = server.streamable_http_app(stateless_http=not stateful, json_response=not stateful)
     if args.require_bearer:
         app = RequireBearer(app, args.require_bearer)
