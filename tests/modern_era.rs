@@ -357,6 +357,84 @@ async fn a_large_call_streams_to_the_tool_its_header_names_and_a_spoofed_one_nev
     assert_eq!(tallied().await, "1");
 }
 
+/// An upstream that speaks only 2026-07-28 (the Python SDK server behind a middleware that
+/// refuses the handshake era): its catalog is read in that revision, and a handshake-era
+/// client's calls reach it raised to the revision, the envelope spliced in and the routing
+/// headers added. Its `InputRequiredResult`, which such a client cannot answer, becomes an
+/// error saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_clients_reach_an_upstream_that_speaks_only_2026_07_28() {
+    let only = python_server_with("only", false, None, &["--modern-only"]).await;
+    let sluice = Sluice::start(&format!(
+        "[[servers]]\nname = \"only\"\nurl = \"http://{}/mcp\"\ntimeout = \"20s\"\n\n[[gateways]]\nname = \"dev\"\nservers = [\"only\"]\n",
+        only.addr
+    ))
+    .await;
+    sluice.wait_tools("dev", 11).await;
+    let (_, ready) = sluice.readyz().await.expect("readyz");
+    assert_eq!(ready["servers"]["only"]["modern"], true, "{ready}");
+    assert_eq!(ready["servers"]["only"]["handshake"], false, "{ready}");
+    let url = sluice.url("dev");
+
+    for (mode, version) in [("legacy", "2025-11-25"), (MODERN, MODERN)] {
+        let out = run_client_with(
+            SdkClient::Python,
+            &url,
+            Some(("only__echo", &json!({"text": "hi"}))),
+            &["--mode", mode],
+        )
+        .await;
+        assert_eq!(out["protocol_version"], version, "mode {mode}: {out}");
+        assert_eq!(text(&out["call"]), "only:hi", "mode {mode}: {out}");
+        let seen = run_client_with(
+            SdkClient::Python,
+            &url,
+            Some(("only__seen_headers", &json!({}))),
+            &["--mode", mode],
+        )
+        .await;
+        let headers: Value = serde_json::from_str(text(&seen["call"])).unwrap_or(Value::Null);
+        assert_eq!(headers["mcp-protocol-version"], MODERN, "{seen}");
+        assert_eq!(headers["mcp-method"], "tools/call", "{seen}");
+        assert_eq!(headers["mcp-name"], "seen_headers", "{seen}");
+    }
+
+    // A raw handshake session: a call with a progress token in `_meta` keeps it, and the
+    // input request comes back as an error in a 200.
+    let raw = Raw::new(url);
+    let session = raw.initialize().await;
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+        "params": {"name": "only__echo", "arguments": {"text": "kept"}, "_meta": {"progressToken": 1}}});
+    let resp = raw.post(&call.to_string(), Some(&session)).await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(
+        text(&resp.message()["result"]),
+        "only:kept",
+        "{}",
+        resp.body
+    );
+    let confirm = raw.call_tool(&session, "only__confirm", json!({})).await;
+    assert_eq!(confirm["id"], 7, "{confirm}");
+    assert_eq!(confirm["error"]["code"], -32021, "{confirm}");
+    let message = confirm["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("'only'") && message.contains("InputRequiredResult"),
+        "{confirm}"
+    );
+    // A method the revision removed is the upstream's to refuse, as an error in a 200.
+    let completion = raw
+        .post(
+            &json!({"jsonrpc": "2.0", "id": 6, "method": "completion/complete",
+                "params": {"ref": {"type": "ref/prompt", "name": "only__greet"},
+                           "argument": {"name": "who", "value": "a"}}})
+            .to_string(),
+            Some(&session),
+        )
+        .await;
+    assert_eq!(completion.status, 200, "{}", completion.body);
+    assert_eq!(completion.message()["id"], 6, "{}", completion.body);
+}
+
 /// Every check of one run of the pre-release suite's 2026-07-28 server scenarios, by
 /// (scenario, check id): whether it passed.
 async fn suite_2026(url: &str) -> std::collections::BTreeMap<(String, String), String> {

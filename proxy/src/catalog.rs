@@ -53,6 +53,9 @@ pub struct ServerCatalog {
     /// In that revision it announces list changes (on `subscriptions/listen`), which the
     /// gateway then listens for.
     pub modern_list_changes: bool,
+    /// It speaks the handshake era (it answered `initialize`). One that does not is spoken to
+    /// in the 2026-07-28 revision for every client, the envelope added for handshake clients.
+    pub handshake: bool,
 }
 
 /// Where a shown tool or prompt goes.

@@ -233,6 +233,15 @@ pub enum GatewayError {
     /// A client's response to a request the gateway never relayed to it.
     #[error("cannot route this response: {0}")]
     UnknownResponse(#[from] crate::relay::RelayError),
+    /// An upstream of the 2026-07-28 revision answered a handshake-era client's request with
+    /// an `InputRequiredResult`, which such a client cannot answer.
+    #[error(
+        "server '{server}' needs more input from the client to finish this request (an InputRequiredResult of protocol revision 2026-07-28), which a client of the handshake era cannot give: use a client that speaks 2026-07-28"
+    )]
+    InputRequired {
+        /// The upstream that asked.
+        server: String,
+    },
 }
 
 fn hint(similar: &[String]) -> String {
@@ -275,6 +284,7 @@ impl GatewayError {
             | GatewayError::InvalidParams(_)
             | GatewayError::BadCursor
             | GatewayError::PolicyDenied { .. }
+            | GatewayError::InputRequired { .. }
             | GatewayError::Upstream(_) => 200,
             GatewayError::RateLimited { .. } => 429,
             GatewayError::Overloaded { .. } => 503,
@@ -308,6 +318,7 @@ impl GatewayError {
             GatewayError::PolicyDenied { .. } => POLICY_DENIED,
             GatewayError::RateLimited { .. } => RATE_LIMITED,
             GatewayError::Overloaded { .. } => OVERLOADED,
+            GatewayError::InputRequired { .. } => crate::modern::MISSING_REQUIRED_CLIENT_CAPABILITY,
             _ => INVALID_REQUEST,
         }
     }
@@ -360,6 +371,7 @@ impl GatewayError {
             GatewayError::UnsupportedModernVersion { .. } => "unsupported_version",
             GatewayError::NotInRevision(_) => "not_in_revision",
             GatewayError::NoMethodInRevision(_) => "method_not_found",
+            GatewayError::InputRequired { .. } => "input_required",
         }
     }
 

@@ -232,6 +232,80 @@ pub fn strip_envelope(body: &[u8], max_depth: usize) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The envelope the gateway gives a handshake-era client's request to an upstream that speaks
+/// only the 2026-07-28 revision. It declares no client capabilities: the client cannot answer
+/// an `InputRequiredResult`, so the upstream must not count on sampling, elicitation or roots.
+const RAISED_ENVELOPE: &[u8] = br#""io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}"#;
+
+/// A handshake-era request raised to the 2026-07-28 revision by splicing the envelope keys into
+/// `params._meta` (added where missing, `params` too); envelope keys the body already had are
+/// replaced. `None` when the body is not one request with object `params` (or none).
+pub fn raise(body: &[u8], max_depth: usize) -> Option<Vec<u8>> {
+    let stripped = strip_envelope(body, max_depth);
+    let body = stripped.as_deref().unwrap_or(body);
+    let Ok(crate::jsonrpc::Scanned::Single(envelope)) = crate::jsonrpc::scan(body, max_depth)
+    else {
+        return None;
+    };
+    let mut out = Vec::with_capacity(body.len() + RAISED_ENVELOPE.len() + 16);
+    let open_object = |out: &mut Vec<u8>, span: crate::jsonrpc::Span, inner: &[&[u8]]| {
+        let object = &body[span.start..span.end];
+        let empty = object[1..].trim_ascii_start().starts_with(b"}");
+        out.extend_from_slice(&body[..span.start + 1]);
+        for part in inner {
+            out.extend_from_slice(part);
+        }
+        if !empty {
+            out.push(b',');
+        }
+        out.extend_from_slice(&body[span.start + 1..]);
+    };
+    match (envelope.params, envelope.meta) {
+        (Some(_), Some(meta)) if body[meta.start] == b'{' => {
+            open_object(&mut out, meta, &[RAISED_ENVELOPE]);
+        }
+        (Some(params), None) if body[params.start] == b'{' => {
+            open_object(&mut out, params, &[br#""_meta":{"#, RAISED_ENVELOPE, b"}"]);
+        }
+        (None, _) => {
+            let end = body.trim_ascii_end().len().checked_sub(1)?;
+            out.extend_from_slice(&body[..end]);
+            out.extend_from_slice(br#","params":{"_meta":{"#);
+            out.extend_from_slice(RAISED_ENVELOPE);
+            out.extend_from_slice(b"}}");
+            out.extend_from_slice(&body[end..]);
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// What a handshake-era client gets instead of an upstream's `InputRequiredResult` (it has no
+/// way to answer one): the same id with an error saying so. `None` for any other message.
+pub fn lower_input_required(message: &[u8], max_depth: usize, server: &str) -> Option<Vec<u8>> {
+    let Ok(crate::jsonrpc::Scanned::Single(envelope)) = crate::jsonrpc::scan(message, max_depth)
+    else {
+        return None;
+    };
+    let span = envelope.result?;
+    #[derive(serde::Deserialize)]
+    struct Typed<'a> {
+        #[serde(rename = "resultType", borrow)]
+        result_type: Option<Cow<'a, str>>,
+    }
+    let typed: Typed<'_> = serde_json::from_slice(&message[span.start..span.end]).ok()?;
+    if typed.result_type.as_deref() != Some("input_required") {
+        return None;
+    }
+    let id = envelope
+        .id
+        .map_or(&b"null"[..], |s| &message[s.start..s.end]);
+    let err = GatewayError::InputRequired {
+        server: server.to_owned(),
+    };
+    Some(crate::reply::error_body(Some(id), err.jsonrpc_code(), &err.to_string()).to_vec())
+}
+
 /// The `_meta` keys of the revision's per-request envelope (and its per-request log level).
 const ENVELOPE_KEYS: [&str; 4] = [
     PROTOCOL_VERSION_KEY,
@@ -538,5 +612,57 @@ mod tests {
         assert_eq!(a, caller_session_uid("dev", Some("token:alice")));
         assert_ne!(a, caller_session_uid("dev", Some("token:bob")));
         assert_ne!(a, caller_session_uid("ops", Some("token:alice")));
+    }
+
+    /// The `params` of a raised body, parsed.
+    fn raised_params(body: &str) -> Value {
+        let out = raise(body.as_bytes(), 64).expect("raised");
+        let message: Value = serde_json::from_slice(&out).expect("raised body is JSON");
+        message["params"].clone()
+    }
+
+    #[test]
+    fn raising_adds_the_envelope_wherever_params_stand() {
+        let want =
+            serde_json::json!({PROTOCOL_VERSION_KEY: "2026-07-28", CLIENT_CAPABILITIES_KEY: {}});
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{ }}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list" }  "#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{}}}"#,
+        ] {
+            assert_eq!(raised_params(body)["_meta"], want, "{body}");
+        }
+        // Other `_meta` keys stay; an envelope the client sent is replaced, not doubled.
+        let params = raised_params(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"progressToken":7,"io.modelcontextprotocol/protocolVersion":"2025-11-25"}}}"#,
+        );
+        assert_eq!(params["_meta"]["progressToken"], 7);
+        assert_eq!(params["_meta"][PROTOCOL_VERSION_KEY], "2026-07-28");
+        assert_eq!(params["name"], "a");
+        // Positional params cannot carry an envelope.
+        assert!(raise(br#"{"jsonrpc":"2.0","id":1,"method":"m","params":[1]}"#, 64).is_none());
+    }
+
+    #[test]
+    fn only_an_input_required_result_is_lowered() {
+        let asked = br#"{"jsonrpc":"2.0","id":"q","result":{"resultType":"input_required","inputRequests":{}}}"#;
+        let lowered: Value =
+            serde_json::from_slice(&lower_input_required(asked, 64, "up").expect("lowered"))
+                .expect("JSON");
+        assert_eq!(lowered["id"], "q");
+        assert_eq!(lowered["error"]["code"], MISSING_REQUIRED_CLIENT_CAPABILITY);
+        assert!(
+            lowered["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("'up'")
+        );
+        let done = br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","content":[]}}"#;
+        assert!(lower_input_required(done, 64, "up").is_none());
+        let error = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#;
+        assert!(lower_input_required(error, 64, "up").is_none());
     }
 }

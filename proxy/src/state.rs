@@ -53,6 +53,8 @@ pub struct ServerStatus {
     pub stateful: bool,
     /// Whether the upstream also speaks the 2026-07-28 revision (answered `server/discover`).
     pub modern: bool,
+    /// Whether it speaks the handshake era (answered `initialize`).
+    pub handshake: bool,
     /// The last fetch error, if the last fetch failed.
     pub last_error: Option<String>,
 }

@@ -14,11 +14,11 @@
 use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use sluice_proxy::jsonrpc::{Scanned, scan};
-use sluice_proxy::name_locator::{Located, NameLocator};
 use sluice_proxy::modern::{
     CLIENT_CAPABILITIES_KEY, CLIENT_INFO_KEY, MODERN_VERSIONS, PROTOCOL_VERSION_KEY,
     complete_result, decode_header_value, encode_header_value, strip_envelope, validate,
 };
+use sluice_proxy::name_locator::{Located, NameLocator};
 
 use super::shown;
 use crate::shape;

@@ -72,6 +72,7 @@ impl CatalogRefresher {
                         tools: catalog.tools.len(),
                         stateful: catalog.stateful,
                         modern: catalog.modern,
+                        handshake: catalog.handshake,
                         last_error: None,
                     };
                     tracing::info!(server = %upstream.name, tools = catalog.tools.len(), stateful = catalog.stateful, modern = catalog.modern, "catalog fetched");
@@ -189,23 +190,43 @@ pub async fn fetch(
         )
         .await
         {
-            Ok(init) => init,
+            Ok(init) => Some(init),
             Err(e) => {
                 if let (UpstreamError::Status { status: 401, .. }, Some(c)) = (&e, &credential) {
                     // The next attempt fetches a new token instead of the refused one.
                     upstream.own_rejected(c);
                 }
-                return Err(e);
+                // An upstream of the 2026-07-28 revision only refuses the handshake: its
+                // catalog is read in its own era.
+                if !(modern && refused_handshake(&e)) {
+                    return Err(e);
+                }
+                tracing::info!(server = %upstream.name, error = %e, "the upstream speaks only protocol revision 2026-07-28");
+                None
             }
         };
-        let session = init.session();
-        let caps = &init.capabilities;
+        let modern_capabilities = discovered
+            .as_ref()
+            .and_then(|d| d.get("capabilities"))
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let (session, caps) = match &init {
+            Some(init) => (init.session(), &init.capabilities),
+            None => (
+                mcp_client::SessionRef::modern(credential.as_ref()),
+                &modern_capabilities,
+            ),
+        };
         let has = |k: &str| caps.get(k).is_some_and(|v| !v.is_null());
         let mut catalog = ServerCatalog {
             modern,
             modern_list_changes,
-            protocol_version: init.protocol_version.clone(),
-            stateful: init.session_id.is_some(),
+            handshake: init.is_some(),
+            protocol_version: init.as_ref().map_or_else(
+                || crate::modern::MODERN_VERSIONS[0].to_owned(),
+                |i| i.protocol_version.clone(),
+            ),
+            stateful: init.as_ref().is_some_and(|i| i.session_id.is_some()),
             capabilities: caps.clone(),
             tools: Vec::new(),
             prompts: Vec::new(),
@@ -241,8 +262,11 @@ pub async fn fetch(
         let announces = ["tools", "prompts", "resources"]
             .iter()
             .any(|k| caps.get(k).and_then(|c| c.get("listChanged")) == Some(&Value::Bool(true)));
+        if init.is_none() {
+            return Ok((catalog, None));
+        }
         if catalog.stateful && announces {
-            return Ok((catalog, Some(init)));
+            return Ok((catalog, init));
         }
         if let Err(e) = mcp_client::delete_session(connector, upstream, session).await {
             tracing::debug!(server = %upstream.name, error = %e, "closing the catalog session failed");
@@ -319,6 +343,18 @@ fn announces_changes(caps: &Value) -> bool {
     ["tools", "prompts", "resources"]
         .iter()
         .any(|k| caps.get(k).and_then(|c| c.get("listChanged")) == Some(&Value::Bool(true)))
+}
+
+/// Whether an `initialize` failed because the upstream refused the handshake era (an HTTP or
+/// JSON-RPC error), not because it could not be reached.
+fn refused_handshake(e: &UpstreamError) -> bool {
+    matches!(
+        e,
+        UpstreamError::Status {
+            status: 400 | 404 | 405,
+            ..
+        } | UpstreamError::JsonRpc { .. }
+    )
 }
 
 /// Listens on a `subscriptions/listen` stream (2026-07-28) of the upstream for its list

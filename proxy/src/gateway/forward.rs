@@ -159,21 +159,28 @@ async fn forward_once(
     let injected = resolve_credential(gw, rec, &upstream, subject).await?;
     let pinned = target.session.is_some();
     // A 2026-07-28 client and an upstream that speaks that revision: forwarded as it is, with
-    // no session and the routing headers for the (renamed) body.
-    let modern_route = rec.modern && catalog.is_some_and(|c| c.modern);
+    // no session and the routing headers for the (renamed) body. An upstream that speaks only
+    // that revision gets a handshake-era client's request raised to it (the envelope added).
+    let depth = gw.shared.config.proxy.max_json_depth;
+    rec.raised = !rec.modern && catalog.is_some_and(|c| c.modern && !c.handshake);
+    let modern_route = (rec.modern || rec.raised) && catalog.is_some_and(|c| c.modern);
     rec.bridged = rec.modern && !modern_route;
-    // An upstream spoken to in the handshake era may refuse the revision's envelope keys.
-    let body = match rec.bridged {
-        true => crate::modern::strip_envelope(&target.body, gw.shared.config.proxy.max_json_depth)
-            .map_or_else(|| target.body.clone(), Bytes::from),
-        false => target.body.clone(),
+    let body = if rec.bridged {
+        // An upstream spoken to in the handshake era may refuse the revision's envelope keys.
+        crate::modern::strip_envelope(&target.body, depth)
+            .map_or_else(|| target.body.clone(), Bytes::from)
+    } else if rec.raised {
+        Bytes::from(crate::modern::raise(&target.body, depth).ok_or_else(|| {
+            GatewayError::InvalidParams(
+                "params must be an object to reach a server of protocol revision 2026-07-28".into(),
+            )
+        })?)
+    } else {
+        target.body.clone()
     };
     let routing = match &target.streamed {
         Some(plan) => Some(("tools/call".to_owned(), Some(plan.upstream_name.clone()))),
-        None if modern_route => Some(routing_of(
-            &target.body,
-            gw.shared.config.proxy.max_json_depth,
-        )?),
+        None if modern_route => Some(routing_of(&target.body, depth)?),
         None => None,
     };
     let choice = match target.session {
@@ -662,11 +669,18 @@ async fn stream_back(
         .unwrap_or("application/json")
         .to_owned();
     let is_sse = content_type.trim_start().starts_with("text/event-stream");
-    let mut resp = ResponseHeader::build(exchange.status(), Some(4)).map_err(write_failed)?;
+    // A handshake-era client reads a JSON-RPC error in a 200, whatever status the revision
+    // gave it upstream.
+    let status = match exchange.status() {
+        400 | 404 if rec.raised => 200,
+        s => s,
+    };
+    let mut resp = ResponseHeader::build(status, Some(4)).map_err(write_failed)?;
     resp.insert_header("content-type", content_type.as_str())
         .map_err(write_failed)?;
-    // A modern client's JSON answer is completed before it is sent (its length changes).
-    let mut held = (rec.bridged && !is_sse).then(BytesMut::new);
+    // A JSON answer whose length may change is held and mended before it is sent: a modern
+    // client's is completed, a raised one's input request refused.
+    let mut held = ((rec.bridged || rec.raised) && !is_sse).then(BytesMut::new);
     if is_sse {
         resp.insert_header("cache-control", "no-cache")
             .map_err(write_failed)?;
@@ -795,10 +809,12 @@ async fn stream_back(
         }
         if let Some(buf) = held.take() {
             let depth = gw.shared.config.proxy.max_json_depth;
-            let body = match crate::modern::complete_result(&buf, depth, cacheable(rec)) {
-                Some(completed) => Bytes::from(completed),
-                None => buf.freeze(),
+            let mended = if rec.raised {
+                crate::modern::lower_input_required(&buf, depth, upstream.name.as_str())
+            } else {
+                crate::modern::complete_result(&buf, depth, cacheable(rec))
             };
+            let body = mended.map_or_else(|| buf.freeze(), Bytes::from);
             if !rec.tool_error && rec.tool_metrics.is_some() && says_is_error(&body) {
                 rec.tool_error = true;
             }
@@ -839,6 +855,9 @@ fn pass_events(
             }
             if rec.bridged {
                 return complete_event(event.block, depth, cacheable(rec));
+            }
+            if rec.raised {
+                return lower_event(event.block, depth, upstream.name.as_str());
             }
             event.block
         })
@@ -890,6 +909,18 @@ fn complete_event(block: Bytes, depth: usize, cacheable: bool) -> Bytes {
         .data
         .and_then(|data| crate::modern::complete_result(&data, depth, cacheable));
     match completed {
+        Some(data) => crate::sse::frames::rewrite(&block, None, Some(&data)),
+        None => block,
+    }
+}
+
+/// An event of a raised request's answer with an `InputRequiredResult` replaced by the error a
+/// handshake-era client can read.
+fn lower_event(block: Bytes, depth: usize, server: &str) -> Bytes {
+    let lowered = crate::sse::frames::fields(&block)
+        .data
+        .and_then(|data| crate::modern::lower_input_required(&data, depth, server));
+    match lowered {
         Some(data) => crate::sse::frames::rewrite(&block, None, Some(&data)),
         None => block,
     }

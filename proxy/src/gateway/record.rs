@@ -59,6 +59,9 @@ pub struct RequestRecord {
     /// The answer comes from an upstream spoken to in the handshake era for a 2026-07-28
     /// client: results get their `resultType` ([`crate::modern::complete_result`]).
     pub bridged: bool,
+    /// A handshake-era client's request went to an upstream that speaks only the 2026-07-28
+    /// revision, raised to it ([`crate::modern::raise`]).
+    pub raised: bool,
 }
 
 impl RequestRecord {
@@ -84,6 +87,7 @@ impl RequestRecord {
             world: None,
             modern: false,
             bridged: false,
+            raised: false,
         }
     }
 

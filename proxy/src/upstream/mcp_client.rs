@@ -39,6 +39,22 @@ pub struct SessionRef<'a> {
     pub routing: Option<Routing<'a>>,
 }
 
+impl<'a> SessionRef<'a> {
+    /// No session, in the 2026-07-28 revision: [`call`] adds the envelope and the routing
+    /// headers of each request.
+    pub fn modern(credential: Option<&'a Injected>) -> Self {
+        SessionRef {
+            id: None,
+            version: crate::modern::MODERN_VERSIONS[0],
+            credential,
+            routing: Some(Routing {
+                method: "",
+                name: None,
+            }),
+        }
+    }
+}
+
 /// The routing headers of a 2026-07-28 request.
 #[derive(Debug, Clone, Copy)]
 pub struct Routing<'a> {
@@ -125,23 +141,18 @@ pub async fn discover(
     upstream: &Upstream,
     credential: Option<&Injected>,
 ) -> Result<Value, UpstreamError> {
-    let version = crate::modern::MODERN_VERSIONS[0];
-    let params = json!({ "_meta": {
+    let session = SessionRef::modern(credential);
+    let (result, _) = call(connector, upstream, session, "server/discover", json!({})).await?;
+    Ok(result)
+}
+
+/// The per-request envelope (`params._meta`) of the gateway's own 2026-07-28 requests.
+pub fn envelope(version: &str) -> Value {
+    json!({
         crate::modern::PROTOCOL_VERSION_KEY: version,
         crate::modern::CLIENT_CAPABILITIES_KEY: {},
         crate::modern::CLIENT_INFO_KEY: { "name": "sluice-catalog", "version": env!("CARGO_PKG_VERSION") },
-    }});
-    let session = SessionRef {
-        id: None,
-        version,
-        credential,
-        routing: Some(Routing {
-            method: "server/discover",
-            name: None,
-        }),
-    };
-    let (result, _) = call(connector, upstream, session, "server/discover", params).await?;
-    Ok(result)
+    })
 }
 
 /// Calls a list method and follows `nextCursor` until the end, returning the items under `key`.
@@ -205,6 +216,20 @@ pub async fn call(
     params: Value,
 ) -> Result<(Value, Option<String>), UpstreamError> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    // In the 2026-07-28 revision every request carries its envelope and mirrors its method.
+    let mut params = params;
+    let session = match session.routing {
+        Some(routing) => {
+            if let Some(p) = params.as_object_mut() {
+                p.insert("_meta".into(), envelope(session.version));
+            }
+            SessionRef {
+                routing: Some(Routing { method, ..routing }),
+                ..session
+            }
+        }
+        None => session,
+    };
     let body = serde_json::to_vec(&json!({
         "jsonrpc": "2.0", "id": id, "method": method, "params": params,
     }))

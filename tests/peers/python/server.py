@@ -78,6 +78,43 @@ class RequireBearer:
         await send({"type": "http.response.body", "body": b"a valid bearer token is required"})
 
 
+class ModernOnly:
+    """Serves only protocol revision 2026-07-28: a request without that revision's
+    MCP-Protocol-Version header (an `initialize`, any handshake-era message, a GET stream) is
+    refused the way the revision refuses an unsupported version, before the SDK app sees it.
+    The SDK itself always serves both eras; this makes it a server of the new era only."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            version = headers.get(b"mcp-protocol-version", b"").decode("latin-1")
+            if version != "2026-07-28":
+                body = json.dumps(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": None,
+                        "error": {
+                            "code": -32022,
+                            "message": "Unsupported protocol version",
+                            "data": {"supported": ["2026-07-28"], "requested": version or None},
+                        },
+                    }
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 400,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
 def build(
     name: str,
     stateful: bool,
@@ -85,6 +122,7 @@ def build(
     page_size: int = 0,
     revocable: bool = False,
     tally: bool = False,
+    modern_only: bool = False,
 ) -> MCPServer:
     server = MCPServer(name=f"py-{name}", log_level="WARNING")
     memory: dict[str, str] = {}
@@ -139,6 +177,17 @@ def build(
         """The HTTP request headers this call arrived with, as JSON."""
         request = ctx.request_context.request
         return json.dumps(dict(request.headers) if request is not None else {})
+
+    if modern_only:
+
+        @server.tool()
+        def confirm() -> types.InputRequiredResult:
+            """Asks the client to confirm (an InputRequiredResult of 2026-07-28)."""
+            schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+            ask = types.ElicitRequest(
+                params=types.ElicitRequestFormParams(message="Sure?", requested_schema=schema)  # type: ignore[arg-type]
+            )
+            return types.InputRequiredResult(input_requests={"ok": ask}, request_state="asked")
 
     if tally:
         calls = [0]
@@ -246,6 +295,11 @@ def main() -> None:
     p.add_argument("--filler", type=int, default=0, help="add tools filler_0..filler_{N-1}")
     p.add_argument("--page-size", type=int, default=0, help="paginate tools/list (0: one page)")
     p.add_argument("--tally", action="store_true", help="add the tools tally and tallied")
+    p.add_argument(
+        "--modern-only",
+        action="store_true",
+        help="serve protocol revision 2026-07-28 only (and add the tool confirm)",
+    )
     p.add_argument("--certfile", help="serve HTTPS with this certificate")
     p.add_argument("--keyfile", help="private key of --certfile")
     p.add_argument(
@@ -259,11 +313,19 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     stateful = args.mode == "stateful"
     server = build(
-        args.name, stateful, args.filler, args.page_size, bool(args.require_bearer), args.tally
+        args.name,
+        stateful,
+        args.filler,
+        args.page_size,
+        bool(args.require_bearer),
+        args.tally,
+        args.modern_only,
     )
     app = server.streamable_http_app(stateless_http=not stateful, json_response=not stateful)
     if args.require_bearer:
         app = RequireBearer(app, args.require_bearer)
+    if args.modern_only:
+        app = ModernOnly(app)
     uvicorn.run(
         app,
         host="127.0.0.1",
