@@ -53,6 +53,9 @@ pub struct ServerCatalog {
     /// In that revision it announces list changes (on `subscriptions/listen`), which the
     /// gateway then listens for.
     pub modern_list_changes: bool,
+    /// In that revision it takes resource subscriptions (`resources.subscribe` of its
+    /// `server/discover`), which the gateway relays on its clients' `subscriptions/listen`.
+    pub modern_resource_subscribe: bool,
 }
 
 /// Where a shown tool or prompt goes.

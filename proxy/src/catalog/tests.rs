@@ -7,6 +7,7 @@ fn server(tools: &[&str], stateful: bool) -> Option<Arc<ServerCatalog>> {
     Some(Arc::new(ServerCatalog {
         modern: false,
         modern_list_changes: false,
+        modern_resource_subscribe: false,
         protocol_version: "2025-11-25".into(),
         stateful,
         capabilities: json!({ "tools": {} }),
@@ -290,6 +291,7 @@ fn offering(
     Some(Arc::new(ServerCatalog {
         modern: false,
         modern_list_changes: false,
+        modern_resource_subscribe: false,
         protocol_version: "2025-11-25".into(),
         stateful: false,
         capabilities: json!({ "tools": {}, "prompts": {}, "resources": {} }),

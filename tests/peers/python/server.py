@@ -79,7 +79,12 @@ class RequireBearer:
 
 
 def build(
-    name: str, stateful: bool, filler: int, page_size: int = 0, revocable: bool = False
+    name: str,
+    stateful: bool,
+    filler: int,
+    page_size: int = 0,
+    revocable: bool = False,
+    touchable: bool = False,
 ) -> MCPServer:
     server = MCPServer(name=f"py-{name}", log_level="WARNING")
     memory: dict[str, str] = {}
@@ -196,6 +201,14 @@ def build(
         """The readme of this server."""
         return f"readme of {name}"
 
+    if touchable:
+
+        @server.tool()
+        async def touch(uri: str, ctx: Context) -> str:
+            """Announce that the resource at `uri` changed, to its 2026-07-28 listeners."""
+            await ctx.notify_resource_updated(uri)
+            return f"touched {uri}"
+
     if page_size > 0:
 
         async def list_tools_paged(
@@ -226,6 +239,11 @@ def main() -> None:
     p.add_argument("--mode", choices=["stateful", "stateless"], default="stateful")
     p.add_argument("--filler", type=int, default=0, help="add tools filler_0..filler_{N-1}")
     p.add_argument("--page-size", type=int, default=0, help="paginate tools/list (0: one page)")
+    p.add_argument(
+        "--touch",
+        action="store_true",
+        help="add a tool touch(uri) announcing resource updates on subscriptions/listen",
+    )
     p.add_argument("--certfile", help="serve HTTPS with this certificate")
     p.add_argument("--keyfile", help="private key of --certfile")
     p.add_argument(
@@ -238,7 +256,9 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     stateful = args.mode == "stateful"
-    server = build(args.name, stateful, args.filler, args.page_size, bool(args.require_bearer))
+    server = build(
+        args.name, stateful, args.filler, args.page_size, bool(args.require_bearer), args.touch
+    )
     app = server.streamable_http_app(stateless_http=not stateful, json_response=not stateful)
     if args.require_bearer:
         app = RequireBearer(app, args.require_bearer)
