@@ -567,6 +567,37 @@ async fn a_listen_subscription_relays_resource_updates_from_the_owning_upstream(
         );
     }
 
+    // The official Python SDK client in its modern mode reads the same through the gateway.
+    let sdk = run_client_with(
+        SdkClient::Python,
+        &url,
+        None,
+        &[
+            "--mode",
+            MODERN,
+            "--watch",
+            "note://other/readme",
+            "--watch",
+            "zzz://nobody/owns",
+            "--touch",
+            "other__touch",
+        ],
+    )
+    .await;
+    assert_eq!(
+        sdk["listen"]["honored"],
+        json!(["note://other/readme"]),
+        "{sdk}"
+    );
+    assert_eq!(sdk["listen"]["updated"], "note://other/readme", "{sdk}");
+    // Its touch reached the first listen too: each listen has its own upstream subscription.
+    let also = updates
+        .until("the SDK client's update", |m| {
+            m["method"] == "notifications/resources/updated"
+        })
+        .await;
+    assert_eq!(also.data["params"]["uri"], "note://other/readme");
+
     // A listen that honours nothing is still a stream: the ack leaves the URI out.
     let nothing = json!({"jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen",
         "params": {"_meta": envelope(MODERN), "notifications": {
@@ -591,12 +622,9 @@ async fn a_listen_subscription_relays_resource_updates_from_the_owning_upstream(
         (json!({"resourceSubscriptions": too_many}), "at most 64"),
         (
             json!({"resourceSubscriptions": "note://lib/readme"}),
-            "resourceSubscriptions",
+            "expected a sequence",
         ),
-        (
-            json!({"resourceSubscriptions": [1]}),
-            "resourceSubscriptions",
-        ),
+        (json!({"resourceSubscriptions": [1]}), "expected a string"),
     ] {
         let bad = json!({"jsonrpc": "2.0", "id": 9, "method": "subscriptions/listen",
             "params": {"_meta": envelope(MODERN), "notifications": notifications}});
