@@ -587,10 +587,11 @@ async fn a_listen_subscription_hears_when_an_upstreams_tools_change() {
         ack.data["method"],
         "notifications/subscriptions/acknowledged"
     );
-    // Only what is honoured: resource subscriptions are not (yet), so they are left out.
+    // The only resource server owns every URI (as for resources/read), and the Python SDK
+    // honours every URI it is asked to watch.
     assert_eq!(
         ack.data["params"]["notifications"],
-        json!({"toolsListChanged": true})
+        json!({"toolsListChanged": true, "resourceSubscriptions": ["x://y"]})
     );
     assert_eq!(
         ack.data["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
@@ -634,4 +635,190 @@ async fn a_listen_subscription_hears_when_an_upstreams_tools_change() {
             .any(|t| t["name"] == "grower__grown"),
         "{tools}"
     );
+}
+
+/// Opens `subscriptions/listen` on a gateway with raw HTTP and returns its event stream.
+async fn listen(url: &str, request: &Value) -> harness::sse::Events {
+    harness::ensure_crypto();
+    let resp = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "subscriptions/listen")
+        .body(request.to_string())
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(resp.status(), 200);
+    harness::sse::Events::new(resp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listen_subscription_relays_resource_updates_from_the_owning_upstream() {
+    // Two two-era Python SDK servers, each owning its `note://{name}/readme`: a URI neither
+    // owns has no owner on this gateway.
+    let lib = python_server_with("lib", true, None, &["--touch"]).await;
+    let other = python_server_with("other", false, None, &["--touch"]).await;
+    let sluice = Sluice::start(&format!(
+        "[[servers]]\nname = \"lib\"\nurl = \"http://{}/mcp\"\ntimeout = \"20s\"\n\n[[servers]]\nname = \"other\"\nurl = \"http://{}/mcp\"\ntimeout = \"20s\"\n\n[[gateways]]\nname = \"dev\"\nservers = [\"lib\", \"other\"]\n",
+        lib.addr, other.addr
+    ))
+    .await;
+    sluice.wait_tools("dev", 2 * 11).await;
+    let url = sluice.url("dev");
+    let raw = Raw::new(url.clone());
+
+    // The gateway now takes resource subscriptions, and says so.
+    let discover = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover",
+        "params": {"_meta": envelope(MODERN)}});
+    let discovered = raw
+        .post_with(
+            &discover.to_string(),
+            None,
+            &modern_headers("server/discover", None),
+        )
+        .await
+        .json();
+    assert_eq!(
+        discovered["result"]["capabilities"]["resources"]["subscribe"], true,
+        "{discovered}"
+    );
+
+    let request = json!({"jsonrpc": "2.0", "id": "res-1", "method": "subscriptions/listen",
+    "params": {"_meta": envelope(MODERN), "notifications": {"resourceSubscriptions": [
+        "note://lib/readme", "zzz://nobody/owns", "note://other/readme", "note://lib/readme",
+    ]}}});
+    let mut updates = listen(&url, &request).await;
+    let ack = updates.next().await.expect("the acknowledgement");
+    assert_eq!(
+        ack.data["method"],
+        "notifications/subscriptions/acknowledged"
+    );
+    // The URI without an owner is left out; each honoured URI is listed once.
+    assert_eq!(
+        ack.data["params"]["notifications"],
+        json!({"resourceSubscriptions": ["note://lib/readme", "note://other/readme"]}),
+        "{}",
+        ack.data
+    );
+    assert_eq!(
+        ack.data["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "res-1"
+    );
+
+    // Another client's call makes each upstream announce a change of its resource.
+    for (tool, uri) in [
+        ("lib__touch", "note://lib/readme"),
+        ("other__touch", "note://other/readme"),
+    ] {
+        let touch = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": tool, "arguments": {"uri": uri}, "_meta": envelope(MODERN)}});
+        let touched = raw
+            .post_with(
+                &touch.to_string(),
+                None,
+                &modern_headers("tools/call", Some(tool)),
+            )
+            .await
+            .message();
+        assert_eq!(
+            touched["result"]["content"][0]["text"],
+            format!("touched {uri}"),
+            "{touched}"
+        );
+        let updated = updates
+            .until("resources/updated", |m| {
+                m["method"] == "notifications/resources/updated"
+            })
+            .await;
+        assert_eq!(updated.data["params"]["uri"], uri, "{}", updated.data);
+        assert_eq!(
+            updated.data["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], "res-1",
+            "{}",
+            updated.data
+        );
+    }
+
+    // The official Python SDK client in its modern mode reads the same through the gateway.
+    let sdk = run_client_with(
+        SdkClient::Python,
+        &url,
+        None,
+        &[
+            "--mode",
+            MODERN,
+            "--watch",
+            "note://other/readme",
+            "--watch",
+            "zzz://nobody/owns",
+            "--touch",
+            "other__touch",
+        ],
+    )
+    .await;
+    assert_eq!(
+        sdk["listen"]["honored"],
+        json!(["note://other/readme"]),
+        "{sdk}"
+    );
+    assert_eq!(sdk["listen"]["updated"], "note://other/readme", "{sdk}");
+    // Its touch reached the first listen too: each listen has its own upstream subscription.
+    let also = updates
+        .until("the SDK client's update", |m| {
+            m["method"] == "notifications/resources/updated"
+        })
+        .await;
+    assert_eq!(also.data["params"]["uri"], "note://other/readme");
+
+    // A listen that honours nothing is still a stream: the ack leaves the URI out.
+    let nothing = json!({"jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen",
+        "params": {"_meta": envelope(MODERN), "notifications": {
+            "promptsListChanged": true, "resourceSubscriptions": ["zzz://nobody/owns"]}}});
+    let mut stream = listen(&url, &nothing).await;
+    let ack = stream.next().await.expect("the acknowledgement");
+    assert_eq!(
+        ack.data["params"]["notifications"],
+        json!({"promptsListChanged": true}),
+        "{}",
+        ack.data
+    );
+    assert_eq!(
+        ack.data["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        7
+    );
+    drop(stream);
+
+    // Bad params are refused with -32602 saying what is wrong.
+    let too_many: Vec<String> = (0..65).map(|i| format!("note://lib/{i}")).collect();
+    for (notifications, says) in [
+        (json!({"resourceSubscriptions": too_many}), "at most 64"),
+        (
+            json!({"resourceSubscriptions": "note://lib/readme"}),
+            "expected a sequence",
+        ),
+        (json!({"resourceSubscriptions": [1]}), "expected a string"),
+    ] {
+        let bad = json!({"jsonrpc": "2.0", "id": 9, "method": "subscriptions/listen",
+            "params": {"_meta": envelope(MODERN), "notifications": notifications}});
+        let resp = raw
+            .post_with(
+                &bad.to_string(),
+                None,
+                &modern_headers("subscriptions/listen", None),
+            )
+            .await;
+        assert_eq!(resp.error_code(), Some(-32602), "{}", resp.body);
+        assert!(resp.error_message().contains(says), "{}", resp.body);
+    }
+
+    // When an upstream subscription ends, the client's stream ends with it, without a result:
+    // the client re-listens rather than silently hearing nothing more of note://lib/readme.
+    drop(lib);
+    if let Some(event) = updates.next().await {
+        panic!(
+            "the stream goes on after its upstream ended: {:?}",
+            event.data
+        );
+    }
 }

@@ -56,6 +56,9 @@ pub struct ServerCatalog {
     /// It speaks the handshake era (it answered `initialize`). One that does not is spoken to
     /// in the 2026-07-28 revision for every client, the envelope added for handshake clients.
     pub handshake: bool,
+    /// In that revision it takes resource subscriptions (`resources.subscribe` of its
+    /// `server/discover`), which the gateway relays on its clients' `subscriptions/listen`.
+    pub modern_resource_subscribe: bool,
 }
 
 /// Where a shown tool or prompt goes.

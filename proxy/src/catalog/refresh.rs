@@ -181,6 +181,11 @@ pub async fn fetch(
                 .as_ref()
                 .and_then(|d| d.get("capabilities"))
                 .is_some_and(announces_changes);
+        let modern_resource_subscribe = modern
+            && discovered
+                .as_ref()
+                .and_then(|d| d.pointer("/capabilities/resources/subscribe"))
+                == Some(&Value::Bool(true));
         let init = match mcp_client::initialize(
             connector,
             upstream,
@@ -227,6 +232,7 @@ pub async fn fetch(
                 |i| i.protocol_version.clone(),
             ),
             stateful: init.as_ref().is_some_and(|i| i.session_id.is_some()),
+            modern_resource_subscribe,
             capabilities: caps.clone(),
             tools: Vec::new(),
             prompts: Vec::new(),
@@ -363,44 +369,19 @@ fn refused_handshake(e: &UpstreamError) -> bool {
 async fn watch_subscription(connector: &Connector, upstream: &Upstream) {
     let outcome: Result<(), UpstreamError> = async {
         let credential = upstream.own_credential().await?;
-        let version = crate::modern::MODERN_VERSIONS[0];
-        let body = serde_json::to_vec(&json!({
-            "jsonrpc": "2.0",
-            "id": "sluice-catalog",
-            "method": "subscriptions/listen",
-            "params": {
-                "_meta": {
-                    crate::modern::PROTOCOL_VERSION_KEY: version,
-                    crate::modern::CLIENT_CAPABILITIES_KEY: {},
-                    crate::modern::CLIENT_INFO_KEY: { "name": "sluice-catalog", "version": env!("CARGO_PKG_VERSION") },
-                },
-                "notifications": {
-                    "toolsListChanged": true,
-                    "promptsListChanged": true,
-                    "resourcesListChanged": true,
-                },
-            },
-        }))
-        .unwrap_or_default();
-        let session = SessionRef {
-            id: None,
-            version,
-            credential: credential.as_ref(),
-            routing: Some(mcp_client::Routing {
-                method: "subscriptions/listen",
-                name: None,
-            }),
-        };
-        let req = mcp_client::post_request(upstream, session, body.len())?;
-        let mut ex = Exchange::start(connector, upstream, req, bytes::Bytes::from(body)).await?;
-        let status = ex.status();
-        if status != 200 {
-            ex.finish(connector, upstream).await;
-            return Err(UpstreamError::Status {
-                server: upstream.name.clone(),
-                status,
-            });
-        }
+        let filter = json!({
+            "toolsListChanged": true,
+            "promptsListChanged": true,
+            "resourcesListChanged": true,
+        });
+        let mut ex = mcp_client::open_listen(
+            connector,
+            upstream,
+            credential.as_ref(),
+            "sluice-catalog",
+            filter,
+        )
+        .await?;
         until_list_changed(&mut ex, upstream, "its subscription").await
     }
     .await;

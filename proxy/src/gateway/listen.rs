@@ -1,14 +1,19 @@
 //! `subscriptions/listen` (2026-07-28): the revision's replacement for the standalone GET
 //! stream. The request's response is an event stream that opens with
 //! `notifications/subscriptions/acknowledged` (the subset of the requested kinds the gateway
-//! honours), then carries the gateway's own `notifications/{tools,prompts,resources}/list_changed`
-//! for the kinds asked for, each tagged with `_meta["io.modelcontextprotocol/subscriptionId"]`
-//! = the listen request's id. The lists are the gateway's (its catalog follows its upstreams),
-//! so changes are announced from the current world's snapshots, as on the GET stream.
+//! honours), then carries, each tagged with `_meta["io.modelcontextprotocol/subscriptionId"]`
+//! = the listen request's id:
 //!
-//! Resource-update subscriptions (`resourceSubscriptions`) are not honoured yet and are left
-//! out of the acknowledgement, as the revision prescribes for unsupported kinds. The stream
-//! ends when the client leaves, or with a final result when a reload removes the gateway.
+//! - the gateway's own `notifications/{tools,prompts,resources}/list_changed` for the kinds
+//!   asked for. The lists are the gateway's (its catalog follows its upstreams), so changes are
+//!   announced from the current world's snapshots, as on the GET stream;
+//! - `notifications/resources/updated` for the URIs of `resourceSubscriptions` the gateway
+//!   honours: relayed from the upstreams that own them ([`super::resource_updates`], which
+//!   says which URIs are honoured and which are left out of the acknowledgement).
+//!
+//! The stream ends when the client leaves; with a final result when a reload removes the
+//! gateway; and without one when an upstream subscription it relays ended (the client
+//! re-listens, as after any abrupt end).
 
 use bytes::Bytes;
 
@@ -16,11 +21,13 @@ use pingora::proxy::Session;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Gateway, RequestRecord, forward, stream, write_failed};
+use super::resource_updates::{self, Listener, MAX_RESOURCE_SUBSCRIPTIONS, Relayed};
+use super::{Caller, Gateway, RequestRecord, forward, stream, write_failed};
 use crate::catalog::GatewayCatalog;
 use crate::error::GatewayError;
 use crate::jsonrpc::Envelope;
 use crate::reply;
+use crate::state::Snapshot;
 
 /// `_meta` key tagging every frame of a listen stream.
 pub const SUBSCRIPTION_ID_KEY: &str = "io.modelcontextprotocol/subscriptionId";
@@ -34,6 +41,9 @@ struct Filter {
     prompts_list_changed: bool,
     #[serde(default)]
     resources_list_changed: bool,
+    /// URIs whose `notifications/resources/updated` the client wants.
+    #[serde(default)]
+    resource_subscriptions: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -51,8 +61,8 @@ impl Filter {
         }
     }
 
-    /// The honoured kinds, `true` flags only.
-    fn honoured(&self) -> Value {
+    /// The honoured kinds: `true` flags only, and the honoured URIs when there are any.
+    fn honoured(&self, uris: Vec<String>) -> Value {
         let mut m = serde_json::Map::new();
         for (key, on) in [
             ("toolsListChanged", self.tools_list_changed),
@@ -63,6 +73,9 @@ impl Filter {
                 m.insert(key.into(), Value::Bool(true));
             }
         }
+        if !uris.is_empty() {
+            m.insert("resourceSubscriptions".into(), json!(uris));
+        }
         Value::Object(m)
     }
 }
@@ -71,18 +84,35 @@ fn event(message: &Value) -> Bytes {
     Bytes::from(format!("event: message\ndata: {message}\n\n"))
 }
 
+/// Reads and checks the request's `params`.
+fn params(body: &Bytes, envelope: &Envelope<'_>) -> Result<Params, GatewayError> {
+    let span = envelope.params.ok_or_else(|| {
+        GatewayError::InvalidParams("subscriptions/listen needs params.notifications".into())
+    })?;
+    let params: Params = serde_json::from_slice(&body[span.start..span.end]).map_err(|e| {
+        GatewayError::InvalidParams(format!(
+            "subscriptions/listen params (notifications: {{toolsListChanged, promptsListChanged, resourcesListChanged: booleans, resourceSubscriptions: [URI strings]}}): {e}"
+        ))
+    })?;
+    let asked = params.notifications.resource_subscriptions.len();
+    if asked > MAX_RESOURCE_SUBSCRIPTIONS {
+        return Err(GatewayError::InvalidParams(format!(
+            "subscriptions/listen: {asked} resourceSubscriptions, at most {MAX_RESOURCE_SUBSCRIPTIONS} per listen (open more listens)"
+        )));
+    }
+    Ok(params)
+}
+
+/// Serves one listen stream for `caller` against the gateway's `catalog` of `snapshot`.
 pub(super) async fn serve(
     gw: &Gateway,
     session: &mut Session,
     rec: &mut RequestRecord,
     (body, envelope): (&Bytes, &Envelope<'_>),
-    catalog: &std::sync::Arc<GatewayCatalog>,
+    (snapshot, catalog): (&Snapshot, &std::sync::Arc<GatewayCatalog>),
+    caller: &Caller,
 ) -> Result<(), GatewayError> {
-    let span = envelope.params.ok_or_else(|| {
-        GatewayError::InvalidParams("subscriptions/listen needs params.notifications".into())
-    })?;
-    let params: Params = serde_json::from_slice(&body[span.start..span.end])
-        .map_err(|e| GatewayError::InvalidParams(format!("subscriptions/listen: {e}")))?;
+    let params = params(body, envelope)?;
     let id: Value = rec
         .id
         .as_deref()
@@ -92,13 +122,28 @@ pub(super) async fn serve(
         })?;
     let meta = json!({ SUBSCRIPTION_ID_KEY: id });
 
-    reply::event_stream(session).await.map_err(write_failed)?;
     // Subscribed before the acknowledgement goes out, so no change falls between the two.
     let mut swaps = gw.shared.snapshot_swaps.subscribe();
+    // The upstream subscriptions are acknowledged before the client's is: updates of URIs
+    // the client is told are honoured are relayed from the start.
+    let uris = &params.notifications.resource_subscriptions;
+    let (honoured, mut relay) = if uris.is_empty() {
+        (Vec::new(), None)
+    } else {
+        let who = Listener {
+            session,
+            rec,
+            caller,
+            snapshot,
+            catalog,
+        };
+        resource_updates::open(gw, who, uris).await
+    };
+    reply::event_stream(session).await.map_err(write_failed)?;
     let ack = json!({
         "jsonrpc": "2.0",
         "method": "notifications/subscriptions/acknowledged",
-        "params": { "notifications": params.notifications.honoured(), "_meta": meta },
+        "params": { "notifications": params.notifications.honoured(honoured), "_meta": meta },
     });
     session
         .write_response_body(Some(event(&ack)), false)
@@ -127,6 +172,21 @@ pub(super) async fn serve(
                 shown = now;
                 Bytes::from(out)
             }
+            relayed = next_update(relay.as_mut()) => match relayed {
+                Relayed::Updated(uri) => event(&json!({
+                    "jsonrpc": "2.0",
+                    "method": "notifications/resources/updated",
+                    "params": { "uri": uri, "_meta": meta },
+                })),
+                Relayed::Ended(server) => {
+                    // No result: the client re-listens, as after any abrupt end.
+                    tracing::debug!(%server, "an upstream resource subscription ended; ending the listen stream");
+                    return session
+                        .write_response_body(Some(Bytes::new()), true)
+                        .await
+                        .map_err(write_failed);
+                }
+            },
             _ = keep_alive.tick() => Bytes::from_static(b": keep-alive\n\n"),
             // The usual end of a listen stream: the client stopped listening.
             _ = forward::client_disconnected(session) => return Ok(()),
@@ -148,4 +208,12 @@ pub(super) async fn serve(
         .write_response_body(Some(event(&done)), true)
         .await
         .map_err(write_failed)
+}
+
+/// The relay's next message; never, without resource subscriptions.
+async fn next_update(relay: Option<&mut resource_updates::Relay>) -> Relayed {
+    match relay {
+        Some(r) => r.next().await,
+        None => std::future::pending().await,
+    }
 }

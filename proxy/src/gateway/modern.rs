@@ -62,8 +62,10 @@ pub(super) async fn serve(
     match method {
         "server/discover" => {
             let mut capabilities = local::capabilities_of(req.snapshot, req.catalog);
-            // Resource updates ride on subscriptions/listen, which does not carry them yet.
-            capabilities["resources"]["subscribe"] = json!(false);
+            // Resource updates ride on subscriptions/listen, which relays them from the
+            // upstreams of this revision only (`resource_updates`).
+            capabilities["resources"]["subscribe"] =
+                json!(super::resource_updates::any_subscribable(req.snapshot, req.catalog));
             let result = json!({
                 "supportedVersions": era::all_versions(),
                 "capabilities": capabilities,
@@ -104,7 +106,15 @@ pub(super) async fn serve(
             // A listen stream lives as long as its client: it must not hold one of the
             // gateway's request slots (`limits.concurrent`) for that long.
             drop(req.admitted);
-            super::listen::serve(gw, session, rec, (req.body, req.envelope), req.catalog).await
+            super::listen::serve(
+                gw,
+                session,
+                rec,
+                (req.body, req.envelope),
+                (req.snapshot, req.catalog),
+                req.caller,
+            )
+            .await
         }
         "tools/call" | "prompts/get" | "resources/read" | "completion/complete" => {
             let target = gw.route(

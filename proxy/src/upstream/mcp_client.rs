@@ -155,6 +155,55 @@ pub fn envelope(version: &str) -> Value {
     })
 }
 
+/// Opens a `subscriptions/listen` (2026-07-28) of the upstream for `notifications` (the
+/// request's `SubscriptionFilter`) with the request id `id`, and returns the exchange once the
+/// upstream answered 200: its body is the subscription's event stream, read by the caller.
+/// The gateway's own identity is the envelope's client; `credential` is what the upstream sees.
+pub async fn open_listen(
+    connector: &Connector,
+    upstream: &Upstream,
+    credential: Option<&Injected>,
+    id: &str,
+    notifications: Value,
+) -> Result<Exchange, UpstreamError> {
+    let version = crate::modern::MODERN_VERSIONS[0];
+    let body = serde_json::to_vec(&json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "method": "subscriptions/listen",
+        "params": {
+            "_meta": {
+                crate::modern::PROTOCOL_VERSION_KEY: version,
+                crate::modern::CLIENT_CAPABILITIES_KEY: {},
+                crate::modern::CLIENT_INFO_KEY: { "name": "sluice", "version": env!("CARGO_PKG_VERSION") },
+            },
+            "notifications": notifications,
+        },
+    }))
+    .map_err(|e| protocol(upstream, &e.to_string()))?;
+    let session = SessionRef {
+        id: None,
+        version,
+        credential,
+        routing: Some(Routing {
+            method: "subscriptions/listen",
+            name: None,
+        }),
+    };
+    let mut ex = post(connector, upstream, session, body).await?;
+    let status = ex.status();
+    if status != 200 {
+        ex.finish(connector, upstream).await;
+        return Err(UpstreamError::Status {
+            server: upstream.name.clone(),
+            status,
+        });
+    }
+    // The stream is long-lived and may be silent for hours.
+    ex.set_read_timeout(None);
+    Ok(ex)
+}
+
 /// Calls a list method and follows `nextCursor` until the end, returning the items under `key`.
 pub async fn list_all(
     connector: &Connector,

@@ -1,11 +1,16 @@
 """An MCP client built with the official Python SDK, for Sluice's tests.
 
 usage: client.py URL [--header 'K: V' ...] [--call TOOL [--args JSON]] [--list-prompts]
-                 [--read URI] [--mode auto|legacy|2026-07-28] [--timeout SECONDS]
+                 [--read URI] [--watch URI ... --touch TOOL] [--mode auto|legacy|2026-07-28]
+                 [--timeout SECONDS]
 
 Connects to URL over Streamable HTTP, lists every tool (following nextCursor), optionally
 calls one, and prints one JSON line: protocol_version, server_name, tools, call (and prompts
 / read when asked). Exits 1 with the error on stderr on any failure.
+
+--watch (2026-07-28 only) listens with `Client.listen(resource_subscriptions=...)`, then calls
+--touch with {"uri": first watched URI} and waits for the first event: `listen` in the output
+holds the honoured URIs, the subscription id and the updated URI.
 
 --mode is the SDK's: `auto` (its default) probes `server/discover` and adopts 2026-07-28
 when the server speaks it, else falls back to the initialize handshake; `legacy` always
@@ -67,6 +72,15 @@ async def run(args: argparse.Namespace) -> dict:
                 out["prompts"] = prompts
             if args.read:
                 out["read"] = dump(await client.read_resource(args.read))
+            if args.watch:
+                async with client.listen(resource_subscriptions=args.watch) as sub:
+                    await client.call_tool(args.touch, {"uri": args.watch[0]})
+                    event = await asyncio.wait_for(anext(sub), args.timeout)
+                    out["listen"] = {
+                        "honored": sub.honored.resource_subscriptions or [],
+                        "subscription_id": sub.subscription_id,
+                        "updated": getattr(event, "uri", repr(event)),
+                    }
             return out
 
 
@@ -85,6 +99,8 @@ def main() -> None:
     p.add_argument("--args", default="{}", help="JSON object of the call's arguments")
     p.add_argument("--list-prompts", action="store_true")
     p.add_argument("--read", metavar="URI", help="resource to read")
+    p.add_argument("--watch", metavar="URI", action="append", default=[], help="listen for its updates")
+    p.add_argument("--touch", metavar="TOOL", help="tool that updates the first --watch URI")
     p.add_argument("--mode", default="auto", help="auto (default), legacy or 2026-07-28")
     p.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
     try:

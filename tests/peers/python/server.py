@@ -123,6 +123,7 @@ def build(
     revocable: bool = False,
     tally: bool = False,
     modern_only: bool = False,
+    touchable: bool = False,
 ) -> MCPServer:
     server = MCPServer(name=f"py-{name}", log_level="WARNING")
     memory: dict[str, str] = {}
@@ -264,6 +265,14 @@ def build(
         """The readme of this server."""
         return f"readme of {name}"
 
+    if touchable:
+
+        @server.tool()
+        async def touch(uri: str, ctx: Context) -> str:
+            """Announce that the resource at `uri` changed, to its 2026-07-28 listeners."""
+            await ctx.notify_resource_updated(uri)
+            return f"touched {uri}"
+
     if page_size > 0:
 
         async def list_tools_paged(
@@ -300,6 +309,11 @@ def main() -> None:
         action="store_true",
         help="serve protocol revision 2026-07-28 only (and add the tool confirm)",
     )
+    p.add_argument(
+        "--touch",
+        action="store_true",
+        help="add a tool touch(uri) announcing resource updates on subscriptions/listen",
+    )
     p.add_argument("--certfile", help="serve HTTPS with this certificate")
     p.add_argument("--keyfile", help="private key of --certfile")
     p.add_argument(
@@ -320,6 +334,7 @@ def main() -> None:
         bool(args.require_bearer),
         args.tally,
         args.modern_only,
+        args.touch,
     )
     app = server.streamable_http_app(stateless_http=not stateful, json_response=not stateful)
     if args.require_bearer:
