@@ -1,9 +1,12 @@
 //! Interop through the gateway with the official Rust SDK on both sides: an rmcp client in
-//! front, a stateful (sessions + SSE) and a stateless (JSON) rmcp server behind.
+//! front (handshake era, and 2026-07-28 by `server/discover`), a stateful (sessions + SSE)
+//! and a stateless (JSON) rmcp server behind.
 
 mod harness;
 
-use harness::rmcp_peers::{RmcpServer, ServerOpts, rmcp_call, rmcp_connect, start_rmcp_server};
+use harness::rmcp_peers::{
+    RmcpServer, ServerOpts, rmcp_call, rmcp_connect, rmcp_connect_modern, start_rmcp_server,
+};
 use harness::{Raw, Sluice};
 use serde_json::json;
 
@@ -185,4 +188,40 @@ async fn a_client_that_disconnects_cancels_the_upstream_call() {
             l["outcome"] == "client_closed"
         })
         .await;
+}
+
+#[tokio::test]
+async fn an_rmcp_client_in_2026_07_28_discovers_the_gateway_and_calls_both_servers() {
+    let (alpha, beta) = upstreams().await;
+    let sluice = Sluice::start(&config(&alpha, &beta, "")).await;
+    sluice.wait_tools("dev", 126 + 6).await;
+
+    let client = rmcp_connect_modern(&sluice.url("dev")).await;
+    let info = client.peer_info().expect("discovered server info");
+    assert_eq!(info.protocol_version.as_str(), "2026-07-28", "{info:?}");
+    let tools = client
+        .list_all_tools()
+        .await
+        .expect("tools/list through the gateway");
+    assert_eq!(tools.len(), 132, "every page was followed");
+    assert_eq!(
+        rmcp_call(&client, "alpha__echo", json!({ "text": "x" })).await,
+        ("alpha:x".into(), false)
+    );
+    assert_eq!(
+        rmcp_call(&client, "beta__echo", json!({ "text": "y" })).await,
+        ("beta:y".into(), false)
+    );
+    // Every request went in the revision: the gateway saw a discover and no initialize.
+    sluice
+        .wait_access("the second call's record", |e| {
+            e["method"] == "tools/call" && e["server"] == "beta"
+        })
+        .await;
+    let log = sluice.access_log();
+    assert!(
+        log.iter().any(|e| e["method"] == "server/discover"),
+        "{log:?}"
+    );
+    assert!(!log.iter().any(|e| e["method"] == "initialize"), "{log:?}");
 }

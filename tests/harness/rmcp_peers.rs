@@ -260,6 +260,25 @@ pub async fn rmcp_connect(url: &str) -> RmcpClient {
         .unwrap_or_else(|e| panic!("rmcp client connects to {url}: {e}"))
 }
 
+/// Connects an rmcp client in protocol revision 2026-07-28 (`server/discover`, no session,
+/// the envelope on every request) to `url`.
+pub async fn rmcp_connect_modern(url: &str) -> RmcpClient {
+    use rmcp::ClientServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    super::ensure_crypto();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()),
+    );
+    let lifecycle = rmcp::ClientLifecycleMode::Discover {
+        preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+    };
+    rmcp::model::ClientConfig::default()
+        .serve_with_lifecycle(transport, lifecycle)
+        .await
+        .unwrap_or_else(|e| panic!("rmcp client discovers {url}: {e}"))
+}
+
 /// Calls a tool and returns (first text content, isError).
 pub async fn rmcp_call(client: &RmcpClient, name: &str, args: Value) -> (String, bool) {
     let Value::Object(args) = args else {
