@@ -35,7 +35,9 @@ pub use errors::ApiError;
 use routes::{NoRoute, RouteId};
 
 use crate::config::Token;
-use crate::model::{Gateway, Installation, InstallationInput, SECRET_PLACEHOLDER, Template};
+use crate::model::{
+    Gateway, Installation, InstallationInput, RunState, SECRET_PLACEHOLDER, Template,
+};
 use crate::store::{Mode, Store, StoreError, Versioned};
 
 /// Largest accepted request body.
@@ -65,6 +67,8 @@ pub struct Api {
     admin: Vec<([u8; 32], String)>,
     proxies: Vec<[u8; 32]>,
     version: watch::Sender<u64>,
+    /// Receivers of `version` held by control's own tasks.
+    followers: std::sync::atomic::AtomicUsize,
 }
 
 fn digest(s: &[u8]) -> [u8; 32] {
@@ -153,8 +157,13 @@ fn with_meta<T: serde::Serialize>(v: &Versioned<T>) -> Value {
     out
 }
 
-/// An installation as shown: secret values replaced by `"<secret>"`, and its status.
-fn installation_view(v: &Versioned<Installation>, template: Option<&Template>) -> Value {
+/// An installation as shown: secret values replaced by `"<secret>"`, and its status (for a
+/// self-hosted one, the orchestrator's last run state).
+fn installation_view(
+    v: &Versioned<Installation>,
+    template: Option<&Template>,
+    run: Option<&Versioned<RunState>>,
+) -> Value {
     let mut out = with_meta(v);
     // Also fields a template made secret after the value was stored in clear.
     let secret_now = template
@@ -169,9 +178,16 @@ fn installation_view(v: &Versioned<Installation>, template: Option<&Template>) -
         Some(crate::model::Transport::Http) => {
             ("configured", "served by proxies from the snapshot")
         }
-        Some(crate::model::Transport::Stdio) => {
-            ("pending", "self-hosted: waiting for the orchestrator")
-        }
+        Some(crate::model::Transport::Stdio) => match run {
+            Some(run) => {
+                let mut status = serde_json::to_value(&run.item).unwrap_or_default();
+                status["detail"] = json!("self-hosted, run by the orchestrator");
+                status["updated_at"] = json!(run.updated_at);
+                out["status"] = status;
+                return out;
+            }
+            None => ("pending", "self-hosted: waiting for the orchestrator"),
+        },
         None => ("broken", "its template is missing"),
     };
     out["status"] = json!({"state": state, "detail": detail});
@@ -214,12 +230,15 @@ impl Api {
             admin: admin.iter().map(|t| (d(t), t.name.clone())).collect(),
             proxies: proxies.iter().map(d).collect(),
             version,
+            followers: Default::default(),
         })
     }
 
     /// Snapshot long-polls waiting for a change right now.
     pub fn parked_polls(&self) -> usize {
-        self.version.receiver_count()
+        self.version
+            .receiver_count()
+            .saturating_sub(self.followers.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn authenticate(&self, req: &Request<Incoming>) -> Option<Caller> {
@@ -264,6 +283,12 @@ impl Api {
         })
         .await
         .map_err(internal)??;
+        self.publish(version);
+        Ok(version)
+    }
+
+    /// Wakes the long-polls (and the orchestrator) for a flushed write of `version`.
+    pub fn publish(&self, version: u64) {
         self.version.send_if_modified(|v| {
             let newer = version > *v;
             if newer {
@@ -271,7 +296,14 @@ impl Api {
             }
             newer
         });
-        Ok(version)
+    }
+
+    /// Follows the registry version as writes are published (control's own tasks; not
+    /// counted as parked polls).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.followers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.version.subscribe()
     }
 
     async fn dispatch(&self, req: Request<Incoming>) -> Reply {
@@ -357,11 +389,15 @@ impl Api {
                     .into_iter()
                     .map(|t| (t.item.name.clone(), t.item))
                     .collect();
-                let items: Vec<Value> = store
-                    .installations()?
-                    .iter()
-                    .map(|i| installation_view(i, templates.get(&i.item.template)))
-                    .collect();
+                let mut items: Vec<Value> = Vec::new();
+                for i in store.installations()? {
+                    let run = store.run_state(&i.item.name)?;
+                    items.push(installation_view(
+                        &i,
+                        templates.get(&i.item.template),
+                        run.as_ref(),
+                    ));
+                }
                 ok(json!({"installations": items}))
             }
             RouteId::GetInstallation => ok(self.installation(&name)?),
@@ -446,7 +482,12 @@ impl Api {
             )
         })?;
         let t = self.store.template(&i.item.template)?;
-        Ok(installation_view(&i, t.as_ref().map(|t| &t.item)))
+        let run = self.store.run_state(name)?;
+        Ok(installation_view(
+            &i,
+            t.as_ref().map(|t| &t.item),
+            run.as_ref(),
+        ))
     }
 
     /// `GET /v1/snapshot?after=V&wait=S`: at once when the version differs from `V` (newer,

@@ -501,6 +501,8 @@ fn human(show: &Show, body: &Value) -> String {
                     ("NAME", |r| text(&r["name"])),
                     ("TEMPLATE", |r| text(&r["template"])),
                     ("STATUS", |r| text(&r["status"]["state"])),
+                    ("ENDPOINT", |r| text(&r["status"]["url"])),
+                    ("LAST ERROR", |r| text(&r["status"]["last_error"])),
                     ("SECRETS", |r| text(&r["secrets"])),
                     ("VERSION", |r| text(&r["version"])),
                 ],

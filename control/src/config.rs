@@ -16,6 +16,12 @@
 //! [[proxy_tokens]]                    # may only fetch snapshots (which hold secrets)
 //! name = "replicas"
 //! token = "${SLUICE_PROXY_TOKEN}"
+//!
+//! [runtime]                           # where self-hosted (stdio) installations run
+//! backend = "local"                   # "local": child processes behind an in-process bridge;
+//!                                     # "none": not run here (another control runs them)
+//! healthy_within = "30s"              # how long a start may take to become healthy
+//! resync = "10s"                      # status refresh when the registry is quiet
 //! ```
 
 use std::net::SocketAddr;
@@ -76,6 +82,62 @@ struct RawConfig {
     admin_tokens: Vec<RawToken>,
     #[serde(default)]
     proxy_tokens: Vec<RawToken>,
+    #[serde(default)]
+    runtime: RuntimeConfig,
+}
+
+/// Where self-hosted installations run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Child processes on this machine (stdio servers behind an in-process bridge).
+    #[default]
+    Local,
+    /// Not run by this control process.
+    None,
+}
+
+/// `[runtime]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// The backend.
+    #[serde(default)]
+    pub backend: Backend,
+    /// How long a start may take to become healthy.
+    #[serde(default = "default_healthy_within", with = "humantime_serde_compat")]
+    pub healthy_within: std::time::Duration,
+    /// Longest pause between reconcile passes (status refresh) when nothing is written.
+    #[serde(default = "default_resync", with = "humantime_serde_compat")]
+    pub resync: std::time::Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            backend: Backend::Local,
+            healthy_within: default_healthy_within(),
+            resync: default_resync(),
+        }
+    }
+}
+
+fn default_resync() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+
+fn default_healthy_within() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
+}
+
+/// `"30s"`-style durations through `humantime`.
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 #[derive(Deserialize)]
@@ -125,6 +187,8 @@ pub struct ControlConfig {
     pub admin_tokens: Vec<Token>,
     /// Tokens for `GET /v1/snapshot` only.
     pub proxy_tokens: Vec<Token>,
+    /// `[runtime]`: where self-hosted installations run.
+    pub runtime: RuntimeConfig,
 }
 
 impl ControlConfig {
@@ -213,6 +277,7 @@ impl ControlConfig {
             old_keys_env: raw.old_keys_env,
             admin_tokens,
             proxy_tokens,
+            runtime: raw.runtime,
         })
     }
 }

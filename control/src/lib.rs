@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod model;
+pub mod orchestrator;
 pub mod render;
 pub mod secrets;
 pub mod store;
@@ -60,6 +61,11 @@ pub struct Running {
     pub store: Arc<Store>,
     api: Arc<api::Api>,
     task: tokio::task::JoinHandle<()>,
+    /// The orchestrator's loop and its runtime, when self-hosted installations run here.
+    orchestrator: Option<(
+        tokio::task::JoinHandle<()>,
+        Arc<sluice_runtime::LocalRuntime>,
+    )>,
 }
 
 impl Running {
@@ -68,10 +74,16 @@ impl Running {
         self.api.parked_polls()
     }
 
-    /// Stops serving and flushes the registry.
+    /// Stops serving, stops the self-hosted installations (their process groups), and
+    /// flushes the registry.
     pub async fn stop(self) -> Result<(), store::StoreError> {
         self.task.abort();
         let _ = self.task.await;
+        if let Some((task, runtime)) = self.orchestrator {
+            task.abort();
+            let _ = task.await;
+            runtime.shutdown().await;
+        }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.flush())
             .await
@@ -104,11 +116,29 @@ pub async fn start(config: &ControlConfig, keys: KeyRing) -> Result<Running, Con
     })?;
     let api = Arc::new(api);
     let task = tokio::spawn(api::serve(listener, api.clone()));
+    let orchestrator = match config.runtime.backend {
+        config::Backend::Local => {
+            let runtime = Arc::new(sluice_runtime::LocalRuntime::new(
+                sluice_runtime::StartBounds {
+                    healthy_within: config.runtime.healthy_within,
+                },
+            ));
+            let loop_ = orchestrator::Orchestrator::new(
+                store.clone(),
+                api.clone(),
+                runtime.clone(),
+                config.runtime.resync,
+            );
+            Some((tokio::spawn(loop_.run()), runtime))
+        }
+        config::Backend::None => None,
+    };
     Ok(Running {
         addr,
         store,
         api,
         task,
+        orchestrator,
     })
 }
 

@@ -107,6 +107,40 @@ pub struct Template {
     /// may hold `{field}` placeholders, e.g. `value = "Bearer {api_key}"`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub credential: BTreeMap<String, String>,
+    /// `stdio`: environment variables of the server process, values may hold `{field}`
+    /// placeholders (the way to hand a self-hosted server its secrets).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// Where a self-hosted installation stands, as the orchestrator last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    /// `starting`, `running` or `failed`.
+    pub state: String,
+    /// Where proxies reach it (present once it has run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Why it last failed to start or stopped being healthy. Never holds a secret value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Restarts after exits so far.
+    #[serde(default)]
+    pub restarts: u64,
+}
+
+/// A self-hosted installation as the orchestrator runs it: its template's command and
+/// environment with every value (secrets opened) filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelfHosted {
+    /// The installation.
+    pub name: String,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// The values that were secret, to keep out of errors and logs.
+    pub secrets: Vec<String>,
 }
 
 /// An installation as written by a client: every value, secrets in clear.
@@ -231,6 +265,9 @@ impl Template {
                 if !self.command.is_empty() {
                     return Err(Invalid::new(format!("{P}.command"), "only for stdio"));
                 }
+                if !self.env.is_empty() {
+                    return Err(Invalid::new(format!("{P}.env"), "only for stdio"));
+                }
             }
             Transport::Stdio => {
                 if self.command.is_empty() {
@@ -238,6 +275,19 @@ impl Template {
                 }
                 for (i, arg) in self.command.iter().enumerate() {
                     known(&format!("{P}.command[{i}]"), arg)?;
+                }
+                for (k, v) in &self.env {
+                    let ok = !k.is_empty()
+                        && !k.starts_with(|c: char| c.is_ascii_digit())
+                        && k.chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                    if !ok {
+                        return Err(Invalid::new(
+                            format!("{P}.env.{k}"),
+                            "a variable name is A-Z, 0-9 and '_', not starting with a digit",
+                        ));
+                    }
+                    known(&format!("{P}.env.{k}"), v)?;
                 }
                 if self.url.is_some() {
                     return Err(Invalid::new(format!("{P}.url"), "only for http"));

@@ -118,19 +118,22 @@ fn fill(text: &str, values: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// The `[[servers]]` entry of an installation, checked by the config loader; `None` for a
-/// self-hosted (`stdio`) template, which the orchestrator will serve.
+/// The `[[servers]]` entry of an installation, checked by the config loader. A self-hosted
+/// (`stdio`) installation has one only once it runs (`self_hosted_url`, from the orchestrator).
 pub fn server(
     template: &Template,
     name: &str,
     values: &BTreeMap<String, String>,
+    self_hosted_url: Option<&str>,
 ) -> Result<Option<SnapshotServer>, Invalid> {
-    if template.transport != Transport::Http {
-        return Ok(None);
-    }
+    let url = match (template.transport, self_hosted_url) {
+        (Transport::Http, _) => fill(template.url.as_deref().unwrap_or_default(), values),
+        (Transport::Stdio, Some(url)) => url.to_owned(),
+        (Transport::Stdio, None) => return Ok(None),
+    };
     let server = SnapshotServer {
         name: name.to_owned(),
-        url: fill(template.url.as_deref().unwrap_or_default(), values),
+        url,
         credential: template
             .credential
             .iter()
@@ -214,6 +217,34 @@ pub fn gateway(g: Gateway) -> SnapshotGateway {
     }
 }
 
+/// What the orchestrator runs for a `stdio` installation: the template's command and
+/// environment with `values` filled in; `None` for a remote one.
+pub fn self_hosted(
+    template: &Template,
+    name: &str,
+    values: &BTreeMap<String, String>,
+) -> Option<crate::model::SelfHosted> {
+    if template.transport != Transport::Stdio {
+        return None;
+    }
+    Some(crate::model::SelfHosted {
+        name: name.to_owned(),
+        command: template.command.iter().map(|a| fill(a, values)).collect(),
+        env: template
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), fill(v, values)))
+            .collect(),
+        secrets: template
+            .fields
+            .iter()
+            .filter(|f| f.secret)
+            .filter_map(|f| values.get(&f.name).cloned())
+            .filter(|v| !v.is_empty())
+            .collect(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,7 +280,7 @@ mod tests {
         .unwrap();
         assert_eq!(r.secrets["api_key"], "k-123");
         assert!(!r.plain.contains_key("api_key"));
-        let s = server(&template(), "gh", &r.all).unwrap().unwrap();
+        let s = server(&template(), "gh", &r.all, None).unwrap().unwrap();
         assert_eq!(s.url, "http://127.0.0.1:9/mcp");
         assert_eq!(s.credential["value"], "Bearer k-123");
     }
@@ -296,7 +327,7 @@ mod tests {
             ("base".to_owned(), "http://h".to_owned()),
             ("api_key".to_owned(), "line\nbreak-secret".to_owned()),
         ]);
-        let e = server(&template(), "gh", &values).unwrap_err();
+        let e = server(&template(), "gh", &values, None).unwrap_err();
         assert_eq!(e.field, "installations.credential");
         assert!(!e.message.contains("break-secret"), "{}", e.message);
     }

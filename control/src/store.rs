@@ -106,9 +106,11 @@ enum T {
     CallerCredentials = 4,
     Audit = 5,
     Meta = 6,
+    /// Self-hosted installations' run states, written by the orchestrator.
+    Status = 7,
 }
 
-const TREE_NAMES: [&str; 7] = [
+const TREE_NAMES: [&str; 8] = [
     "templates",
     "installations",
     "gateways",
@@ -116,6 +118,7 @@ const TREE_NAMES: [&str; 7] = [
     "caller_credentials",
     "audit",
     "meta",
+    "status",
 ];
 
 /// One change inside a write.
@@ -170,6 +173,28 @@ fn read_u64(v: Option<sled::IVec>) -> u64 {
 }
 
 /// Key of a secret value in the `secrets` tree, also its associated data.
+/// Opens the sled database. sled's background flusher can hold the directory's file lock for
+/// a moment after the previous handle in this process was dropped (a restart of control in
+/// the same process, or a test reopening a store), so a lock refusal is retried for up to
+/// [`LOCK_WAIT`]; another process holding it still fails, after that wait.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// How long [`open_db`] waits for a lock the previous handle may still hold.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn secret_place(installation: &str, field: &str) -> String {
     format!("{installation}/{field}")
 }
@@ -178,7 +203,7 @@ impl Store {
     /// Opens (or creates) the registry under `path`, migrates an older layout, and re-seals
     /// secrets still under an old key. Each of those steps is one audited write.
     pub fn open(path: &Path, keys: KeyRing) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path).open()?;
+        let db = open_db(path)?;
         let trees = TREE_NAMES
             .iter()
             .map(|n| db.open_tree(n))
@@ -339,9 +364,9 @@ impl Store {
         self.tree(T::Audit).len()
     }
 
-    /// A consistent view for proxies: remote installations as servers (secrets opened) and
-    /// every gateway. Self-hosted (`stdio`) installations are left out until the orchestrator
-    /// runs them.
+    /// A consistent view for proxies: installations as servers (secrets opened) and every
+    /// gateway. A self-hosted (`stdio`) installation is a server once the orchestrator has it
+    /// running, at the URL the runtime gave it.
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let _r = self.read_lock();
         let version = self.version()?;
@@ -356,7 +381,13 @@ impl Store {
                 continue;
             };
             let values = self.installation_values(&inst.item)?;
-            if let Some(server) = render::server(template, &inst.item.name, &values)? {
+            let run: Option<Versioned<crate::model::RunState>> =
+                self.get(T::Status, &inst.item.name)?;
+            let url = run
+                .as_ref()
+                .filter(|r| r.item.state == "running")
+                .and_then(|r| r.item.url.as_deref());
+            if let Some(server) = render::server(template, &inst.item.name, &values, url)? {
                 servers.push(server);
             }
         }

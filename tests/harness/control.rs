@@ -37,12 +37,17 @@ pub struct Control {
 impl Control {
     /// Starts control on `port` with its registry in `dir`; returns once it listens.
     pub async fn start(dir: &Path, port: u16, tokens: Tokens) -> Control {
+        Self::start_with(dir, port, tokens, "").await
+    }
+
+    /// [`Control::start`] with more config (e.g. a `[runtime]` table) at the end of the file.
+    pub async fn start_with(dir: &Path, port: u16, tokens: Tokens, extra: &str) -> Control {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let config = temp_path("control.toml");
         std::fs::write(
             &config,
             format!(
-                "listen = \"{addr}\"\ndata_dir = \"{}\"\n\n[[admin_tokens]]\nname = \"ops\"\ntoken = \"${{SLUICE_ADMIN_TOKEN}}\"\n\n[[proxy_tokens]]\nname = \"replicas\"\ntoken = \"{}\"\n",
+                "listen = \"{addr}\"\ndata_dir = \"{}\"\n\n[[admin_tokens]]\nname = \"ops\"\ntoken = \"${{SLUICE_ADMIN_TOKEN}}\"\n\n[[proxy_tokens]]\nname = \"replicas\"\ntoken = \"{}\"\n{extra}",
                 dir.display(),
                 tokens.proxy
             ),

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::{Mode, Op, Store, StoreError, T, Versioned, secret_place};
-use crate::model::{Gateway, Installation, InstallationInput, Invalid, Template};
+use crate::model::{
+    Gateway, Installation, InstallationInput, Invalid, RunState, SelfHosted, Template,
+};
 use crate::render;
 use crate::secrets::Sealed;
 
@@ -47,7 +49,7 @@ impl Store {
                 values: inst.item.values.clone(),
             };
             let resolved = render::resolve(&template, &input, &kept)
-                .and_then(|r| render::server(&template, &input.name, &r.all).map(|_| r))
+                .and_then(|r| render::server(&template, &input.name, &r.all, None).map(|_| r))
                 .map_err(|e| StoreError::InUse {
                     kind: "template",
                     name: template.name.clone(),
@@ -163,7 +165,7 @@ impl Store {
             _ => BTreeMap::new(),
         };
         let resolved = render::resolve(&template, &input, &kept)?;
-        render::server(&template, &input.name, &resolved.all)?;
+        render::server(&template, &input.name, &resolved.all, None)?;
         let name = input.name.clone();
         self.commit(
             actor,
@@ -237,8 +239,73 @@ impl Store {
                 .map(|f| Op::remove(T::Secrets, &secret_place(name, f)))
                 .collect();
             ops.push(Op::remove(T::Installations, name));
+            ops.push(Op::remove(T::Status, name));
             Ok(ops)
         })
+    }
+
+    // ---- self-hosted installations (the orchestrator's side) ----
+
+    /// Every self-hosted installation with its command and environment filled in (secrets
+    /// opened); installations whose template is gone are skipped.
+    pub fn self_hosted(&self) -> Result<Vec<SelfHosted>, StoreError> {
+        let _r = self.read_lock();
+        let mut out = Vec::new();
+        for inst in self.installations()? {
+            let Some(template) = self.template(&inst.item.template)? else {
+                continue;
+            };
+            let values = self.installation_values(&inst.item)?;
+            if let Some(run) = render::self_hosted(&template.item, &inst.item.name, &values) {
+                out.push(run);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The run state of an installation, if the orchestrator has written one.
+    pub fn run_state(&self, name: &str) -> Result<Option<Versioned<RunState>>, StoreError> {
+        self.get(T::Status, name)
+    }
+
+    /// Records an installation's run state (actor `orchestrator`); `None` when it is unchanged
+    /// or the installation is gone, so a steady orchestrator writes nothing.
+    pub fn set_run_state(&self, name: &str, state: &RunState) -> Result<Option<u64>, StoreError> {
+        let _w = self.write_lock();
+        if self.tree(T::Installations).get(name)?.is_none() {
+            return Ok(None);
+        }
+        let current: Option<Versioned<RunState>> = self.get(T::Status, name)?;
+        if current.is_some_and(|c| c.item == *state) {
+            return Ok(None);
+        }
+        self.commit(
+            "orchestrator",
+            "status",
+            "installation",
+            name,
+            |version, at| {
+                let record = Versioned {
+                    version,
+                    updated_at: at,
+                    item: state.clone(),
+                };
+                Ok(vec![Op::put(T::Status, name, &record)])
+            },
+        )
+        .map(Some)
+    }
+
+    /// Forgets the run state of an installation the orchestrator no longer runs.
+    pub fn clear_run_state(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        let _w = self.write_lock();
+        if self.tree(T::Status).get(name)?.is_none() {
+            return Ok(None);
+        }
+        self.commit("orchestrator", "stopped", "installation", name, |_, _| {
+            Ok(vec![Op::remove(T::Status, name)])
+        })
+        .map(Some)
     }
 
     // ---- gateways ----

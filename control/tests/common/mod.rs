@@ -55,6 +55,7 @@ pub async fn start(name: &str) -> Control {
         old_keys_env: String::new(),
         admin_tokens: vec![token("ops", ADMIN_TOKEN)],
         proxy_tokens: vec![token("replicas", PROXY_TOKEN)],
+        runtime: Default::default(),
     };
     let running = sluice_control::start(&config, KeyRing::new([5; 32], &[]))
         .await

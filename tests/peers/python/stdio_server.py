@@ -10,7 +10,8 @@ Tools:
 - progress(steps) -> `steps` progress notifications, then "progressed N";
 - announce() -> sends notifications/tools/list_changed and a log message, then "announced";
 - pid() -> the process id (a restarted server answers another one);
-- crash(code) -> prints "crashing" on stderr and exits the process with `code` at once.
+- crash(code) -> prints "crashing" on stderr and exits the process with `code` at once;
+- env(variable) -> the variable's value (only with --env-tool).
 Each start prints "stdio server NAME started" on stderr. stdout carries only MCP messages.
 """
 
@@ -23,7 +24,7 @@ import mcp_types as types
 from mcp.server.mcpserver import Context, MCPServer
 
 
-def build(name: str) -> MCPServer:
+def build(name: str, env_tool: bool = False) -> MCPServer:
     server = MCPServer(name=f"py-stdio-{name}", log_level="WARNING")
 
     @server.tool()
@@ -56,6 +57,13 @@ def build(name: str) -> MCPServer:
         """This process's id."""
         return str(os.getpid())
 
+    if env_tool:
+
+        @server.tool()
+        def env(variable: str) -> str:
+            """The value of an environment variable of this process ("" when unset)."""
+            return os.environ.get(variable, "")
+
     @server.tool()
     def crash(code: int = 3) -> str:
         """Exit the process at once with `code` (no answer is ever sent)."""
@@ -68,9 +76,10 @@ def build(name: str) -> MCPServer:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--name", default="py")
+    p.add_argument("--env-tool", action="store_true", help="add env(variable)")
     args = p.parse_args()
     print(f"stdio server {args.name} started", file=sys.stderr, flush=True)
-    build(args.name).run("stdio")
+    build(args.name, args.env_tool).run("stdio")
 
 
 if __name__ == "__main__":

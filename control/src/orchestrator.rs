@@ -1,0 +1,322 @@
+//! The orchestrator: runs the registry's self-hosted (`stdio`) installations on a runtime
+//! backend and writes where each stands back into the registry.
+//!
+//! It is a reconcile loop, as Kubernetes controllers are: on every published registry write,
+//! and every `[runtime] resync` in between, it compares the installations that should run with the
+//! ones it runs, calls `ensure` for each desired one (which starts, restarts on change, or
+//! leaves alone), `remove` for each one gone, and checks health with an MCP `initialize`
+//! against the endpoint. What it sees becomes the installation's [`RunState`]; a changed state
+//! is one audited write (actor `orchestrator`) that bumps the registry version, so proxies
+//! learn a new endpoint URL through their snapshot like any other change, and an unchanged
+//! state writes nothing, so a steady registry stays quiet. Restarts after exits are the
+//! backend's (jittered exponential backoff); a start that fails is retried with the same
+//! backoff ([`START_BACKOFF`] doubling to [`START_BACKOFF_CAP`]), not on every pass.
+//! Errors are stored with the installation's secret values masked.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use sluice_runtime::{Backoff, InstallationSpec, InstallationStatus, Runtime, Transport};
+use tokio::time::Instant;
+
+use crate::api::Api;
+use crate::model::{RunState, SECRET_PLACEHOLDER, SelfHosted};
+use crate::store::Store;
+
+/// First wait before a failed start is tried again.
+pub const START_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait between tries of a start that keeps failing.
+pub const START_BACKOFF_CAP: Duration = Duration::from_secs(300);
+
+/// How long an MCP `initialize` health check may take.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The reconcile loop over a store and a runtime.
+pub struct Orchestrator {
+    store: Arc<Store>,
+    api: Arc<Api>,
+    runtime: Arc<dyn Runtime>,
+    resync: Duration,
+    /// Installations whose start failed: their backoff and when to try again.
+    failing: std::sync::Mutex<std::collections::HashMap<String, (Backoff, Instant)>>,
+}
+
+impl Orchestrator {
+    /// An orchestrator publishing its writes through `api` (which wakes proxies' polls).
+    pub fn new(
+        store: Arc<Store>,
+        api: Arc<Api>,
+        runtime: Arc<dyn Runtime>,
+        resync: Duration,
+    ) -> Self {
+        Orchestrator {
+            store,
+            api,
+            runtime,
+            resync,
+            failing: Default::default(),
+        }
+    }
+
+    /// Reconciles until dropped.
+    pub async fn run(self) {
+        let mut changes = self.api.subscribe();
+        let mut running: BTreeSet<String> = BTreeSet::new();
+        loop {
+            self.pass(&mut running).await;
+            tokio::select! {
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep(self.resync) => {}
+            }
+        }
+    }
+
+    /// One pass: removes what is gone, ensures and checks what is desired.
+    async fn pass(&self, running: &mut BTreeSet<String>) {
+        let store = self.store.clone();
+        let desired = match tokio::task::spawn_blocking(move || store.self_hosted()).await {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "orchestrator cannot read the registry");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "orchestrator task failed");
+                return;
+            }
+        };
+        let wanted: BTreeSet<String> = desired.iter().map(|d| d.name.clone()).collect();
+        for gone in running.difference(&wanted).cloned().collect::<Vec<_>>() {
+            if let Err(e) = self.runtime.remove(&gone).await {
+                tracing::debug!(installation = %gone, error = %e, "remove");
+            }
+            tracing::info!(installation = %gone, "self-hosted installation stopped");
+            running.remove(&gone);
+            self.record(move |s| s.clear_run_state(&gone)).await;
+        }
+        let now = Instant::now();
+        let due: Vec<&SelfHosted> = {
+            let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+            failing.retain(|name, _| wanted.contains(name));
+            desired
+                .iter()
+                .filter(|d| failing.get(&d.name).is_none_or(|(_, at)| *at <= now))
+                .collect()
+        };
+        let passes = due.into_iter().map(|d| self.reconcile(d));
+        for (name, state) in futures_util::future::join_all(passes).await {
+            running.insert(name.clone());
+            self.note_outcome(&name, &state);
+            self.record(move |s| s.set_run_state(&name, &state)).await;
+        }
+    }
+
+    /// Schedules the next try of a failed start, or forgets the failures of a started one.
+    fn note_outcome(&self, name: &str, state: &RunState) {
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if state.state == "failed" {
+            let (backoff, at) = failing.entry(name.to_owned()).or_insert_with(|| {
+                (
+                    Backoff::new(START_BACKOFF, START_BACKOFF_CAP),
+                    Instant::now(),
+                )
+            });
+            *at = Instant::now() + backoff.next_delay();
+        } else {
+            failing.remove(name);
+        }
+    }
+
+    /// Ensures one installation and says where it stands.
+    async fn reconcile(&self, d: &SelfHosted) -> (String, RunState) {
+        let masked = |text: String| mask(text, &d.secrets);
+        let state = match self.runtime.ensure(&spec(d)).await {
+            Err(e) => RunState {
+                state: "failed".into(),
+                url: None,
+                last_error: Some(masked(e.to_string())),
+                restarts: 0,
+            },
+            Ok(endpoint) => {
+                let (restarts, exited) = match self.runtime.status(&d.name).await {
+                    Ok(InstallationStatus::Running { restarts, .. }) => (restarts, None),
+                    Ok(InstallationStatus::Starting { last_error }) => (0, last_error),
+                    Ok(InstallationStatus::Failed(e)) => (0, Some(e)),
+                    Ok(_) => (0, None),
+                    Err(e) => (0, Some(e.to_string())),
+                };
+                let health = initialize(&endpoint.url).await;
+                let (state, last_error) = match (exited, health) {
+                    (None, Ok(())) => ("running", None),
+                    (Some(e), _) => ("starting", Some(masked(e))),
+                    (None, Err(e)) => ("starting", Some(masked(e))),
+                };
+                RunState {
+                    state: state.into(),
+                    url: Some(endpoint.url),
+                    last_error,
+                    restarts,
+                }
+            }
+        };
+        (d.name.clone(), state)
+    }
+
+    /// Runs one store write off the async threads, flushes it and publishes its version.
+    async fn record<F>(&self, write: F)
+    where
+        F: FnOnce(&Store) -> Result<Option<u64>, crate::store::StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let version = write(&store)?;
+            if let Some(v) = version {
+                store.flush_through(v)?;
+            }
+            Ok::<_, crate::store::StoreError>(version)
+        })
+        .await;
+        match written {
+            Ok(Ok(Some(version))) => self.api.publish(version),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "orchestrator cannot write a run state"),
+            Err(e) => tracing::error!(error = %e, "orchestrator task failed"),
+        }
+    }
+}
+
+/// The runtime's description of a self-hosted installation.
+fn spec(d: &SelfHosted) -> InstallationSpec {
+    let mut command = d.command.iter();
+    InstallationSpec {
+        name: d.name.clone(),
+        command: command.next().cloned().unwrap_or_default(),
+        args: command.cloned().collect(),
+        env: d.env.clone(),
+        transport: Transport::Stdio,
+    }
+}
+
+/// `text` with every secret value replaced by the placeholder.
+fn mask(mut text: String, secrets: &[String]) -> String {
+    for s in secrets {
+        text = text.replace(s.as_str(), SECRET_PLACEHOLDER);
+    }
+    text
+}
+
+/// An MCP `initialize` against `url` (then the session it opened is ended): the health check.
+async fn initialize(url: &str) -> Result<(), String> {
+    let work = async {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|e| format!("bad endpoint {url}: {e}"))?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("bad endpoint {url}"))?
+            .clone();
+        let stream = tokio::net::TcpStream::connect(authority.as_str())
+            .await
+            .map_err(|e| format!("health check: cannot connect to {authority}: {e}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("health check: {e}"))?;
+        tokio::spawn(conn);
+        let body = serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "sluice-orchestrator", "version": env!("CARGO_PKG_VERSION")},
+            },
+        });
+        let req = http::Request::post(uri.clone())
+            .header(http::header::HOST, authority.as_str())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, "application/json, text/event-stream")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| e.to_string())?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("health check: {e}"))?;
+        let status = resp.status();
+        let session = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("health check: {e}"))?
+            .to_bytes();
+        let answered = status.is_success()
+            && memchr_find(&body, b"\"result\"")
+            && !memchr_find(&body, b"\"error\"");
+        if let Some(id) = session {
+            let end = http::Request::delete(uri)
+                .header(http::header::HOST, authority.as_str())
+                .header("mcp-session-id", id)
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| e.to_string())?;
+            let _ = sender.send_request(end).await;
+        }
+        if answered {
+            Ok(())
+        } else {
+            Err(format!(
+                "health check: initialize was answered with HTTP {status} and no result"
+            ))
+        }
+    };
+    tokio::time::timeout(HEALTH_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "health check: no answer to initialize within {HEALTH_TIMEOUT:?}"
+            ))
+        })
+}
+
+fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_never_carry_secret_values() {
+        let text = "installation `x` did not start: mcp-files --token s3cr3t-value exited".into();
+        assert_eq!(
+            mask(text, &["s3cr3t-value".to_owned()]),
+            "installation `x` did not start: mcp-files --token <secret> exited"
+        );
+    }
+
+    #[test]
+    fn the_command_becomes_program_and_arguments() {
+        let d = SelfHosted {
+            name: "files".into(),
+            command: vec!["mcp-files".into(), "/srv".into()],
+            env: vec![("TOKEN".into(), "t".into())],
+            secrets: vec![],
+        };
+        let s = spec(&d);
+        assert_eq!(s.command, "mcp-files");
+        assert_eq!(s.args, ["/srv"]);
+        assert_eq!(s.env, [("TOKEN".to_owned(), "t".to_owned())]);
+        assert_eq!(s.transport, Transport::Stdio);
+    }
+}
