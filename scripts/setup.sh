@@ -4,7 +4,8 @@
 #   - .venv with the official Python MCP SDK (`mcp`), the OTLP protobuf definitions
 #     (`opentelemetry-proto`) and their dependencies, pinned exactly in
 #     tests/peers/python/requirements.txt;
-#   - tests/peers/node/node_modules: the official TypeScript SDK, server-everything,
+#   - tests/peers/node/node_modules: the official TypeScript SDK (1.x `@modelcontextprotocol/sdk`
+#     and the v2 client `@modelcontextprotocol/client`, which speaks 2026-07-28), server-everything,
 #     server-filesystem (stdio, behind the bridge) and the
 #     test identity provider (oauth2-mock-server, jose), pinned in tests/peers/node/package.json
 #     + package-lock.json (`npm ci`);
@@ -42,10 +43,11 @@ PYTHON="${PYTHON:-python3}"
 command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON is required (Python >= 3.10)"
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
   die "Python >= 3.10 is required, $PYTHON is $("$PYTHON" --version 2>&1)"
-command -v node >/dev/null 2>&1 || die "node is required (Node >= 18)"
+command -v node >/dev/null 2>&1 || die "node is required (Node >= 20)"
 command -v npm >/dev/null 2>&1 || die "npm is required"
-node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 18 ? 0 : 1)' ||
-  die "Node >= 18 is required, node is $(node --version)"
+# 20: the floor of @modelcontextprotocol/client 2.x (its package.json `engines`).
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+  die "Node >= 20 is required, node is $(node --version)"
 
 # 1. Python peers: .venv from the pinned requirements
 step="setting up the Python venv"
@@ -83,7 +85,7 @@ else
   touch "$node_stamp"
   versions=$(cd "$node_dir" && node -e '
     const p = (n) => require(`./node_modules/${n}/package.json`).version;
-    console.log(`@modelcontextprotocol/sdk ${p("@modelcontextprotocol/sdk")}, @modelcontextprotocol/server-everything ${p("@modelcontextprotocol/server-everything")}`);')
+    console.log(`@modelcontextprotocol/sdk ${p("@modelcontextprotocol/sdk")}, @modelcontextprotocol/client ${p("@modelcontextprotocol/client")}, @modelcontextprotocol/server-everything ${p("@modelcontextprotocol/server-everything")}`);')
   say "node: installed $versions"
 fi
 

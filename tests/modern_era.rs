@@ -2,8 +2,12 @@
 //! client in its modern mode (`--mode 2026-07-28`), its auto mode (which probes
 //! `server/discover` and adopts the revision when the gateway answers it) and its handshake
 //! mode, against official Python SDK servers with sessions and without, behind one gateway;
-//! and the revision's checks with raw requests: header/body mismatch, a spoofed `Mcp-Name`,
-//! missing envelope keys, an unsupported version, a 1 MiB argument.
+//! the official TypeScript SDK's v2 client (`@modelcontextprotocol/client`, pinned to the
+//! revision with `versionNegotiation: {mode: {pin: "2026-07-28"}}`; the 1.x
+//! `@modelcontextprotocol/sdk` speaks only the handshake era) against upstreams of both eras and
+//! one that speaks only the revision, including `Client.listen`; and the revision's checks with
+//! raw requests: header/body mismatch, a spoofed `Mcp-Name`, missing envelope keys, an
+//! unsupported version, a 1 MiB argument.
 
 mod harness;
 
@@ -112,6 +116,127 @@ async fn the_python_sdk_in_every_mode_reaches_upstreams_of_both_eras() {
     .await;
     assert_eq!(text(&out["call"]), "a:again", "{out}");
     assert_eq!(out["call"]["resultType"], "complete", "{out}");
+}
+
+/// The official TypeScript SDK's v2 client (`@modelcontextprotocol/client`, the release line
+/// that speaks 2026-07-28; the 1.x `@modelcontextprotocol/sdk` does not) pinned to the revision
+/// (`versionNegotiation: {mode: {pin: "2026-07-28"}}`): through one gateway it reaches a
+/// two-era upstream in the revision (routing headers, no session), a handshake-only one over
+/// the bridged path, and one that speaks only the revision; and it listens for a resource's
+/// updates with `Client.listen`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_typescript_sdk_v2_client_in_2026_07_28_mode_reaches_upstreams_of_every_era() {
+    let two_era = python_server_with("sessions", true, None, &["--touch"]).await;
+    let only = python_server_with("only", false, None, &["--modern-only"]).await;
+    let handshake_only = BridgeProc::python(false);
+    let sluice = Sluice::start(&format!(
+        "[[servers]]\nname = \"sessions\"\nurl = \"http://{}/mcp\"\ntimeout = \"20s\"\n\n[[servers]]\nname = \"only\"\nurl = \"http://{}/mcp\"\ntimeout = \"20s\"\n\n[[servers]]\nname = \"stdio\"\nurl = \"{}\"\ntimeout = \"20s\"\n\n[[gateways]]\nname = \"dev\"\nservers = [\"sessions\", \"only\", \"stdio\"]\n",
+        two_era.addr, only.addr, handshake_only.url
+    ))
+    .await;
+    // 10 tools + touch, 10 + confirm, and the stdio server's 6.
+    sluice.wait_tools("dev", 11 + 11 + 6).await;
+    let (_, ready) = sluice.readyz().await.expect("readyz");
+    assert_eq!(ready["servers"]["sessions"]["modern"], true, "{ready}");
+    assert_eq!(ready["servers"]["only"]["handshake"], false, "{ready}");
+    assert_eq!(ready["servers"]["stdio"]["modern"], false, "{ready}");
+    let url = sluice.url("dev");
+
+    for (tool, expect) in [
+        ("sessions__echo", "sessions:hi"),
+        ("only__echo", "only:hi"),
+        ("stdio__echo", "a:hi"),
+    ] {
+        let out = run_client_with(
+            SdkClient::NodeModern,
+            &url,
+            Some((tool, &json!({"text": "hi"}))),
+            &["--mode", MODERN],
+        )
+        .await;
+        assert_eq!(out["protocol_version"], MODERN, "{tool}: {out}");
+        assert_eq!(out["era"], "modern", "{tool}: {out}");
+        assert_eq!(text(&out["call"]), expect, "{tool}: {out}");
+        assert_eq!(out["call"]["isError"], false, "{tool}: {out}");
+        // The SDK strips `resultType` from what callTool returns; on the wire every result,
+        // the bridged one included, is typed for the revision.
+        assert_eq!(out["call_result_type"], "complete", "{tool}: {out}");
+        let tools: Vec<&str> = out["tools"]
+            .as_array()
+            .map(|t| t.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(tools.len(), 28, "{tool}: {out}");
+        for name in ["sessions__touch", "only__confirm", "stdio__echo"] {
+            assert!(tools.contains(&name), "{name} missing: {out}");
+        }
+    }
+
+    // The upstreams that speak the revision are reached in it: the routing headers, and no
+    // session (the two-era one would have given a handshake client one).
+    for server in ["sessions", "only"] {
+        let tool = format!("{server}__seen_headers");
+        let seen = run_client_with(
+            SdkClient::NodeModern,
+            &url,
+            Some((tool.as_str(), &json!({}))),
+            &["--mode", MODERN],
+        )
+        .await;
+        let headers: Value = serde_json::from_str(text(&seen["call"])).unwrap_or(Value::Null);
+        assert_eq!(headers["mcp-protocol-version"], MODERN, "{seen}");
+        assert_eq!(headers["mcp-method"], "tools/call", "{seen}");
+        assert_eq!(headers["mcp-name"], "seen_headers", "{seen}");
+        assert!(headers.get("mcp-session-id").is_none(), "{seen}");
+    }
+    // The same client in its `auto` mode adopts the revision from the gateway's discover; in
+    // its default (`legacy`) mode it does the handshake and the two-era upstream sees a session.
+    let auto = run_client_with(
+        SdkClient::NodeModern,
+        &url,
+        Some(("only__echo", &json!({"text": "auto"}))),
+        &["--mode", "auto"],
+    )
+    .await;
+    assert_eq!(auto["protocol_version"], MODERN, "{auto}");
+    assert_eq!(text(&auto["call"]), "only:auto", "{auto}");
+    let legacy = run_client_with(
+        SdkClient::NodeModern,
+        &url,
+        Some(("sessions__seen_headers", &json!({}))),
+        &["--mode", "legacy"],
+    )
+    .await;
+    assert_eq!(legacy["protocol_version"], "2025-11-25", "{legacy}");
+    let headers: Value = serde_json::from_str(text(&legacy["call"])).unwrap_or(Value::Null);
+    assert!(headers["mcp-session-id"].is_string(), "{legacy}");
+    assert!(headers.get("mcp-method").is_none(), "{legacy}");
+
+    // `Client.listen` through the gateway: the subscription is acknowledged with the URI, and
+    // the client's own touch of it comes back as `notifications/resources/updated`.
+    let watched = run_client_with(
+        SdkClient::NodeModern,
+        &url,
+        None,
+        &[
+            "--mode",
+            MODERN,
+            "--watch",
+            "note://sessions/readme",
+            "--touch",
+            "sessions__touch",
+        ],
+    )
+    .await;
+    assert_eq!(watched["protocol_version"], MODERN, "{watched}");
+    assert_eq!(
+        watched["listen"]["honored"],
+        json!(["note://sessions/readme"]),
+        "{watched}"
+    );
+    assert_eq!(
+        watched["listen"]["updated"], "note://sessions/readme",
+        "{watched}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -142,8 +142,11 @@ pub fn wait_for_line(guard: &mut ChildGuard, marker: &str, limit: usize) {
 pub enum SdkClient {
     /// `tests/peers/python/client.py`.
     Python,
-    /// `tests/peers/node/client.mjs`.
+    /// `tests/peers/node/client.mjs` (`@modelcontextprotocol/sdk` 1.x: the handshake era only).
     Node,
+    /// `tests/peers/node/modern_client.mjs` (`@modelcontextprotocol/client` 2.x, the release
+    /// line that speaks 2026-07-28; `--mode 2026-07-28` pins it, its default here).
+    NodeModern,
 }
 
 /// Runs an SDK client against `url`, optionally calling `tool` with `args`; returns its JSON.
@@ -151,7 +154,8 @@ pub async fn run_client(client: SdkClient, url: &str, tool: Option<(&str, &Value
     run_client_with(client, url, tool, &[]).await
 }
 
-/// [`run_client`] with extra arguments (e.g. `--mode 2026-07-28` for the Python client).
+/// [`run_client`] with extra arguments (e.g. `--mode 2026-07-28` for the Python client or
+/// [`SdkClient::NodeModern`]).
 pub async fn run_client_with(
     client: SdkClient,
     url: &str,
@@ -167,6 +171,11 @@ pub async fn run_client_with(
         SdkClient::Node => {
             let mut c = tokio::process::Command::new("node");
             c.arg(node_peers().join("client.mjs"));
+            c
+        }
+        SdkClient::NodeModern => {
+            let mut c = tokio::process::Command::new("node");
+            c.arg(node_peers().join("modern_client.mjs"));
             c
         }
     };
