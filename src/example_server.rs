@@ -38,44 +38,103 @@ impl ServeHttp for ExampleServer {
         let Ok(message) = serde_json::from_slice::<Value>(&body) else {
             return respond(400, rpc_error(Value::Null, -32700, "invalid JSON"));
         };
-        let Some(id) = message.get("id").cloned() else {
-            return Response::builder()
+        match answer(&message) {
+            Some(reply) => respond(200, reply),
+            None => Response::builder()
                 .status(202)
                 .body(Vec::new())
-                .unwrap_or_default();
-        };
-        let method = message
-            .get("method")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let params = message.get("params").cloned().unwrap_or(json!({}));
-        let reply = match method {
-            "initialize" => {
-                let asked = params
-                    .get("protocolVersion")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let version = VERSIONS
-                    .iter()
-                    .find(|v| **v == asked)
-                    .copied()
-                    .unwrap_or(VERSIONS[0]);
-                Ok(json!({
-                    "protocolVersion": version,
-                    "capabilities": { "tools": {} },
-                    "serverInfo": { "name": "sluice-example", "version": env!("CARGO_PKG_VERSION") },
-                }))
-            }
-            "ping" => Ok(json!({})),
-            "tools/list" => Ok(json!({ "tools": tools() })),
-            "tools/call" => call(&params),
-            _ => Err((-32601, format!("method not found: {method}"))),
-        };
-        match reply {
-            Ok(result) => respond(200, json!({ "jsonrpc": "2.0", "id": id, "result": result })),
-            Err((code, msg)) => respond(200, rpc_error(id, code, &msg)),
+                .unwrap_or_default(),
         }
     }
+}
+
+/// The answer to one JSON-RPC message; `None` for a notification (or a response).
+fn answer(message: &Value) -> Option<Value> {
+    let id = message.get("id").cloned()?;
+    let method = message.get("method")?.as_str().unwrap_or_default();
+    let params = message.get("params").cloned().unwrap_or(json!({}));
+    let reply = match method {
+        "initialize" => {
+            let asked = params
+                .get("protocolVersion")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let version = VERSIONS
+                .iter()
+                .find(|v| **v == asked)
+                .copied()
+                .unwrap_or(VERSIONS[0]);
+            Ok(json!({
+                "protocolVersion": version,
+                "capabilities": { "tools": {} },
+                "serverInfo": { "name": "sluice-example", "version": env!("CARGO_PKG_VERSION") },
+            }))
+        }
+        "ping" => Ok(json!({})),
+        "tools/list" => Ok(json!({ "tools": tools() })),
+        "tools/call" => call(&params),
+        _ => Err((-32601, format!("method not found: {method}"))),
+    };
+    Some(match reply {
+        Ok(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
+        Err((code, msg)) => rpc_error(id, code, &msg),
+    })
+}
+
+/// `sluice example-server --stdio`: the same server over stdin/stdout, one JSON-RPC message
+/// per line, as most MCP servers speak; `sluice up` runs it this way behind the bridge. A line
+/// longer than 1 MiB or not JSON is answered with a parse error; end of input ends the server.
+pub fn serve_stdio() -> std::process::ExitCode {
+    use std::io::{BufRead, Read, Write};
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match (&mut stdin)
+            .take(MAX_BODY as u64 + 1)
+            .read_until(b'\n', &mut line)
+        {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let too_long = line.len() > MAX_BODY && line.last() != Some(&b'\n');
+        if too_long {
+            // The rest of the line is read and dropped in bounded pieces.
+            let mut rest = Vec::new();
+            loop {
+                rest.clear();
+                match (&mut stdin).take(64 * 1024).read_until(b'\n', &mut rest) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if rest.last() == Some(&b'\n') => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+        if !too_long && line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let reply = if too_long {
+            Some(rpc_error(Value::Null, -32700, "message too large"))
+        } else {
+            match serde_json::from_slice::<Value>(&line) {
+                Ok(message) => answer(&message),
+                Err(_) => Some(rpc_error(Value::Null, -32700, "invalid JSON")),
+            }
+        };
+        if let Some(reply) = reply {
+            let mut out = reply.to_string().into_bytes();
+            out.push(b'\n');
+            if stdout
+                .write_all(&out)
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                break;
+            }
+        }
+    }
+    std::process::ExitCode::SUCCESS
 }
 
 fn tools() -> Value {

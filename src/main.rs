@@ -8,6 +8,7 @@
 
 mod bridge_cmd;
 mod reload_cmd;
+mod up_cmd;
 
 mod example_server;
 
@@ -55,7 +56,9 @@ enum Command {
         #[arg(long)]
         admin: Option<String>,
     },
-    /// Run the embedded default: a quickstart gateway in front of a bundled example MCP server.
+    /// Run the embedded default: the control plane (registry in sled), its orchestrator running
+    /// the bundled example MCP server as a stdio installation behind the bridge, and a proxy
+    /// serving the `default` gateway.
     Up {
         /// Address of the MCP listener.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -63,9 +66,12 @@ enum Command {
         /// Address of the admin listener (/healthz, /readyz).
         #[arg(long, default_value = "127.0.0.1:9090")]
         admin_listen: std::net::SocketAddr,
-        /// Port of the bundled example MCP server on 127.0.0.1.
-        #[arg(long, default_value_t = 3001)]
-        example_port: u16,
+        /// Address of the control plane's admin API (`sluice ctl --url`).
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        control_listen: std::net::SocketAddr,
+        /// Where the registry, the proxy's saved snapshot and the generated secrets live.
+        #[arg(long, default_value = up_cmd::DEFAULT_DATA)]
+        data_dir: PathBuf,
     },
     /// Run the control process: the registry (sled), its admin API and the proxies' snapshots.
     Control {
@@ -101,6 +107,9 @@ enum Command {
         /// Worker threads.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Speak MCP over stdin/stdout (one message per line) instead of HTTP.
+        #[arg(long, conflicts_with_all = ["listen", "threads"])]
+        stdio: bool,
     },
 }
 
@@ -116,12 +125,25 @@ fn main() -> ExitCode {
         Command::Up {
             listen,
             admin_listen,
-            example_port,
-        } => match up(listen, admin_listen, example_port) {
-            Ok(never) => never,
-            Err(e) => fail(e),
-        },
-        Command::ExampleServer { listen, threads } => example_only(listen, threads),
+            control_listen,
+            data_dir,
+        } => {
+            install_crypto_provider();
+            let up = up_cmd::Up {
+                listen,
+                admin_listen,
+                control_listen,
+                data: data_dir,
+            };
+            match up_cmd::run(up) {
+                Ok(code) => code,
+                Err(e) => fail(e),
+            }
+        }
+        Command::ExampleServer { stdio: true, .. } => example_server::serve_stdio(),
+        Command::ExampleServer {
+            listen, threads, ..
+        } => example_only(listen, threads),
         Command::Bridge {
             listen,
             restart,
@@ -166,31 +188,6 @@ fn proxy(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     tracing::info!("{}", start.config.summary());
     let server = sluice_proxy::ProxyServer::build_started(start, Some(path.to_owned()))
         .context("starting the proxy")?;
-    server.run()
-}
-
-fn up(
-    listen: std::net::SocketAddr,
-    admin_listen: std::net::SocketAddr,
-    example_port: u16,
-) -> anyhow::Result<ExitCode> {
-    let example_url = format!("http://127.0.0.1:{example_port}/mcp");
-    let source = sluice_config::Config::quickstart(&example_url);
-    let mut config =
-        sluice_config::load_str(&source, "<quickstart>", &|k| std::env::var(k).ok())
-            .map_err(|e| anyhow::anyhow!("the embedded quickstart config is invalid:\n{e}"))?;
-    config.proxy.listen = listen;
-    config.proxy.admin_listen = admin_listen;
-    install_crypto_provider();
-    let url = format!("http://{}/mcp/quickstart", config.proxy.listen);
-    let admin = config.proxy.admin_listen;
-    let mut server = sluice_proxy::ProxyServer::build(config).context("starting the proxy")?;
-    server.add_service(example_service(&format!("127.0.0.1:{example_port}"), 1));
-    // One write, errors ignored: a closed stdout must not stop the gateway.
-    let banner = format!(
-        "sluice is up.\n  MCP endpoint:   {url}   (point your MCP client here)\n  example server: {example_url}\n  health:         http://{admin}/healthz  http://{admin}/readyz\nPress Ctrl-C to stop.\n"
-    );
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     server.run()
 }
 

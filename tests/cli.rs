@@ -90,22 +90,46 @@ fn check_accepts_a_valid_file_with_a_one_line_summary() {
     let _ = std::fs::remove_file(path);
 }
 
+/// The pids of `pid`'s children (every thread's).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    out
+}
+
 #[tokio::test]
-async fn up_serves_the_bundled_example_server_through_the_quickstart_gateway() {
-    let (listen, admin, example) = (free_port(), free_port(), free_port());
-    let mut child = sluice()
-        .args([
-            "up",
-            "--listen",
-            &format!("127.0.0.1:{listen}"),
-            "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .args(["--example-port", &example.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sluice up");
+async fn up_runs_control_and_the_example_server_as_a_stdio_installation_behind_a_proxy() {
+    let (listen, admin, control) = (free_port(), free_port(), free_port());
+    let data = harness::temp_path("up-data");
+    let start = || {
+        sluice()
+            .args([
+                "up",
+                "--listen",
+                &format!("127.0.0.1:{listen}"),
+                "--admin-listen",
+                &format!("127.0.0.1:{admin}"),
+                "--control-listen",
+                &format!("127.0.0.1:{control}"),
+                "--data-dir",
+            ])
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sluice up")
+    };
+    let mut child = start();
     let stdout = child.stdout.take().expect("stdout");
     let url = BufReader::new(stdout)
         .lines()
@@ -117,13 +141,14 @@ async fn up_serves_the_bundled_example_server_through_the_quickstart_gateway() {
                 .map(str::to_owned)
         })
         .expect("sluice up prints the MCP endpoint");
-    let guard = ChildGuard {
+    let pid = child.id();
+    let mut guard = ChildGuard {
         child,
         addr: format!("127.0.0.1:{listen}").parse().unwrap(),
     };
-    assert_eq!(url, format!("http://127.0.0.1:{listen}/mcp/quickstart"));
+    assert_eq!(url, format!("http://127.0.0.1:{listen}/mcp/default"));
     harness::poll(
-        "quickstart tools",
+        "the default gateway's tools",
         600,
         std::time::Duration::from_millis(50),
         || async {
@@ -134,17 +159,54 @@ async fn up_serves_the_bundled_example_server_through_the_quickstart_gateway() {
                 .json()
                 .await
                 .ok()?;
-            (r["gateways"]["quickstart"]["tools"] == 3).then_some(())
+            (r["gateways"]["default"]["tools"] == 3).then_some(())
         },
     )
     .await;
-    let raw = Raw::new(url);
+    let raw = Raw::new(url.clone());
     let session = raw.initialize().await;
     let m = raw
         .call_tool(&session, "example__add", json!({ "a": 1.5, "b": 2 }))
         .await;
     assert_eq!(m["result"]["content"][0]["text"], "3.5");
-    drop(guard);
+
+    // The registry is reachable with the generated admin token, and shows the example running.
+    let token = data.join("admin.token");
+    let mode = std::fs::metadata(&token)
+        .expect("admin.token")
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    let out = sluice()
+        .args(["ctl", "--url", &format!("http://127.0.0.1:{control}")])
+        .arg("--token-file")
+        .arg(&token)
+        .args(["installations", "list"])
+        .output()
+        .expect("sluice ctl");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert!(
+        table.contains("example") && table.contains("running"),
+        "{table}"
+    );
+
+    // SIGTERM stops the proxy, control, and the server control runs: no orphan.
+    let servers = children(pid);
+    assert!(!servers.is_empty(), "the example server runs as a child");
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = guard.child.wait().expect("sluice up exits");
+    assert!(status.success(), "{status}");
+    for server in servers {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{server}")).exists(),
+            "child {server} outlived sluice up"
+        );
+    }
 }
 
 /// A stateless rmcp server `u` and the config of a gateway `g` serving it.

@@ -25,6 +25,9 @@ pub struct CtlArgs {
     /// to other users in the process list).
     #[arg(long)]
     token: Option<String>,
+    /// Read the admin token from this file (e.g. `./data/up/admin.token` of `sluice up`).
+    #[arg(long, conflicts_with = "token")]
+    token_file: Option<std::path::PathBuf>,
     /// Print the API's JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -388,8 +391,16 @@ pub fn run(args: CtlArgs) -> ExitCode {
         .url
         .or_else(|| std::env::var("SLUICE_CONTROL_URL").ok())
         .unwrap_or_else(|| DEFAULT_URL.to_owned());
+    let from_file = match &args.token_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some(text.trim().to_owned()),
+            Err(e) => return usage(format!("--token-file {}: {e}", path.display())),
+        },
+        None => None,
+    };
     let token = args
         .token
+        .or(from_file)
         .or_else(|| std::env::var("SLUICE_ADMIN_TOKEN").ok());
     let client = match Client::new(&url, token) {
         Ok(c) => c,

@@ -74,6 +74,17 @@ impl Running {
         self.api.parked_polls()
     }
 
+    /// Publishes a write made directly on [`Running::store`] (wakes proxies' polls and the
+    /// orchestrator); `version` must be flushed.
+    pub fn publish(&self, version: u64) {
+        self.api.publish(version);
+    }
+
+    /// Follows the registry version as writes are published.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.api.subscribe()
+    }
+
     /// Stops serving, stops the self-hosted installations (their process groups), and
     /// flushes the registry.
     pub async fn stop(self) -> Result<(), store::StoreError> {

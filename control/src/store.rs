@@ -391,10 +391,23 @@ impl Store {
                 servers.push(server);
             }
         }
+        // A gateway shows the installations that are served: a self-hosted one not running
+        // yet is left out of it, and a gateway with nothing served yet is left out whole
+        // (proxies refuse a gateway that serves nothing or names an unknown server).
+        let present: std::collections::HashSet<String> =
+            servers.iter().map(|s| s.name.clone()).collect();
         let gateways = self
             .gateways()?
             .into_iter()
-            .map(|g| render::gateway(g.item))
+            .filter_map(|g| {
+                let mut g = render::gateway(g.item);
+                g.servers.retain(|s| present.contains(s));
+                g.tools.retain(|t| {
+                    t.split_once("__")
+                        .is_some_and(|(server, _)| present.contains(server))
+                });
+                (!g.servers.is_empty() || !g.tools.is_empty()).then_some(g)
+            })
             .collect();
         Ok(Snapshot {
             version,

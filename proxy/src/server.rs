@@ -51,6 +51,7 @@ pub struct ProxyServer {
     server: Server,
     /// The world being served (swapped by reloads), for embedding (tests, `sluice up`).
     pub current: Arc<ArcSwap<Shared>>,
+    on_exit: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 impl ProxyServer {
@@ -169,7 +170,17 @@ impl ProxyServer {
                 ),
             ));
         }
-        Ok(ProxyServer { server, current })
+        Ok(ProxyServer {
+            server,
+            current,
+            on_exit: Vec::new(),
+        })
+    }
+
+    /// Runs `hook` after the server stopped (drained after SIGTERM, or at once after SIGINT),
+    /// before the process exits: `sluice up` stops the control process it embeds there.
+    pub fn on_exit(&mut self, hook: impl FnOnce() + Send + 'static) {
+        self.on_exit.push(Box::new(hook));
     }
 
     /// Adds another pingora service to the same process.
@@ -191,6 +202,9 @@ impl ProxyServer {
         self.server.run(pingora::server::RunArgs {
             shutdown_signal: Box::new(watch),
         });
+        for hook in self.on_exit {
+            hook();
+        }
         std::process::exit(0)
     }
 }
