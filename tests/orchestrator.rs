@@ -144,6 +144,9 @@ async fn a_stdio_installation_runs_locally_is_served_restarted_and_stopped() {
     assert_eq!(env, Some(Value::String(TOKENS.secret.to_owned())));
     let all = control.ok(&["--json", "installations", "list"]);
     assert!(!all.contains(TOKENS.secret), "{all}");
+    // Its stderr is kept as logs.
+    let logs = control.ok(&["installations", "logs", "files"]);
+    assert!(logs.contains("stdio server files started"), "{logs}");
 
     // A crash: the server is restarted, and the restart is counted in its status.
     let pid: u32 = call(&proxy, "team", "files__pid", json!({}))

@@ -69,6 +69,8 @@ pub struct Api {
     version: watch::Sender<u64>,
     /// Receivers of `version` held by control's own tasks.
     followers: std::sync::atomic::AtomicUsize,
+    /// Where self-hosted installations run (for their logs), when they run here.
+    runtime: Option<Arc<dyn sluice_runtime::Runtime>>,
 }
 
 fn digest(s: &[u8]) -> [u8; 32] {
@@ -231,7 +233,14 @@ impl Api {
             proxies: proxies.iter().map(d).collect(),
             version,
             followers: Default::default(),
+            runtime: None,
         })
+    }
+
+    /// The API with the runtime that self-hosted installations run on (their logs).
+    pub fn with_runtime(mut self, runtime: Arc<dyn sluice_runtime::Runtime>) -> Self {
+        self.runtime = Some(runtime);
+        self
     }
 
     /// Snapshot long-polls waiting for a change right now.
@@ -364,6 +373,31 @@ impl Api {
                 let after = query_u64(&q, "after")?.unwrap_or(0);
                 let limit = query_u64(&q, "limit")?.unwrap_or(100).clamp(1, 1000) as usize;
                 ok(json!({"entries": store.audit(after, limit)?}))
+            }
+            RouteId::InstallationLogs => {
+                self.installation(&name)?;
+                let not_here = || {
+                    ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "not_found",
+                        format!("installation {name:?} is not run by this control (no logs)"),
+                    )
+                };
+                let runtime = self.runtime.as_ref().ok_or_else(not_here)?;
+                let lines = runtime.logs(&name).await.map_err(|_| not_here())?;
+                let s = store.clone();
+                let secrets: Vec<String> = tokio::task::spawn_blocking(move || s.self_hosted())
+                    .await
+                    .map_err(internal)??
+                    .into_iter()
+                    .filter(|d| d.name == name)
+                    .flat_map(|d| d.secrets)
+                    .collect();
+                let lines: Vec<String> = lines
+                    .into_iter()
+                    .map(|l| crate::orchestrator::mask(l, &secrets))
+                    .collect();
+                ok(json!({"name": name, "lines": lines}))
             }
             RouteId::ListTemplates => {
                 let items: Vec<Value> = store.templates()?.iter().map(with_meta).collect();

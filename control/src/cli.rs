@@ -139,6 +139,11 @@ enum InstallationAction {
         /// The object's name.
         name: String,
     },
+    /// Recent log lines (stdout and stderr) of a self-hosted installation, secrets masked.
+    Logs {
+        /// The object's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +216,8 @@ enum Show {
     Object,
     Written(&'static str),
     Version,
+    /// `lines`, one per line.
+    Lines,
 }
 
 fn usage(message: impl std::fmt::Display) -> ExitCode {
@@ -336,6 +343,12 @@ fn call(command: &CtlCommand) -> Result<Call, String> {
                 format!("/v1/installations/{name}"),
                 None,
                 Show::Written("deleted installation"),
+            ),
+            InstallationAction::Logs { name } => c(
+                Method::GET,
+                format!("/v1/installations/{name}/logs"),
+                None,
+                Show::Lines,
             ),
         },
         CtlCommand::Gateways { action } => match action {
@@ -473,6 +486,13 @@ type Column = (&'static str, fn(&Value) -> String);
 fn human(show: &Show, body: &Value) -> String {
     match show {
         Show::Version => format!("{}\n", body["version"]),
+        Show::Lines => body["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|l| format!("{l}\n"))
+            .collect(),
         Show::Object => format!(
             "{}\n",
             serde_json::to_string_pretty(body).unwrap_or_default()

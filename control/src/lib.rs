@@ -125,15 +125,22 @@ pub async fn start(config: &ControlConfig, keys: KeyRing) -> Result<Running, Con
         addr: config.listen,
         source,
     })?;
+    let runtime = match config.runtime.backend {
+        config::Backend::Local => Some(Arc::new(sluice_runtime::LocalRuntime::new(
+            sluice_runtime::StartBounds {
+                healthy_within: config.runtime.healthy_within,
+            },
+        ))),
+        config::Backend::None => None,
+    };
+    let api = match &runtime {
+        Some(r) => api.with_runtime(r.clone()),
+        None => api,
+    };
     let api = Arc::new(api);
     let task = tokio::spawn(api::serve(listener, api.clone()));
-    let orchestrator = match config.runtime.backend {
-        config::Backend::Local => {
-            let runtime = Arc::new(sluice_runtime::LocalRuntime::new(
-                sluice_runtime::StartBounds {
-                    healthy_within: config.runtime.healthy_within,
-                },
-            ));
+    let orchestrator = match runtime {
+        Some(runtime) => {
             let loop_ = orchestrator::Orchestrator::new(
                 store.clone(),
                 api.clone(),
@@ -142,7 +149,7 @@ pub async fn start(config: &ControlConfig, keys: KeyRing) -> Result<Running, Con
             );
             Some((tokio::spawn(loop_.run()), runtime))
         }
-        config::Backend::None => None,
+        None => None,
     };
     Ok(Running {
         addr,

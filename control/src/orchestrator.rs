@@ -205,7 +205,7 @@ fn spec(d: &SelfHosted) -> InstallationSpec {
 }
 
 /// `text` with every secret value replaced by the placeholder.
-fn mask(mut text: String, secrets: &[String]) -> String {
+pub fn mask(mut text: String, secrets: &[String]) -> String {
     for s in secrets {
         text = text.replace(s.as_str(), SECRET_PLACEHOLDER);
     }

@@ -28,6 +28,8 @@ pub enum RouteId {
     ReplaceInstallation,
     /// Delete an installation.
     DeleteInstallation,
+    /// Recent log lines of a self-hosted installation.
+    InstallationLogs,
     /// List gateways.
     ListGateways,
     /// Create a gateway.
@@ -69,6 +71,11 @@ pub const ROUTES: &[(&str, &str, RouteId)] = &[
         "DELETE",
         "/v1/installations/{name}",
         RouteId::DeleteInstallation,
+    ),
+    (
+        "GET",
+        "/v1/installations/{name}/logs",
+        RouteId::InstallationLogs,
     ),
     ("GET", "/v1/gateways", RouteId::ListGateways),
     ("POST", "/v1/gateways", RouteId::CreateGateway),
