@@ -116,6 +116,36 @@ async fn the_python_sdk_in_every_mode_reaches_upstreams_of_both_eras() {
     .await;
     assert_eq!(text(&out["call"]), "a:again", "{out}");
     assert_eq!(out["call"]["resultType"], "complete", "{out}");
+    // The completed answer (JSON from the bridge) is framed by its new length, so the
+    // connection stays reusable.
+    let raw = Raw::new(url);
+    let call = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "stdio__echo", "arguments": {"text": "framed"}, "_meta": envelope(MODERN)}});
+    let resp = raw
+        .post_with(
+            &call.to_string(),
+            None,
+            &modern_headers("tools/call", Some("stdio__echo")),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.body);
+    assert_eq!(
+        resp.message()["result"]["resultType"],
+        "complete",
+        "{}",
+        resp.body
+    );
+    let framed = resp
+        .headers
+        .get("content-length")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    assert_eq!(
+        framed,
+        Some(resp.body.len().to_string()),
+        "{:?} for {} bytes",
+        resp.headers,
+        resp.body.len()
+    );
 }
 
 /// The official TypeScript SDK's v2 client (`@modelcontextprotocol/client`, the release line

@@ -691,10 +691,17 @@ async fn stream_back(
         resp.insert_header("content-length", len)
             .map_err(write_failed)?;
     }
-    session
-        .write_response_header(Box::new(resp), false)
-        .await
-        .map_err(write_failed)?;
+    // A held answer's header waits for its body, so it goes out with the mended length (and
+    // the connection stays reusable); any other header goes out now.
+    let mut deferred = None;
+    if held.is_some() {
+        deferred = Some(resp);
+    } else {
+        session
+            .write_response_header(Box::new(resp), false)
+            .await
+            .map_err(write_failed)?;
+    }
 
     // Response streams are cut into events so relayed requests and event ids can be rewritten;
     // a JSON body streams through as it comes.
@@ -803,8 +810,11 @@ async fn stream_back(
                     .map_err(write_failed)?;
                 return Ok(());
             }
-            // A JSON body cut short cannot be mended: close the connection.
-            session.set_keepalive(None);
+            // A JSON body cut short cannot be mended: close the connection (a held one has
+            // sent nothing yet, and is answered with the error instead).
+            if deferred.is_none() {
+                session.set_keepalive(None);
+            }
             return Err(GatewayError::Upstream(e));
         }
         if let Some(buf) = held.take() {
@@ -817,6 +827,14 @@ async fn stream_back(
             let body = mended.map_or_else(|| buf.freeze(), Bytes::from);
             if !rec.tool_error && rec.tool_metrics.is_some() && says_is_error(&body) {
                 rec.tool_error = true;
+            }
+            if let Some(mut resp) = deferred.take() {
+                resp.insert_header("content-length", body.len().to_string())
+                    .map_err(write_failed)?;
+                session
+                    .write_response_header(Box::new(resp), false)
+                    .await
+                    .map_err(write_failed)?;
             }
             session
                 .write_response_body(Some(body), false)
