@@ -1,8 +1,12 @@
 # Shared pieces of the bench scripts (sourced, not run): prerequisites, one measured wrk run
 # per target and round, the rotated round order, and the summary with ratios to a baseline.
-# Figures accumulate in the global arrays TOTAL (req/s) and CPU (gateway µs per request).
+# Figures accumulate in the global arrays TOTAL (req/s) and CPU (gateway µs per request);
+# failed requests (non-2xx; connect, write and timeout errors; JSON-RPC errors when the wrk
+# script counts them, see bench_lua_count_errors) in FAILED, and connections the server closed
+# after an answer (wrk's read errors) in CLOSED.
 
 declare -gA TOTAL CPU
+declare -g FAILED=0 CLOSED=0
 
 # bench_require: the release binary in $BIN and wrk (installed from Debian if missing).
 bench_require() {
@@ -22,16 +26,27 @@ bench_order() {
 }
 
 # bench_run ROUND NAME URL LUA [PID]: one wrk run of $SECS s with $CONNS connections; prints
-# req/s, p50/p99, non-2xx and, given the gateway's PID, its CPU time per request.
+# req/s, p50/p99, non-2xx and, given the gateway's PID, its CPU time per request; socket
+# errors when there are any, and JSON-RPC errors when the script counts them.
 bench_run() {
   local r=$1 name=$2 url=$3 lua=$4 pid=${5:-}
-  local before after out rps reqs p50 p99 non2xx us=""
+  local before after out rps reqs p50 p99 non2xx sock closed rpc extra="" us=""
   [ -n "$pid" ] && before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   out=$(wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$lua" "$url")
   rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')
   reqs=$(echo "$out" | awk '/requests in/{print $1}')
   p50=$(echo "$out" | awk '$1=="50%"{print $2}'); p99=$(echo "$out" | awk '$1=="99%"{print $2}')
   non2xx=$(echo "$out" | awk '/Non-2xx/{print $NF}'); non2xx=${non2xx:-0}
+  # "Socket errors: connect A, read B, write C, timeout D"; a read error is the server closing
+  # the connection (wrk counts the answer before it, and reconnects).
+  sock=$(echo "$out" | awk -F'[^0-9]+' '/Socket errors/{print $2 + $4 + $5}'); sock=${sock:-0}
+  closed=$(echo "$out" | awk -F'[^0-9]+' '/Socket errors/{print $3}'); closed=${closed:-0}
+  rpc=$(echo "$out" | awk '/^jsonrpc errors:/{print $3}')
+  [ "$sock" -gt 0 ] && extra="  socket errors $sock"
+  [ "$closed" -gt 0 ] && extra="$extra  closed by server $closed"
+  [ -n "$rpc" ] && extra="$extra  jsonrpc errors $rpc"
+  FAILED=$(( FAILED + non2xx + sock + ${rpc:-0} ))
+  CLOSED=$(( CLOSED + closed ))
   TOTAL[$name]=$(echo "${TOTAL[$name]:-0} + $rps" | bc)
   if [ -n "$pid" ]; then
     after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
@@ -39,7 +54,7 @@ bench_run() {
     CPU[$name]=$(echo "${CPU[$name]:-0} + $us" | bc)
     us="  cpu $us us/req"
   fi
-  printf 'round %d  %-10s %10s req/s  p50 %8s  p99 %8s%s  non-2xx %s\n' "$r" "$name" "$rps" "$p50" "$p99" "$us" "$non2xx"
+  printf 'round %d  %-10s %10s req/s  p50 %8s  p99 %8s%s  non-2xx %s%s\n' "$r" "$name" "$rps" "$p50" "$p99" "$us" "$non2xx" "$extra"
 }
 
 # bench_summary BASE TARGET...: mean req/s of each target over $ROUNDS, its ratio to BASE,
@@ -87,6 +102,25 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 $( [ -n "${2:-}" ] && echo "wrk.headers[\"Mcp-Session-Id\"] = \"$2\"" )
 $( [ -n "${3:-}" ] && echo "wrk.headers[\"Authorization\"] = \"Bearer $3\"" )
+LUA
+}
+
+# bench_lua_count_errors: wrk script lines (appended to a bench_lua-style script) that count
+# answers without a JSON-RPC result and print `jsonrpc errors: N` at the end, which bench_run
+# reads. wrk hands every body to Lua for this, which costs the load generator a little.
+bench_lua_count_errors() {
+  cat <<'LUA'
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+errors = 0
+function response(status, headers, body)
+  if not string.find(body, '"result":{', 1, true) then errors = errors + 1 end
+end
+function done(summary, latency, requests)
+  local n = 0
+  for _, t in ipairs(threads) do n = n + t:get("errors") end
+  io.write(string.format("jsonrpc errors: %d\n", n))
+end
 LUA
 }
 

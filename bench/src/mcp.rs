@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 
 /// The protocol revision the load generator asks for on `initialize`.
 pub const PROTOCOL_VERSION: &str = "2025-11-25";
+/// The stateless revision (no `initialize`, an envelope in every request's `params._meta`),
+/// which the mock speaks too with `--modern`.
+pub const MODERN_VERSION: &str = "2026-07-28";
 
 /// `initialize` with a fixed client identity.
 pub fn initialize(id: u64) -> Bytes {

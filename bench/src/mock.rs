@@ -7,6 +7,14 @@
 //! `id`, `method`, `params.name` and `params._meta.progressToken`; arguments are skipped.
 //! Faults are deterministic: with `error_rate = 0.01` exactly every 100th `tools/call` fails
 //! with HTTP 500, so two runs inject the same errors.
+//!
+//! `sessions` makes a `json` mock issue and require sessions too (as `sse` always does).
+//! `modern` makes it speak MCP 2026-07-28 as well: a request whose `MCP-Protocol-Version`
+//! header names that revision needs no session; its `params._meta` envelope and its `Mcp-Method`
+//! / `Mcp-Name` headers are checked against the body, and it may ask `server/discover`,
+//! `tools/list` and `tools/call`, whose results carry the revision's `resultType`. Without it
+//! the mock is of the handshake era only, and such a request is served (or refused) as any
+//! other.
 
 pub mod catalog;
 
@@ -26,7 +34,7 @@ use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use clap::ValueEnum;
 use futures_util::stream::{self, StreamExt};
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Limited, StreamBody};
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -38,6 +46,9 @@ use serde_json::value::RawValue;
 use tokio::net::TcpListener;
 
 use catalog::Answers;
+
+/// The header naming a request's protocol revision.
+const VERSION_HEADER: &str = "mcp-protocol-version";
 
 /// Largest request body the mock reads.
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -84,6 +95,13 @@ pub struct Behaviour {
     #[arg(long, value_parser = humantime::parse_duration, default_value = "0s")]
     #[serde(with = "crate::scenario::human")]
     pub progress_interval: Duration,
+    /// Issue and require sessions in `json` mode too (`sse` mode always does).
+    #[arg(long)]
+    pub sessions: bool,
+    /// Also speak MCP 2026-07-28: answer `server/discover`, and serve requests carrying the
+    /// revision's envelope without a session.
+    #[arg(long)]
+    pub modern: bool,
 }
 
 impl Default for Behaviour {
@@ -98,6 +116,8 @@ impl Default for Behaviour {
             error_rate: 0.0,
             progress_events: 0,
             progress_interval: Duration::ZERO,
+            sessions: false,
+            modern: false,
         }
     }
 }
@@ -138,7 +158,14 @@ impl Behaviour {
         ]
         .into_iter()
         .flat_map(|(flag, value)| [flag.to_string(), value])
+        .chain(self.sessions.then(|| "--sessions".to_string()))
+        .chain(self.modern.then(|| "--modern".to_string()))
         .collect()
+    }
+
+    /// Whether the mock issues sessions and requires them on handshake-era requests.
+    pub fn stateful(&self) -> bool {
+        self.mode == Mode::Sse || self.sessions
     }
 }
 
@@ -177,20 +204,7 @@ async fn serve(options: MockOptions) -> Result<()> {
         )),
         None => None,
     };
-    let b = options.behaviour;
-    let state = Arc::new(State {
-        answers: Answers::new(b.tools, b.response_bytes),
-        error_every: if b.error_rate > 0.0 {
-            (1.0 / b.error_rate).round().max(1.0) as u64
-        } else {
-            0
-        },
-        calls: AtomicU64::new(0),
-        sessions: RwLock::new(HashSet::new()),
-        next_session: AtomicU64::new(1),
-        jwks,
-        behaviour: b,
-    });
+    let state = Arc::new(State::new(options.behaviour, jwks));
     let mut stdout = std::io::stdout();
     writeln!(stdout, "listening on {}", listener.local_addr()?)?;
     stdout.flush()?;
@@ -230,6 +244,24 @@ struct State {
     jwks: Option<Bytes>,
 }
 
+impl State {
+    fn new(b: Behaviour, jwks: Option<Bytes>) -> Self {
+        Self {
+            answers: Answers::new(b.tools, b.response_bytes),
+            error_every: if b.error_rate > 0.0 {
+                (1.0 / b.error_rate).round().max(1.0) as u64
+            } else {
+                0
+            },
+            calls: AtomicU64::new(0),
+            sessions: RwLock::new(HashSet::new()),
+            next_session: AtomicU64::new(1),
+            jwks,
+            behaviour: b,
+        }
+    }
+}
+
 /// The parts of a JSON-RPC message the mock needs.
 #[derive(Deserialize)]
 struct Message<'a> {
@@ -253,7 +285,16 @@ struct Params<'a> {
 struct Meta<'a> {
     #[serde(rename = "progressToken", borrow)]
     progress_token: Option<&'a RawValue>,
+    /// The 2026-07-28 envelope's protocol version.
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow)]
+    protocol_version: Option<Cow<'a, str>>,
+    /// The 2026-07-28 envelope's client capabilities (only their presence is checked).
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities", borrow)]
+    client_capabilities: Option<&'a RawValue>,
 }
+
+/// MCP 2026-07-28: a routing header disagrees with the body.
+const HEADER_MISMATCH: i64 = -32020;
 
 /// What a request is answered with, before framing.
 enum Reply {
@@ -266,7 +307,7 @@ impl State {
         match (request.method(), request.uri().path()) {
             (&Method::POST, "/mcp") => self.post(request).await,
             (&Method::DELETE, "/mcp") => {
-                let id = session_of(&request);
+                let id = session_of(request.headers());
                 match id.filter(|id| self.sessions.write().expect("not poisoned").remove(id)) {
                     Some(_) => plain(StatusCode::OK, "session ended"),
                     None => plain(StatusCode::NOT_FOUND, "unknown session"),
@@ -294,12 +335,23 @@ impl State {
     }
 
     async fn post(&self, request: Request<Incoming>) -> Response<Body> {
-        let session = session_of(&request);
-        let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        let (parts, body) = request.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(body) => body.to_bytes(),
             Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "body over 8 MiB or broken"),
         };
-        let Ok(message) = serde_json::from_slice::<Message>(&body) else {
+        self.answer(&parts.headers, &body).await
+    }
+
+    /// Answers one POSTed message.
+    async fn answer(&self, headers: &HeaderMap, body: &[u8]) -> Response<Body> {
+        let session = session_of(headers);
+        // A request of the stateless revision, to a mock that speaks it.
+        let modern = self.behaviour.modern
+            && headers
+                .get(VERSION_HEADER)
+                .is_some_and(|v| v.as_bytes() == crate::mcp::MODERN_VERSION.as_bytes());
+        let Ok(message) = serde_json::from_slice::<Message>(body) else {
             return self.frame(
                 None,
                 None,
@@ -314,13 +366,14 @@ impl State {
             return plain(StatusCode::ACCEPTED, "");
         }
         let mut new_session = None;
-        if method == "initialize" {
-            if self.behaviour.mode == Mode::Sse {
+        // A modern request has no session: its envelope says what a session would have.
+        if !modern && method == "initialize" {
+            if self.behaviour.stateful() {
                 let id = self.next_session.fetch_add(1, Ordering::Relaxed);
                 self.sessions.write().expect("not poisoned").insert(id);
                 new_session = Some(id);
             }
-        } else if self.behaviour.mode == Mode::Sse {
+        } else if !modern && self.behaviour.stateful() {
             match session {
                 None => return plain(StatusCode::BAD_REQUEST, "Mcp-Session-Id required"),
                 Some(id) if !self.sessions.read().expect("not poisoned").contains(&id) => {
@@ -330,12 +383,25 @@ impl State {
             }
         }
         let params = message.params.as_ref();
-        let reply = match method {
-            "initialize" => Reply::Result(self.answers.initialize.clone()),
-            "ping" => Reply::Result(self.answers.empty.clone()),
-            "tools/list" => Reply::Result(self.answers.tools_list.clone()),
-            "tools/call" => self.call(params.and_then(|p| p.name.as_deref())),
-            _ => Reply::Error(StatusCode::OK, -32601, "method not found"),
+        let name = params.and_then(|p| p.name.as_deref());
+        let reply = if modern {
+            match modern_mismatch(headers, method, params) {
+                Some(refusal) => refusal,
+                None => match method {
+                    "server/discover" => Reply::Result(self.answers.discover.clone()),
+                    "tools/list" => Reply::Result(self.answers.modern_tools_list.clone()),
+                    "tools/call" => self.call(name, true),
+                    _ => Reply::Error(StatusCode::NOT_FOUND, -32601, "method not found"),
+                },
+            }
+        } else {
+            match method {
+                "initialize" => Reply::Result(self.answers.initialize.clone()),
+                "ping" => Reply::Result(self.answers.empty.clone()),
+                "tools/list" => Reply::Result(self.answers.tools_list.clone()),
+                "tools/call" => self.call(name, false),
+                _ => Reply::Error(StatusCode::OK, -32601, "method not found"),
+            }
         };
         if !self.behaviour.latency.is_zero() {
             tokio::time::sleep(self.behaviour.latency).await;
@@ -354,7 +420,7 @@ impl State {
         response
     }
 
-    fn call(&self, name: Option<&str>) -> Reply {
+    fn call(&self, name: Option<&str>, modern: bool) -> Reply {
         match name {
             Some(name) if self.answers.names.contains(name) => {}
             _ => return Reply::Error(StatusCode::OK, -32602, "unknown tool"),
@@ -367,7 +433,11 @@ impl State {
                 "injected upstream error",
             );
         }
-        Reply::Result(self.answers.call_result.clone())
+        Reply::Result(if modern {
+            self.answers.modern_call_result.clone()
+        } else {
+            self.answers.call_result.clone()
+        })
     }
 
     /// Frames `reply` as JSON or as an SSE stream (progress notifications first).
@@ -400,6 +470,52 @@ impl State {
         );
         response
     }
+}
+
+/// Why a 2026-07-28 request is refused, if it is: its envelope is incomplete or disagrees with
+/// the `MCP-Protocol-Version` header, or `Mcp-Method` / `Mcp-Name` disagree with the body (the
+/// checks a server of the revision makes, in its order).
+fn modern_mismatch(
+    headers: &HeaderMap,
+    method: &str,
+    params: Option<&Params<'_>>,
+) -> Option<Reply> {
+    let meta = params.and_then(|p| p.meta.as_ref());
+    let Some((version, Some(_))) = meta.and_then(|m| {
+        m.protocol_version
+            .as_deref()
+            .map(|v| (v, m.client_capabilities))
+    }) else {
+        return Some(Reply::Error(
+            StatusCode::BAD_REQUEST,
+            -32602,
+            "params._meta lacks the 2026-07-28 envelope",
+        ));
+    };
+    let header = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
+    if header(VERSION_HEADER) != Some(version.as_bytes()) {
+        return Some(Reply::Error(
+            StatusCode::BAD_REQUEST,
+            HEADER_MISMATCH,
+            "MCP-Protocol-Version does not match the envelope",
+        ));
+    }
+    if header("mcp-method") != Some(method.as_bytes()) {
+        return Some(Reply::Error(
+            StatusCode::BAD_REQUEST,
+            HEADER_MISMATCH,
+            "Mcp-Method does not match the method",
+        ));
+    }
+    let name = params.and_then(|p| p.name.as_deref());
+    if method == "tools/call" && header("mcp-name") != name.map(str::as_bytes) {
+        return Some(Reply::Error(
+            StatusCode::BAD_REQUEST,
+            HEADER_MISMATCH,
+            "Mcp-Name does not match the tool name",
+        ));
+    }
+    None
 }
 
 /// `{"jsonrpc":"2.0","id":ID,"result":RESULT}` (or `"error"`) as three pieces, the
@@ -499,14 +615,15 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 }
 
 /// The numeric part of a `mock-{hex}` session id.
-fn session_of<B>(request: &Request<B>) -> Option<u64> {
-    let value = request.headers().get("mcp-session-id")?.to_str().ok()?;
+fn session_of(headers: &HeaderMap) -> Option<u64> {
+    let value = headers.get("mcp-session-id")?.to_str().ok()?;
     u64::from_str_radix(value.strip_prefix("mock-")?, 16).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     fn collect(body: Body) -> Bytes {
         futures_util::FutureExt::now_or_never(body.collect())
@@ -559,9 +676,134 @@ mod tests {
             latency: Duration::from_millis(3),
             error_rate: 0.01,
             progress_interval: Duration::from_micros(1500),
+            sessions: true,
+            modern: true,
             ..Behaviour::default()
         };
         let args = std::iter::once("mock".to_string()).chain(custom.to_args());
         assert_eq!(Cli::parse_from(args).behaviour, custom);
+        let args = std::iter::once("mock".to_string()).chain(Behaviour::default().to_args());
+        assert_eq!(Cli::parse_from(args).behaviour, Behaviour::default());
+    }
+
+    /// Sends one message to `state` and returns the status and the JSON answer.
+    fn ask(state: &State, headers: &[(&'static str, &str)], body: &str) -> (StatusCode, Value) {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        let response = futures_util::FutureExt::now_or_never(state.answer(&map, body.as_bytes()))
+            .expect("no latency configured");
+        let status = response.status();
+        let bytes = collect(response.into_body());
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    const MODERN_HEADERS: [(&str, &str); 3] = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "echo"),
+    ];
+    const ENVELOPE: &str = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+
+    fn stateful(modern: bool) -> State {
+        let b = Behaviour {
+            sessions: true,
+            modern,
+            ..Behaviour::default()
+        };
+        State::new(b, None)
+    }
+
+    #[test]
+    fn a_modern_mock_answers_discover_as_the_gateways_catalog_reads_it() {
+        let state = stateful(true);
+        let discover = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{{{ENVELOPE}}}}}"#
+        );
+        let headers = [MODERN_HEADERS[0], ("mcp-method", "server/discover")];
+        let (status, v) = ask(&state, &headers, &discover);
+        assert_eq!(status, StatusCode::OK, "{v}");
+        // What the catalog refresh looks for: 2026-07-28 among the supported versions.
+        let versions = v["result"]["supportedVersions"]
+            .as_array()
+            .expect("versions");
+        assert!(versions.contains(&json!(crate::mcp::MODERN_VERSION)), "{v}");
+        assert!(
+            versions.contains(&json!(crate::mcp::PROTOCOL_VERSION)),
+            "{v}"
+        );
+        assert_eq!(v["result"]["capabilities"]["tools"]["listChanged"], false);
+        assert_eq!(v["result"]["resultType"], "complete");
+        assert_eq!(v["id"], 1);
+    }
+
+    #[test]
+    fn a_modern_call_needs_no_session_but_a_consistent_envelope() {
+        let state = stateful(true);
+        let call = |name: &str, meta: &str| {
+            format!(
+                r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"{name}","arguments":{{"text":"x"}},{meta}}}}}"#
+            )
+        };
+        let (status, v) = ask(&state, &MODERN_HEADERS, &call("echo", ENVELOPE));
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["result"]["resultType"], "complete", "{v}");
+        assert_eq!(v["result"]["isError"], false, "{v}");
+        // The name header disagrees with the body.
+        let spoofed = [MODERN_HEADERS[0], MODERN_HEADERS[1], ("mcp-name", "other")];
+        let (status, v) = ask(&state, &spoofed, &call("echo", ENVELOPE));
+        assert_eq!(
+            (status, &v["error"]["code"]),
+            (StatusCode::BAD_REQUEST, &json!(-32020))
+        );
+        // No client capabilities in the envelope.
+        let bare = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
+        let (status, v) = ask(&state, &MODERN_HEADERS, &call("echo", bare));
+        assert_eq!(
+            (status, &v["error"]["code"]),
+            (StatusCode::BAD_REQUEST, &json!(-32602))
+        );
+        // A handshake-era call to the same mock still needs its session.
+        let (status, _) = ask(&state, &[], &call("echo", r#""_meta":{}"#));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_handshake_only_mock_refuses_discover_and_keeps_sessions() {
+        let discover = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{{{ENVELOPE}}}}}"#
+        );
+        let headers = [MODERN_HEADERS[0], ("mcp-method", "server/discover")];
+        // With sessions, a request without one is refused before its method is read.
+        let (status, _) = ask(&stateful(false), &headers, &discover);
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        // Stateless, the method is unknown.
+        let state = State::new(Behaviour::default(), None);
+        let (status, v) = ask(&state, &headers, &discover);
+        assert_eq!(
+            (status, &v["error"]["code"]),
+            (StatusCode::OK, &json!(-32601))
+        );
+        // A handshake session: initialize issues it, a call in it is answered in that era.
+        let state = stateful(false);
+        let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+        let mut map = HeaderMap::new();
+        let response =
+            futures_util::FutureExt::now_or_never(state.answer(&map, init.as_bytes())).unwrap();
+        let id = response.headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        map.insert("mcp-session-id", HeaderValue::from_str(&id).unwrap());
+        let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo"}}"#;
+        let response =
+            futures_util::FutureExt::now_or_never(state.answer(&map, call.as_bytes())).unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let v: Value = serde_json::from_slice(&collect(response.into_body())).unwrap();
+        assert!(v["result"].get("resultType").is_none(), "{v}");
     }
 }

@@ -101,6 +101,12 @@ pub struct Answers {
     pub tools_list: Bytes,
     pub call_result: Bytes,
     pub empty: Bytes,
+    /// MCP 2026-07-28 (`--modern`): the `server/discover` result.
+    pub discover: Bytes,
+    /// The `tools/list` result with the revision's result fields.
+    pub modern_tools_list: Bytes,
+    /// The `tools/call` result with `"resultType":"complete"`.
+    pub modern_call_result: Bytes,
     /// Tool names, for refusing unknown ones.
     pub names: std::collections::HashSet<String>,
 }
@@ -112,17 +118,37 @@ impl Answers {
             .iter()
             .filter_map(|t| t["name"].as_str().map(str::to_string))
             .collect();
+        let call_result = json!({
+            "content": [{"type": "text", "text": crate::mcp::filler(response_bytes)}],
+            "isError": false
+        });
+        let mut modern_call_result = call_result.clone();
+        modern_call_result["resultType"] = json!("complete");
+        let server_info =
+            json!({"name": "sluice-bench-mock", "version": env!("CARGO_PKG_VERSION")});
         Self {
+            discover: ser(&json!({
+                "supportedVersions": [crate::mcp::PROTOCOL_VERSION, crate::mcp::MODERN_VERSION],
+                "capabilities": {"tools": {"listChanged": false}},
+                "resultType": "complete",
+                "ttlMs": 0,
+                "cacheScope": "public",
+                "_meta": {"io.modelcontextprotocol/serverInfo": server_info}
+            })),
+            modern_tools_list: ser(&json!({
+                "tools": list,
+                "resultType": "complete",
+                "ttlMs": 0,
+                "cacheScope": "public"
+            })),
+            modern_call_result: ser(&modern_call_result),
             initialize: ser(&json!({
                 "protocolVersion": crate::mcp::PROTOCOL_VERSION,
                 "capabilities": {"tools": {"listChanged": false}},
-                "serverInfo": {"name": "sluice-bench-mock", "version": env!("CARGO_PKG_VERSION")}
+                "serverInfo": server_info
             })),
             tools_list: ser(&json!({ "tools": list })),
-            call_result: ser(&json!({
-                "content": [{"type": "text", "text": crate::mcp::filler(response_bytes)}],
-                "isError": false
-            })),
+            call_result: ser(&call_result),
             empty: Bytes::from_static(b"{}"),
             names,
         }
