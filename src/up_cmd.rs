@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::json;
-use sluice_control::config::{ControlConfig, Token};
+use sluice_control::config::ControlConfig;
 use sluice_control::store::Mode;
 
 /// Where `sluice up` keeps its state by default.
@@ -43,15 +43,15 @@ pub fn run(up: Up) -> anyhow::Result<ExitCode> {
     let session_secret = secret_file(&up.data.join("session.secret"))?;
     let proxy_token = hex(&rand_bytes());
 
-    let control = ControlConfig {
-        listen: up.control_listen,
-        data_dir: up.data.join("registry"),
-        key_env: String::new(),
-        old_keys_env: String::new(),
-        admin_tokens: vec![token("up", &admin_token)],
-        proxy_tokens: vec![token("proxy", &proxy_token)],
-        runtime: Default::default(),
-    };
+    // Written as a control config file would be, so every other key keeps its default.
+    let registry = up.data.join("registry").display().to_string();
+    let text = format!(
+        "listen = \"{}\"\ndata_dir = \"{}\"\n\n[[admin_tokens]]\nname = \"up\"\ntoken = \"{admin_token}\"\n\n[[proxy_tokens]]\nname = \"proxy\"\ntoken = \"{proxy_token}\"\n",
+        up.control_listen,
+        registry.replace('\\', "\\\\").replace('"', "\\\"")
+    );
+    let control = ControlConfig::parse(&text, "<sluice up>", &|_| None)
+        .map_err(|e| anyhow::anyhow!("the embedded control config is invalid: {e}"))?;
     let mut key_bytes = [0u8; 32];
     for (i, b) in key_bytes.iter_mut().enumerate() {
         *b = u8::from_str_radix(key.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
@@ -226,13 +226,6 @@ async fn example_url(running: &sluice_control::Running) -> Option<String> {
         {
             return None;
         }
-    }
-}
-
-fn token(name: &str, value: &str) -> Token {
-    Token {
-        name: name.to_owned(),
-        token: sluice_config::SecretString::new(value.to_owned()),
     }
 }
 

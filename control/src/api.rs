@@ -374,6 +374,11 @@ impl Api {
                 let limit = query_u64(&q, "limit")?.unwrap_or(100).clamp(1, 1000) as usize;
                 ok(json!({"entries": store.audit(after, limit)?}))
             }
+            RouteId::InstallationTools => {
+                self.installation(&name)?;
+                let found = store.discovered(&name)?;
+                ok(crate::discovery::view(&name, found.as_ref()))
+            }
             RouteId::InstallationLogs => {
                 self.installation(&name)?;
                 let not_here = || {

@@ -144,6 +144,11 @@ enum InstallationAction {
         /// The object's name.
         name: String,
     },
+    /// What discovery found on the installation's server: tools, resources, prompts.
+    Tools {
+        /// The object's name.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +223,8 @@ enum Show {
     Version,
     /// `lines`, one per line.
     Lines,
+    /// A discovered offer: one table of tools, resources and prompts.
+    Offer,
 }
 
 fn usage(message: impl std::fmt::Display) -> ExitCode {
@@ -343,6 +350,12 @@ fn call(command: &CtlCommand) -> Result<Call, String> {
                 format!("/v1/installations/{name}"),
                 None,
                 Show::Written("deleted installation"),
+            ),
+            InstallationAction::Tools { name } => c(
+                Method::GET,
+                format!("/v1/installations/{name}/tools"),
+                None,
+                Show::Offer,
             ),
             InstallationAction::Logs { name } => c(
                 Method::GET,
@@ -486,6 +499,27 @@ type Column = (&'static str, fn(&Value) -> String);
 fn human(show: &Show, body: &Value) -> String {
     match show {
         Show::Version => format!("{}\n", body["version"]),
+        Show::Offer => {
+            let mut cells = Vec::new();
+            for (kind, key, name) in [
+                ("tool", "tools", "name"),
+                ("resource", "resources", "uri"),
+                ("prompt", "prompts", "name"),
+            ] {
+                for item in body[key].as_array().into_iter().flatten() {
+                    cells.push(vec![
+                        kind.to_owned(),
+                        text(&item[name]),
+                        text(&item["description"]),
+                    ]);
+                }
+            }
+            let mut out = table(&["KIND", "NAME", "DESCRIPTION"], &cells);
+            if let Some(e) = body["error"].as_str() {
+                out.push_str(&format!("last probe: {e}\n"));
+            }
+            out
+        }
         Show::Lines => body["lines"]
             .as_array()
             .into_iter()

@@ -22,6 +22,10 @@
 //!                                     # "none": not run here (another control runs them)
 //! healthy_within = "30s"              # how long a start may take to become healthy
 //! resync = "10s"                      # status refresh when the registry is quiet
+//!
+//! [discovery]                         # what each installation's server offers (ctl ... tools)
+//! interval = "5m"                     # re-probe an unchanged installation; "0s" = off
+//! timeout = "10s"                     # one exchange with a server
 //! ```
 
 use std::net::SocketAddr;
@@ -84,6 +88,40 @@ struct RawConfig {
     proxy_tokens: Vec<RawToken>,
     #[serde(default)]
     runtime: RuntimeConfig,
+    #[serde(default)]
+    discovery: DiscoveryConfig,
+}
+
+/// `[discovery]`: how often control asks each installation's server what it offers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Between probes of an unchanged installation; `"0s"` turns discovery off.
+    #[serde(
+        default = "default_discovery_interval",
+        with = "humantime_serde_compat"
+    )]
+    pub interval: std::time::Duration,
+    /// Bound of one exchange with a server.
+    #[serde(default = "default_discovery_timeout", with = "humantime_serde_compat")]
+    pub timeout: std::time::Duration,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            interval: default_discovery_interval(),
+            timeout: default_discovery_timeout(),
+        }
+    }
+}
+
+fn default_discovery_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(300)
+}
+
+fn default_discovery_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
 }
 
 /// Where self-hosted installations run.
@@ -189,6 +227,8 @@ pub struct ControlConfig {
     pub proxy_tokens: Vec<Token>,
     /// `[runtime]`: where self-hosted installations run.
     pub runtime: RuntimeConfig,
+    /// `[discovery]`: probing installations for their tools.
+    pub discovery: DiscoveryConfig,
 }
 
 impl ControlConfig {
@@ -278,6 +318,7 @@ impl ControlConfig {
             admin_tokens,
             proxy_tokens,
             runtime: raw.runtime,
+            discovery: raw.discovery,
         })
     }
 }

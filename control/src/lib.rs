@@ -11,6 +11,8 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod discovery;
+pub mod mcp_client;
 pub mod model;
 pub mod orchestrator;
 pub mod render;
@@ -66,6 +68,8 @@ pub struct Running {
         tokio::task::JoinHandle<()>,
         Arc<sluice_runtime::LocalRuntime>,
     )>,
+    /// The discovery loop, unless turned off.
+    discovery: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -90,6 +94,10 @@ impl Running {
     pub async fn stop(self) -> Result<(), store::StoreError> {
         self.task.abort();
         let _ = self.task.await;
+        if let Some(task) = self.discovery {
+            task.abort();
+            let _ = task.await;
+        }
         if let Some((task, runtime)) = self.orchestrator {
             task.abort();
             let _ = task.await;
@@ -151,12 +159,24 @@ pub async fn start(config: &ControlConfig, keys: KeyRing) -> Result<Running, Con
         }
         None => None,
     };
+    let discovery = (!config.discovery.interval.is_zero()).then(|| {
+        tokio::spawn(
+            discovery::Discovery::new(
+                store.clone(),
+                api.clone(),
+                config.discovery.interval,
+                config.discovery.timeout,
+            )
+            .run(),
+        )
+    });
     Ok(Running {
         addr,
         store,
         api,
         task,
         orchestrator,
+        discovery,
     })
 }
 

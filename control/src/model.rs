@@ -129,6 +129,21 @@ pub struct RunState {
     pub restarts: u64,
 }
 
+/// What discovery last found on an installation's server (names and descriptions).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Discovered {
+    /// Unix time of the probe, seconds.
+    pub at: u64,
+    /// `{name, description}` of each tool.
+    pub tools: Vec<Value>,
+    /// `{uri, name, description, mimeType}` of each resource.
+    pub resources: Vec<Value>,
+    /// `{name, description}` of each prompt.
+    pub prompts: Vec<Value>,
+    /// Why the probe failed (secret values masked), if it did.
+    pub error: Option<String>,
+}
+
 /// A self-hosted installation as the orchestrator runs it: its template's command and
 /// environment with every value (secrets opened) filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]

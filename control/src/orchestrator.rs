@@ -17,8 +17,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use sluice_runtime::{Backoff, InstallationSpec, InstallationStatus, Runtime, Transport};
 use tokio::time::Instant;
 
@@ -214,82 +212,11 @@ pub fn mask(mut text: String, secrets: &[String]) -> String {
 
 /// An MCP `initialize` against `url` (then the session it opened is ended): the health check.
 async fn initialize(url: &str) -> Result<(), String> {
-    let work = async {
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|e| format!("bad endpoint {url}: {e}"))?;
-        let authority = uri
-            .authority()
-            .ok_or_else(|| format!("bad endpoint {url}"))?
-            .clone();
-        let stream = tokio::net::TcpStream::connect(authority.as_str())
-            .await
-            .map_err(|e| format!("health check: cannot connect to {authority}: {e}"))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| format!("health check: {e}"))?;
-        tokio::spawn(conn);
-        let body = serde_json::json!({
-            "jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "sluice-orchestrator", "version": env!("CARGO_PKG_VERSION")},
-            },
-        });
-        let req = http::Request::post(uri.clone())
-            .header(http::header::HOST, authority.as_str())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header(http::header::ACCEPT, "application/json, text/event-stream")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| e.to_string())?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("health check: {e}"))?;
-        let status = resp.status();
-        let session = resp
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("health check: {e}"))?
-            .to_bytes();
-        let answered = status.is_success()
-            && memchr_find(&body, b"\"result\"")
-            && !memchr_find(&body, b"\"error\"");
-        if let Some(id) = session {
-            let end = http::Request::delete(uri)
-                .header(http::header::HOST, authority.as_str())
-                .header("mcp-session-id", id)
-                .body(Full::new(Bytes::new()))
-                .map_err(|e| e.to_string())?;
-            let _ = sender.send_request(end).await;
-        }
-        if answered {
-            Ok(())
-        } else {
-            Err(format!(
-                "health check: initialize was answered with HTTP {status} and no result"
-            ))
-        }
-    };
-    tokio::time::timeout(HEALTH_TIMEOUT, work)
+    let session = crate::mcp_client::McpSession::open(url, None, HEALTH_TIMEOUT)
         .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "health check: no answer to initialize within {HEALTH_TIMEOUT:?}"
-            ))
-        })
-}
-
-fn memchr_find(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+        .map_err(|e| format!("health check: {e}"))?;
+    session.close().await;
+    Ok(())
 }
 
 #[cfg(test)]

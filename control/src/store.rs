@@ -108,9 +108,11 @@ enum T {
     Meta = 6,
     /// Self-hosted installations' run states, written by the orchestrator.
     Status = 7,
+    /// Discovery's cache of what each server offers (not versioned).
+    Discovered = 8,
 }
 
-const TREE_NAMES: [&str; 8] = [
+const TREE_NAMES: [&str; 9] = [
     "templates",
     "installations",
     "gateways",
@@ -119,6 +121,7 @@ const TREE_NAMES: [&str; 8] = [
     "audit",
     "meta",
     "status",
+    "discovered",
 ];
 
 /// One change inside a write.

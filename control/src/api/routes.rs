@@ -30,6 +30,8 @@ pub enum RouteId {
     DeleteInstallation,
     /// Recent log lines of a self-hosted installation.
     InstallationLogs,
+    /// What discovery found on an installation's server.
+    InstallationTools,
     /// List gateways.
     ListGateways,
     /// Create a gateway.
@@ -76,6 +78,11 @@ pub const ROUTES: &[(&str, &str, RouteId)] = &[
         "GET",
         "/v1/installations/{name}/logs",
         RouteId::InstallationLogs,
+    ),
+    (
+        "GET",
+        "/v1/installations/{name}/tools",
+        RouteId::InstallationTools,
     ),
     ("GET", "/v1/gateways", RouteId::ListGateways),
     ("POST", "/v1/gateways", RouteId::CreateGateway),

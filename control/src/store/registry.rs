@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{Mode, Op, Store, StoreError, T, Versioned, secret_place};
 use crate::model::{
-    Gateway, Installation, InstallationInput, Invalid, RunState, SelfHosted, Template,
+    Discovered, Gateway, Installation, InstallationInput, Invalid, RunState, SelfHosted, Template,
 };
 use crate::render;
 use crate::secrets::Sealed;
@@ -240,6 +240,7 @@ impl Store {
                 .collect();
             ops.push(Op::remove(T::Installations, name));
             ops.push(Op::remove(T::Status, name));
+            ops.push(Op::remove(T::Discovered, name));
             Ok(ops)
         })
     }
@@ -294,6 +295,70 @@ impl Store {
             },
         )
         .map(Some)
+    }
+
+    /// How discovery reaches each installation it can: remote ones at their URL, self-hosted
+    /// ones at their running endpoint (not yet running ones are skipped).
+    pub fn discovery_probes(&self) -> Result<Vec<crate::discovery::Probe>, StoreError> {
+        let _r = self.read_lock();
+        let mut out = Vec::new();
+        for inst in self.installations()? {
+            let Some(template) = self.template(&inst.item.template)? else {
+                continue;
+            };
+            let values = self.installation_values(&inst.item)?;
+            let run: Option<Versioned<RunState>> = self.get(T::Status, &inst.item.name)?;
+            let url = run
+                .as_ref()
+                .filter(|r| r.item.state == "running")
+                .and_then(|r| r.item.url.as_deref());
+            let Some(server) = render::server(&template.item, &inst.item.name, &values, url)?
+            else {
+                continue;
+            };
+            let secrets = template
+                .item
+                .fields
+                .iter()
+                .filter(|f| f.secret)
+                .filter_map(|f| values.get(&f.name).cloned())
+                .filter(|v| !v.is_empty())
+                .collect();
+            let (header, unsupported) = match crate::discovery::header_of(&server.credential) {
+                Ok(h) => (h, None),
+                Err(why) => (None, Some(why)),
+            };
+            out.push(crate::discovery::Probe {
+                name: inst.item.name.clone(),
+                url: server.url,
+                header,
+                unsupported,
+                secrets,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Stores what discovery found on an installation's server: a cache beside the
+    /// registry, written without a version bump or audit entry (nothing a proxy reads).
+    /// Dropped when the installation is gone.
+    pub fn put_discovered(&self, name: &str, found: &Discovered) -> Result<(), StoreError> {
+        let _w = self.write_lock();
+        if self.tree(T::Installations).get(name)?.is_none() {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(found).map_err(|e| StoreError::Corrupt {
+            tree: "discovered",
+            key: name.to_owned(),
+            reason: e.to_string(),
+        })?;
+        self.tree(T::Discovered).insert(name, bytes)?;
+        Ok(())
+    }
+
+    /// What discovery last found on an installation's server.
+    pub fn discovered(&self, name: &str) -> Result<Option<Discovered>, StoreError> {
+        self.get(T::Discovered, name)
     }
 
     /// Forgets the run state of an installation the orchestrator no longer runs.

@@ -56,6 +56,7 @@ pub async fn start(name: &str) -> Control {
         admin_tokens: vec![token("ops", ADMIN_TOKEN)],
         proxy_tokens: vec![token("replicas", PROXY_TOKEN)],
         runtime: Default::default(),
+        discovery: Default::default(),
     };
     let running = sluice_control::start(&config, KeyRing::new([5; 32], &[]))
         .await
