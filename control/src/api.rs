@@ -58,14 +58,15 @@ type Reply = Result<Response<Full<Bytes>>, ApiError>;
 /// Who a request authenticated as.
 enum Caller {
     Admin(String),
-    Proxy,
+    /// With the gateways its snapshots are scoped to, if any.
+    Proxy(Option<Arc<[String]>>),
 }
 
 /// The API's state.
 pub struct Api {
     store: Arc<Store>,
     admin: Vec<([u8; 32], String)>,
-    proxies: Vec<[u8; 32]>,
+    proxies: Vec<([u8; 32], Option<Arc<[String]>>)>,
     version: watch::Sender<u64>,
     /// Receivers of `version` held by control's own tasks.
     followers: std::sync::atomic::AtomicUsize,
@@ -230,7 +231,10 @@ impl Api {
         Ok(Api {
             store,
             admin: admin.iter().map(|t| (d(t), t.name.clone())).collect(),
-            proxies: proxies.iter().map(d).collect(),
+            proxies: proxies
+                .iter()
+                .map(|t| (d(t), t.gateways.as_deref().map(Arc::from)))
+                .collect(),
             version,
             followers: Default::default(),
             runtime: None,
@@ -263,9 +267,9 @@ impl Api {
                 found = Some(Caller::Admin(name.clone()));
             }
         }
-        for token in &self.proxies {
+        for (token, scope) in &self.proxies {
             if bool::from(token.ct_eq(&d)) {
-                found = Some(Caller::Proxy);
+                found = Some(Caller::Proxy(scope.clone()));
             }
         }
         found
@@ -345,7 +349,9 @@ impl Api {
             )
         })?;
         let actor = match (caller, route) {
-            (Caller::Proxy, RouteId::Snapshot) => return self.snapshot(&req).await,
+            (Caller::Proxy(scope), RouteId::Snapshot) => {
+                return self.snapshot(&req, scope.as_deref()).await;
+            }
             (Caller::Admin(_), RouteId::Snapshot) => {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -353,7 +359,7 @@ impl Api {
                     "snapshots hold secrets: only proxy tokens may fetch them",
                 ));
             }
-            (Caller::Proxy, _) => {
+            (Caller::Proxy(_), _) => {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "forbidden",
@@ -531,8 +537,9 @@ impl Api {
 
     /// `GET /v1/snapshot?after=V&wait=S`: at once when the version differs from `V` (newer,
     /// or older after control lost or restored data) or `after` is absent; else when a write
-    /// lands, or 304 after `wait` seconds.
-    async fn snapshot(&self, req: &Request<Incoming>) -> Reply {
+    /// lands, or 304 after `wait` seconds. A token scoped to gateways gets only those and the
+    /// servers they show.
+    async fn snapshot(&self, req: &Request<Incoming>, scope: Option<&[String]>) -> Reply {
         let q = query(req);
         let wait = query_u64(&q, "wait")?
             .map_or(DEFAULT_WAIT, Duration::from_secs)
@@ -558,6 +565,10 @@ impl Api {
         })
         .await
         .map_err(internal)??;
+        let snapshot = match scope {
+            Some(gateways) => crate::render::scoped(snapshot, gateways),
+            None => snapshot,
+        };
         let body = serde_json::to_value(&snapshot).expect("snapshots serialise");
         let mut r = json_response(StatusCode::OK, &body);
         r.headers_mut()

@@ -16,6 +16,8 @@
 //! [[proxy_tokens]]                    # may only fetch snapshots (which hold secrets)
 //! name = "replicas"
 //! token = "${SLUICE_PROXY_TOKEN}"
+//! # gateways = ["team"]               # its snapshots carry only these gateways and the
+//!                                     # servers they show (no other server's credentials)
 //!
 //! [runtime]                           # where self-hosted (stdio) installations run
 //! backend = "local"                   # "local": child processes behind an in-process bridge;
@@ -183,6 +185,8 @@ mod humantime_serde_compat {
 struct RawToken {
     name: String,
     token: String,
+    #[serde(default)]
+    gateways: Option<Vec<String>>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -208,6 +212,9 @@ pub struct Token {
     pub name: String,
     /// The token.
     pub token: SecretString,
+    /// Proxy tokens only: the gateways its snapshots carry (with the servers they show),
+    /// so a proxy gets no other credentials; `None` = every gateway.
+    pub gateways: Option<Vec<String>>,
 }
 
 /// The validated control config.
@@ -288,9 +295,16 @@ impl ControlConfig {
                         format!("must be at least {MIN_TOKEN_BYTES} bytes"),
                     ));
                 }
+                if t.gateways.is_some() && key == "admin_tokens" {
+                    return Err(invalid(
+                        at("gateways"),
+                        "only proxy tokens are scoped to gateways".into(),
+                    ));
+                }
                 out.push(Token {
                     name: t.name,
                     token: SecretString::new(token),
+                    gateways: t.gateways,
                 });
             }
             Ok(out)
@@ -344,6 +358,20 @@ mod tests {
         let e = ControlConfig::parse("lisen = \"127.0.0.1:1\"\n", "c.toml", &env).unwrap_err();
         assert!(e.to_string().contains("unknown field `lisen`"), "{e}");
         assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn only_proxy_tokens_are_scoped_to_gateways() {
+        let text = "[[admin_tokens]]\nname = \"ops\"\ntoken = \"${T}\"\n\n[[proxy_tokens]]\nname = \"p\"\ntoken = \"another-token-0123456789\"\ngateways = [\"team\"]\n";
+        let c = ControlConfig::parse(text, "c.toml", &env).unwrap();
+        assert_eq!(
+            c.proxy_tokens[0].gateways.as_deref(),
+            Some(&["team".to_owned()][..])
+        );
+        assert!(c.admin_tokens[0].gateways.is_none());
+        let admin = "[[admin_tokens]]\nname = \"ops\"\ntoken = \"${T}\"\ngateways = [\"team\"]\n";
+        let e = ControlConfig::parse(admin, "c.toml", &env).unwrap_err();
+        assert!(e.to_string().contains("admin_tokens[0].gateways"), "{e}");
     }
 
     #[test]

@@ -245,6 +245,29 @@ pub fn self_hosted(
     })
 }
 
+/// The part of a snapshot a proxy scoped to `gateways` may have: those gateways and the
+/// servers they show; no other server (nor its decrypted credential) is in it.
+pub fn scoped(mut snapshot: Snapshot, gateways: &[String]) -> Snapshot {
+    snapshot.gateways.retain(|g| gateways.contains(&g.name));
+    let shown: std::collections::HashSet<&str> = snapshot
+        .gateways
+        .iter()
+        .flat_map(|g| {
+            g.servers.iter().map(String::as_str).chain(
+                g.tools
+                    .iter()
+                    .filter_map(|t| t.split_once("__").map(|(s, _)| s)),
+            )
+        })
+        .collect();
+    let servers = std::mem::take(&mut snapshot.servers);
+    snapshot.servers = servers
+        .into_iter()
+        .filter(|s| shown.contains(s.name.as_str()))
+        .collect();
+    snapshot
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -300,3 +300,43 @@ async fn concurrent_admin_writes_get_unique_monotonic_versions() {
         (CLIENTS * WRITES) as f64 / elapsed.as_secs_f64()
     );
 }
+
+#[tokio::test]
+async fn a_proxy_token_scoped_to_gateways_gets_only_their_servers_and_credentials() {
+    let ctl = start("scoped").await;
+    let c = &ctl.admin;
+    post(c, "/v1/templates", template()).await;
+    assert_eq!(
+        post(c, "/v1/installations", installation("gh")).await.0,
+        201
+    );
+    assert_eq!(
+        post(c, "/v1/installations", installation("other")).await.0,
+        201
+    );
+    let team = json!({"name": "team", "servers": ["gh"]});
+    assert_eq!(post(c, "/v1/gateways", team).await.0, 201);
+    let ops = json!({"name": "ops", "servers": ["other"], "tools": ["gh__search_code"]});
+    assert_eq!(post(c, "/v1/gateways", ops).await.0, 201);
+
+    let all = get(&ctl.proxy, "/v1/snapshot").await.1;
+    assert_eq!(all["servers"].as_array().map(Vec::len), Some(2), "{all}");
+    assert_eq!(all["gateways"].as_array().map(Vec::len), Some(2), "{all}");
+    let (status, scoped) = get(&ctl.scoped, "/v1/snapshot").await;
+    assert_eq!(status, 200, "{scoped}");
+    let names = |key: &str| -> Vec<String> {
+        scoped[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(names("gateways"), ["team"]);
+    assert_eq!(
+        names("servers"),
+        ["gh"],
+        "no other server, nor its credential"
+    );
+    assert_eq!(scoped["version"], all["version"]);
+}

@@ -11,6 +11,8 @@ use sluice_control::{KeyRing, Running};
 
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 pub const PROXY_TOKEN: &str = "proxy-token-0123456789";
+/// A proxy token scoped to the gateway `team`.
+pub const SCOPED_TOKEN: &str = "scoped-proxy-token-0123456789";
 pub const SECRET: &str = "sk-live-do-not-leak-8f3a";
 
 pub struct TempDir(pub PathBuf);
@@ -36,6 +38,8 @@ pub struct Control {
     pub dir: TempDir,
     pub admin: Client,
     pub proxy: Client,
+    /// With [`SCOPED_TOKEN`].
+    pub scoped: Client,
     pub url: String,
 }
 
@@ -43,6 +47,7 @@ pub fn token(name: &str, token: &str) -> Token {
     Token {
         name: name.into(),
         token: sluice_config::SecretString::new(token.into()),
+        gateways: None,
     }
 }
 
@@ -54,7 +59,13 @@ pub async fn start(name: &str) -> Control {
         key_env: String::new(),
         old_keys_env: String::new(),
         admin_tokens: vec![token("ops", ADMIN_TOKEN)],
-        proxy_tokens: vec![token("replicas", PROXY_TOKEN)],
+        proxy_tokens: vec![
+            token("replicas", PROXY_TOKEN),
+            Token {
+                gateways: Some(vec!["team".into()]),
+                ..token("team-replicas", SCOPED_TOKEN)
+            },
+        ],
         runtime: Default::default(),
         discovery: Default::default(),
     };
@@ -65,6 +76,7 @@ pub async fn start(name: &str) -> Control {
     Control {
         admin: Client::new(&url, Some(ADMIN_TOKEN.into())).unwrap(),
         proxy: Client::new(&url, Some(PROXY_TOKEN.into())).unwrap(),
+        scoped: Client::new(&url, Some(SCOPED_TOKEN.into())).unwrap(),
         url,
         running,
         dir,
