@@ -55,18 +55,21 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Reply = Result<Response<Full<Bytes>>, ApiError>;
 
+/// The gateways a proxy token's snapshots are scoped to (`None`: all).
+type Scope = Option<Arc<[String]>>;
+
 /// Who a request authenticated as.
 enum Caller {
     Admin(String),
     /// With the gateways its snapshots are scoped to, if any.
-    Proxy(Option<Arc<[String]>>),
+    Proxy(Scope),
 }
 
 /// The API's state.
 pub struct Api {
     store: Arc<Store>,
     admin: Vec<([u8; 32], String)>,
-    proxies: Vec<([u8; 32], Option<Arc<[String]>>)>,
+    proxies: Vec<([u8; 32], Scope)>,
     version: watch::Sender<u64>,
     /// Receivers of `version` held by control's own tasks.
     followers: std::sync::atomic::AtomicUsize,
