@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
-/// One installation to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One installation to run. Its `Debug` output shows the names of `secret_env`, never their
+/// values.
+#[derive(Clone, PartialEq, Eq)]
 pub struct InstallationSpec {
     /// Unique name (`[a-z0-9-]+`, as the registry enforces).
     pub name: String,
@@ -29,6 +30,22 @@ pub struct InstallationSpec {
     pub image: Option<String>,
     /// Resource requests and limits (container backends); ignored by the local backend.
     pub resources: Option<Resources>,
+}
+
+impl std::fmt::Debug for InstallationSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret_names: Vec<&str> = self.secret_env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("InstallationSpec")
+            .field("name", &self.name)
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env", &self.env)
+            .field("secret_env", &secret_names)
+            .field("transport", &self.transport)
+            .field("image", &self.image)
+            .field("resources", &self.resources)
+            .finish()
+    }
 }
 
 /// Resource requests and limits, as Kubernetes quantities (`"250m"`, `"1"`, `"256Mi"`).

@@ -15,6 +15,7 @@ use std::process::Command;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use serde::Serialize;
@@ -49,6 +50,7 @@ fn chart_files_are_the_expected_ones() {
         "/proxy/autoscaling/maxReplicas",
         "/proxy/podDisruptionBudget/maxUnavailable",
         "/metrics/serviceMonitor/enabled",
+        "/installations/networkPolicy/enabled",
     ] {
         assert!(
             values.pointer(pointer).is_some(),
@@ -69,6 +71,7 @@ fn chart_files_are_the_expected_ones() {
         "control-service.yaml",
         "control-serviceaccount.yaml",
         "control-statefulset.yaml",
+        "installations-networkpolicy.yaml",
         "proxy-configmap.yaml",
         "proxy-deployment.yaml",
         "proxy-hpa.yaml",
@@ -185,6 +188,7 @@ fn validate(kind: &str, doc: &Value) {
         "RoleBinding" => drop(round_trip::<RoleBinding>(doc)),
         "HorizontalPodAutoscaler" => drop(round_trip::<HorizontalPodAutoscaler>(doc)),
         "PodDisruptionBudget" => drop(round_trip::<PodDisruptionBudget>(doc)),
+        "NetworkPolicy" => drop(round_trip::<NetworkPolicy>(doc)),
         // A prometheus-operator CRD: not in k8s-openapi.
         "ServiceMonitor" => {
             assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1");
@@ -227,6 +231,7 @@ fn rendered_manifests_are_valid_kubernetes_objects() {
         ("ConfigMap", 2),
         ("Deployment", 1),
         ("HorizontalPodAutoscaler", 1),
+        ("NetworkPolicy", 1),
         ("PodDisruptionBudget", 1),
         ("Role", 1),
         ("RoleBinding", 1),
@@ -249,6 +254,14 @@ fn rendered_manifests_are_valid_kubernetes_objects() {
     for (kind, doc) in defaults.iter().chain(&all_on) {
         validate(kind, doc);
     }
+    // The policy selects exactly the labels the kubernetes runtime gives installation pods
+    // (runtime/tests/kubernetes.rs asserts them on the rendered pod template).
+    let policy = find(&defaults, "NetworkPolicy", "rel-sluice-installations");
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        json!({"app.kubernetes.io/managed-by": "sluice", "app.kubernetes.io/component": "mcp-server"})
+    );
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], 8080);
     let proxy = find(&all_on, "Deployment", "rel-sluice-proxy");
     assert_eq!(proxy["spec"]["replicas"], 3);
     assert!(

@@ -372,6 +372,11 @@ async fn ensure_creates_secret_service_and_deployment_with_the_bridge() {
     assert_eq!(d["spec"]["replicas"], 1);
     let template = &d["spec"]["template"];
     labels_ok(template, "github");
+    // What the chart's NetworkPolicy selects.
+    assert_eq!(
+        template["metadata"]["labels"]["app.kubernetes.io/component"],
+        "mcp-server"
+    );
     // The Secret's resourceVersion, so a changed secret rolls the pods.
     let secret_version = fake.object(&secret).unwrap()["metadata"]["resourceVersion"].clone();
     assert_eq!(
@@ -441,6 +446,10 @@ async fn ensure_creates_secret_service_and_deployment_with_the_bridge() {
             "name": "github", "key": "GITHUB_TOKEN", "optional": false}}})
         ),
         "{env:?}"
+    );
+    assert!(
+        !format!("{spec:?}").contains("ghp_secret"),
+        "Debug shows secret values"
     );
     assert!(
         !d.to_string().contains("ghp_secret"),

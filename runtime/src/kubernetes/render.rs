@@ -211,6 +211,10 @@ pub fn mcp_path(spec: &InstallationSpec) -> &str {
 
 /// The Deployment running the server: one replica, wrapped by the bridge when it speaks
 /// stdio. `secret_version` is the applied Secret's resourceVersion.
+///
+/// The bridge runs without `--restart`: when the server exits the bridge exits, and the
+/// kubelet restarts the container with its own backoff, which the pod's restart count and
+/// events then show. One replica, because a stateful MCP server's sessions live in it.
 pub fn deployment(
     spec: &InstallationSpec,
     config: &KubernetesConfig,
