@@ -3,8 +3,8 @@
 //!
 //! "Valid" is checked by deserialising each rendered document into its k8s-openapi type and
 //! serialising it back: k8s-openapi ignores unknown fields, so a round trip that loses or
-//! changes anything means a misspelt or mistyped field. The rendered `proxy.toml` is loaded by
-//! the proxy's own config loader. Rendering needs the real `helm` binary
+//! changes anything means a misspelt or mistyped field. The rendered `proxy.toml` and
+//! `control.toml` are loaded by the proxy's and control's own config loaders. Rendering needs the real `helm` binary
 //! (`scripts/install-helm.sh` installs it; `SLUICE_HELM` overrides where it is looked for);
 //! nothing here imitates it.
 
@@ -51,6 +51,7 @@ fn chart_files_are_the_expected_ones() {
         "/proxy/podDisruptionBudget/maxUnavailable",
         "/metrics/serviceMonitor/enabled",
         "/installations/networkPolicy/enabled",
+        "/control/networkPolicy/enabled",
     ] {
         assert!(
             values.pointer(pointer).is_some(),
@@ -67,6 +68,7 @@ fn chart_files_are_the_expected_ones() {
         "NOTES.txt",
         "_helpers.tpl",
         "control-configmap.yaml",
+        "control-networkpolicy.yaml",
         "control-rbac.yaml",
         "control-service.yaml",
         "control-serviceaccount.yaml",
@@ -231,7 +233,7 @@ fn rendered_manifests_are_valid_kubernetes_objects() {
         ("ConfigMap", 2),
         ("Deployment", 1),
         ("HorizontalPodAutoscaler", 1),
-        ("NetworkPolicy", 1),
+        ("NetworkPolicy", 2),
         ("PodDisruptionBudget", 1),
         ("Role", 1),
         ("RoleBinding", 1),
@@ -371,9 +373,18 @@ fn proxy_drain_fits_in_the_termination_grace_period_and_its_config_loads() {
         std::time::Duration::from_secs(13)
     );
 
+    // And the rendered control.toml by control's own loader.
     let control_map: ConfigMap = round_trip(find(&docs, "ConfigMap", "rel-sluice-control"));
-    let control: toml::Table = control_map.data.unwrap()["control.toml"]
-        .parse()
-        .expect("TOML");
-    assert_eq!(control["data_dir"].as_str(), Some("/data/control"));
+    let toml = &control_map.data.unwrap()["control.toml"];
+    let env = |key: &str| match key {
+        "SLUICE_ADMIN_TOKEN" => Some("a".repeat(24)),
+        "SLUICE_PROXY_TOKEN" => Some("p".repeat(24)),
+        _ => None,
+    };
+    let control = sluice_control::ControlConfig::parse(toml, "control.toml", &env)
+        .unwrap_or_else(|e| panic!("the rendered control.toml is refused: {e}\n{toml}"));
+    assert_eq!(control.data_dir, Path::new("/data/control"));
+    assert_eq!(control.listen.port(), 7070);
+    assert_eq!(control.admin_tokens.len(), 1);
+    assert_eq!(control.proxy_tokens.len(), 1);
 }
