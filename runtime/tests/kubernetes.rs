@@ -605,6 +605,25 @@ async fn invalid_specs_are_refused_before_any_request() {
             spec.name
         );
     }
+    // Names no installation can have are unknown, without a request (they would otherwise
+    // end up in URL paths and label selectors).
+    for name in ["../secrets/other", "a,b=c", "", "UPPER"] {
+        let status = bounded(runtime.status(name)).await;
+        assert!(
+            matches!(status, Err(RuntimeError::Unknown(_))),
+            "{name}: {status:?}"
+        );
+        let logs = bounded(runtime.logs(name)).await;
+        assert!(
+            matches!(logs, Err(RuntimeError::Unknown(_))),
+            "{name}: {logs:?}"
+        );
+        let removed = bounded(runtime.remove(name)).await;
+        assert!(
+            matches!(removed, Err(RuntimeError::Unknown(_))),
+            "{name}: {removed:?}"
+        );
+    }
     assert!(fake.take().is_empty(), "nothing was sent");
 }
 

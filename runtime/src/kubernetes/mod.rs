@@ -13,7 +13,8 @@
 //! `ensure` waits, bounded, until the Deployment's current spec is available.
 //!
 //! The backend takes a [`kube::Client`]: in the cluster `Client::try_default()` (the pod's
-//! service account), elsewhere a kubeconfig, and in tests a mock service.
+//! service account, see [`KubernetesRuntime::infer`]), elsewhere a kubeconfig, and in tests a
+//! mock service.
 
 mod render;
 mod rollout;
@@ -254,6 +255,16 @@ impl KubernetesRuntime {
     }
 }
 
+/// A name `ensure` would have refused names nothing here; refusing it before any request
+/// also keeps it out of URL paths and label selectors.
+fn known_name(name: &str) -> Result<(), RuntimeError> {
+    if render::is_dns_label(name) {
+        Ok(())
+    } else {
+        Err(RuntimeError::Unknown(name.to_owned()))
+    }
+}
+
 fn api_error(name: &str, action: &str, error: kube::Error) -> RuntimeError {
     let (status, reason) = match &error {
         kube::Error::Api(s) => (Some(s.code), s.message.clone()),
@@ -289,6 +300,7 @@ impl Runtime for KubernetesRuntime {
     }
 
     async fn status(&self, name: &str) -> Result<InstallationStatus, RuntimeError> {
+        known_name(name)?;
         let deployment = self
             .get_ours::<Deployment>(name)
             .await
@@ -301,6 +313,7 @@ impl Runtime for KubernetesRuntime {
     }
 
     async fn logs(&self, name: &str) -> Result<Vec<String>, RuntimeError> {
+        known_name(name)?;
         let pods = self
             .api::<Pod>()
             .list(&ListParams::default().labels(&render::selector(name)))
@@ -338,6 +351,7 @@ impl Runtime for KubernetesRuntime {
     }
 
     async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
+        known_name(name)?;
         // The Deployment first: its pods stop using the Secret before it goes.
         let mut removed = self.delete_ours::<Deployment>(name).await?;
         removed |= self.delete_ours::<Service>(name).await?;

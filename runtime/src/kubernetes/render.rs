@@ -126,7 +126,8 @@ pub fn validate(spec: &InstallationSpec, config: &KubernetesConfig) -> Result<()
     Ok(())
 }
 
-fn is_dns_label(name: &str) -> bool {
+/// Whether `name` can name this backend's objects (and is safe in a path or selector).
+pub fn is_dns_label(name: &str) -> bool {
     let bytes = name.as_bytes();
     (1..=63).contains(&bytes.len())
         && bytes[0].is_ascii_lowercase()
