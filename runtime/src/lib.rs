@@ -4,12 +4,16 @@
 //! (`sluice bridge -- CMD ARGS…`, also the entrypoint wrapper in containers), so the gateway
 //! reaches every self-hosted server the same way: over HTTP. Process groups, bounded line
 //! reading and restart backoff are shared by the bridge and the runtime backends.
+//!
+//! Two backends implement [`Runtime`]: [`local`] (child processes on this machine) and
+//! [`kubernetes`] (a Deployment, Service and Secret per installation, through `kube`).
 
 #![warn(missing_docs)]
 
 mod backoff;
 pub mod bridge;
 mod installation;
+pub mod kubernetes;
 mod lines;
 pub mod local;
 pub mod process_group;
@@ -17,8 +21,9 @@ pub mod process_group;
 pub use backoff::Backoff;
 pub use bridge::{Bridge, BridgeConfig, BridgeError, BridgeStatus};
 pub use installation::{
-    Endpoint, InstallationSpec, InstallationStatus, RuntimeError, StartBounds, Transport,
+    Endpoint, InstallationSpec, InstallationStatus, Resources, RuntimeError, StartBounds, Transport,
 };
+pub use kubernetes::{KubernetesConfig, KubernetesRuntime};
 pub use local::LocalRuntime;
 
 /// Where self-hosted installations run. The orchestrator (in the control plane) calls

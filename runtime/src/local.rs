@@ -144,7 +144,7 @@ async fn start(spec: &InstallationSpec, bounds: &StartBounds) -> Result<Installe
         Transport::Stdio => {
             let mut config =
                 BridgeConfig::new(spec.name.clone(), spec.command.clone(), spec.args.clone());
-            config.env = spec.env.clone();
+            config.env = spec.env.iter().chain(&spec.secret_env).cloned().collect();
             config.restart = true;
             let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
             let bridge = Bridge::start(config, loopback)
@@ -268,7 +268,7 @@ async fn supervise_http(
         let mut command = Command::new(&spec.command);
         command
             .args(spec.args.iter().map(|a| a.replace("{port}", &port)))
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .envs(spec.env.iter().chain(&spec.secret_env).map(|(k, v)| (k, v)))
             .env("PORT", &port)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

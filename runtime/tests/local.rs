@@ -35,7 +35,10 @@ fn stdio_spec(name: &str, server_name: &str) -> InstallationSpec {
             server_name.into(),
         ],
         env: vec![],
+        secret_env: vec![],
         transport: Transport::Stdio,
+        image: None,
+        resources: None,
     }
 }
 
@@ -56,9 +59,12 @@ fn http_spec(name: &str) -> InstallationSpec {
             "stateless".into(),
         ],
         env: vec![],
+        secret_env: vec![],
         transport: Transport::Http {
             path: "/mcp".into(),
         },
+        image: None,
+        resources: None,
     }
 }
 

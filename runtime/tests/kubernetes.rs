@@ -1,0 +1,783 @@
+//! The Kubernetes backend against a FAKE API server.
+//!
+//! No Kubernetes API server can run here, so these tests are not against a cluster: kube's
+//! client talks to an in-memory `tower_test` mock service, and [`FakeApi`] answers it with a
+//! few lines of bookkeeping that imitate the API server's semantics that the backend relies on
+//! (GET 404 for a missing object, server-side apply storing the object, resourceVersion and
+//! generation bumped only when the stored object changes, pods listed by label, pod logs,
+//! DELETE with a UID precondition). Every request is recorded, and the tests assert the
+//! exact requests made: method, path, query and the key fields of each body. What a real API
+//! server adds (admission, defaulting, field-manager conflicts, scheduling) is not covered.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use kube::client::Body;
+use serde_json::{Value, json};
+use sluice_runtime::{
+    InstallationSpec, InstallationStatus, KubernetesConfig, KubernetesRuntime, Resources, Runtime,
+    RuntimeError, Transport,
+};
+
+const NS: &str = "mcp";
+/// Generous: nothing here waits on anything but the in-memory fake.
+const BOUND: Duration = Duration::from_secs(20);
+
+/// One request the fake saw.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    body: Option<Value>,
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<String, Value>,
+    seen: Vec<Seen>,
+    next_version: u64,
+    /// Whether Deployments read after an apply report their rollout done.
+    rollouts_complete: bool,
+}
+
+/// A FAKE Kubernetes API server (see the module docs): not a cluster.
+#[derive(Clone)]
+struct FakeApi(Arc<Mutex<State>>);
+
+impl FakeApi {
+    /// A fake and a runtime whose kube client talks to it.
+    fn start(config: KubernetesConfig) -> (FakeApi, KubernetesRuntime) {
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let fake = FakeApi(Arc::new(Mutex::new(State {
+            rollouts_complete: true,
+            ..State::default()
+        })));
+        let serving = fake.clone();
+        tokio::spawn(async move {
+            while let Some((request, respond)) = handle.next_request().await {
+                let response = serving.answer(request).await;
+                respond.send_response(response);
+            }
+        });
+        let client = kube::Client::new(service, NS);
+        (fake, KubernetesRuntime::new(client, config))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap()
+    }
+
+    /// The requests seen so far, and forgets them.
+    fn take(&self) -> Vec<Seen> {
+        std::mem::take(&mut self.state().seen)
+    }
+
+    fn object(&self, path: &str) -> Option<Value> {
+        self.state().objects.get(path).cloned()
+    }
+
+    fn put(&self, path: &str, object: Value) {
+        self.state().objects.insert(path.to_owned(), object);
+    }
+
+    async fn answer(&self, request: Request<Body>) -> Response<Body> {
+        let (parts, body) = request.into_parts();
+        let bytes = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let path = parts.uri.path().to_owned();
+        let query = parts.uri.query().unwrap_or_default().to_owned();
+        let method = parts.method.as_str().to_owned();
+        let mut state = self.state();
+        state.seen.push(Seen {
+            method: method.clone(),
+            path: path.clone(),
+            query: query.clone(),
+            body: body.clone(),
+        });
+        match method.as_str() {
+            "GET" if path.ends_with("/log") => {
+                let lines: Vec<String> = (1..=5).map(|i| format!("line {i}")).collect();
+                text(200, lines.join("\n") + "\n")
+            }
+            "GET" if path.ends_with("/pods") => {
+                let prefix = format!("{path}/");
+                let wanted = query_value(&query, "labelSelector").unwrap_or_default();
+                let items: Vec<Value> = state
+                    .objects
+                    .iter()
+                    .filter(|(p, o)| p.starts_with(&prefix) && matches_selector(o, &wanted))
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                json_response(
+                    200,
+                    json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}),
+                )
+            }
+            "GET" => {
+                let complete = state.rollouts_complete;
+                match state.objects.get_mut(&path) {
+                    Some(object) => {
+                        if complete && path.contains("/deployments/") {
+                            let generation = object["metadata"]["generation"].clone();
+                            object["status"] = json!({
+                                "observedGeneration": generation, "replicas": 1,
+                                "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+                            });
+                        }
+                        json_response(200, object.clone())
+                    }
+                    None => not_found(&path),
+                }
+            }
+            "PATCH" => {
+                let Some(mut applied) = body else {
+                    return json_response(400, json!({"code": 400}));
+                };
+                let previous = state.objects.get(&path).cloned();
+                let strip = |o: &Value| {
+                    let mut o = o.clone();
+                    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+                        for server_field in
+                            ["uid", "resourceVersion", "generation", "creationTimestamp"]
+                        {
+                            m.remove(server_field);
+                        }
+                    }
+                    if let Some(o) = o.as_object_mut() {
+                        o.remove("status");
+                    }
+                    o
+                };
+                let unchanged = previous
+                    .as_ref()
+                    .is_some_and(|p| strip(p) == strip(&applied));
+                let (uid, version, generation) = match &previous {
+                    Some(p) if unchanged => (
+                        p["metadata"]["uid"].clone(),
+                        p["metadata"]["resourceVersion"].clone(),
+                        p["metadata"]["generation"].clone(),
+                    ),
+                    _ => {
+                        state.next_version += 1;
+                        let generation = previous
+                            .as_ref()
+                            .and_then(|p| p["metadata"]["generation"].as_i64())
+                            .unwrap_or(0)
+                            + 1;
+                        let uid = previous
+                            .as_ref()
+                            .map(|p| p["metadata"]["uid"].clone())
+                            .unwrap_or_else(|| json!(format!("uid-{}", state.next_version)));
+                        (
+                            uid,
+                            json!(state.next_version.to_string()),
+                            json!(generation),
+                        )
+                    }
+                };
+                let meta = &mut applied["metadata"];
+                meta["uid"] = uid;
+                meta["resourceVersion"] = version;
+                meta["generation"] = generation;
+                meta["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+                // Like the API server, an apply answers with the whole object, status included.
+                if let Some(status) = previous.as_ref().and_then(|p| p.get("status")) {
+                    applied["status"] = status.clone();
+                }
+                state.objects.insert(path, applied.clone());
+                json_response(200, applied)
+            }
+            "DELETE" => match state.objects.remove(&path) {
+                Some(object) => json_response(200, object),
+                None => not_found(&path),
+            },
+            _ => json_response(405, json!({"code": 405})),
+        }
+    }
+}
+
+fn json_response(status: u16, value: Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(&value).unwrap()))
+        .unwrap()
+}
+
+fn text(status: u16, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .body(Body::from(body.into_bytes()))
+        .unwrap()
+}
+
+fn not_found(path: &str) -> Response<Body> {
+    json_response(
+        404,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+               "message": format!("{path} not found"), "reason": "NotFound", "code": 404}),
+    )
+}
+
+fn query_value(query: &str, key: &str) -> Option<String> {
+    url_pairs(query).find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k), decode(v))
+    })
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+            out.push(u8::from_str_radix(hex, 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn matches_selector(object: &Value, selector: &str) -> bool {
+    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
+        let (k, v) = term.split_once('=').unwrap_or((term, ""));
+        object["metadata"]["labels"][k] == json!(v)
+    })
+}
+
+fn config() -> KubernetesConfig {
+    let mut config = KubernetesConfig::new(NS, "registry.example/sluice:1.0");
+    config.poll = Duration::from_millis(5);
+    config
+}
+
+fn stdio_spec(name: &str) -> InstallationSpec {
+    InstallationSpec {
+        name: name.into(),
+        command: "npx".into(),
+        args: vec!["-y".into(), "@modelcontextprotocol/server-github".into()],
+        env: vec![("LOG_LEVEL".into(), "debug".into())],
+        secret_env: vec![("GITHUB_TOKEN".into(), "ghp_secret".into())],
+        transport: Transport::Stdio,
+        image: None,
+        resources: Some(Resources {
+            cpu_request: Some("100m".into()),
+            memory_request: Some("128Mi".into()),
+            cpu_limit: Some("1".into()),
+            memory_limit: Some("512Mi".into()),
+        }),
+    }
+}
+
+async fn bounded<T>(f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(BOUND, f).await.expect("bounded wait")
+}
+
+fn paths(name: &str) -> [String; 3] {
+    [
+        format!("/api/v1/namespaces/{NS}/secrets/{name}"),
+        format!("/api/v1/namespaces/{NS}/services/{name}"),
+        format!("/apis/apps/v1/namespaces/{NS}/deployments/{name}"),
+    ]
+}
+
+fn summary(seen: &[Seen]) -> Vec<String> {
+    seen.iter()
+        .map(|s| format!("{} {}", s.method, s.path))
+        .collect()
+}
+
+fn labels_ok(object: &Value, name: &str) {
+    let labels = &object["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/name"], name, "{object}");
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "sluice", "{object}");
+    assert_eq!(labels["sluice.dev/installation"], name, "{object}");
+}
+
+#[tokio::test]
+async fn ensure_creates_secret_service_and_deployment_with_the_bridge() {
+    let (fake, runtime) = FakeApi::start(config());
+    let spec = stdio_spec("github");
+    let endpoint = bounded(runtime.ensure(&spec)).await.expect("ensure");
+    assert_eq!(endpoint.url, "http://github.mcp.svc:8080/mcp");
+
+    let seen = fake.take();
+    let [secret, service, deployment] = paths("github");
+    assert_eq!(
+        summary(&seen),
+        vec![
+            // Ownership checked first, then applied in dependency order.
+            format!("GET {secret}"),
+            format!("GET {service}"),
+            format!("GET {deployment}"),
+            format!("PATCH {secret}"),
+            format!("PATCH {service}"),
+            format!("PATCH {deployment}"),
+            // The apply's answer has no rollout status yet: read until available.
+            format!("GET {deployment}"),
+        ]
+    );
+    for apply in seen.iter().filter(|s| s.method == "PATCH") {
+        let query: Vec<_> = url_pairs(&apply.query).collect();
+        assert!(
+            query.contains(&("fieldManager".into(), "sluice".into())),
+            "{query:?}"
+        );
+        assert!(
+            query.contains(&("force".into(), "true".into())),
+            "{query:?}"
+        );
+        let body = apply.body.as_ref().expect("an apply body");
+        labels_ok(body, "github");
+        assert_eq!(body["metadata"]["namespace"], NS);
+    }
+
+    // The Secret: the secret variable, base64-encoded, and nothing else.
+    let secret_body = seen[3].body.clone().unwrap();
+    assert_eq!(secret_body["kind"], "Secret");
+    assert_eq!(
+        secret_body["data"],
+        json!({"GITHUB_TOKEN": "Z2hwX3NlY3JldA=="})
+    );
+
+    let service_body = seen[4].body.clone().unwrap();
+    assert_eq!(service_body["kind"], "Service");
+    assert_eq!(
+        service_body["spec"]["selector"],
+        json!({"app.kubernetes.io/managed-by": "sluice", "sluice.dev/installation": "github"})
+    );
+    assert_eq!(service_body["spec"]["ports"][0]["port"], 8080);
+    assert_eq!(service_body["spec"]["ports"][0]["targetPort"], "mcp");
+
+    let d = seen[5].body.clone().unwrap();
+    assert_eq!(d["kind"], "Deployment");
+    assert_eq!(d["apiVersion"], "apps/v1");
+    assert_eq!(d["spec"]["replicas"], 1);
+    let template = &d["spec"]["template"];
+    labels_ok(template, "github");
+    // What the chart's NetworkPolicy selects.
+    assert_eq!(
+        template["metadata"]["labels"]["app.kubernetes.io/component"],
+        "mcp-server"
+    );
+    // The Secret's resourceVersion, so a changed secret rolls the pods.
+    let secret_version = fake.object(&secret).unwrap()["metadata"]["resourceVersion"].clone();
+    assert_eq!(
+        template["metadata"]["annotations"]["sluice.dev/secret-version"],
+        secret_version
+    );
+    let pod = &template["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(
+        pod["volumes"],
+        json!([{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}])
+    );
+    let c = &pod["containers"][0];
+    assert_eq!(c["name"], "server");
+    assert_eq!(c["image"], "registry.example/sluice:1.0");
+    assert_eq!(c["command"], json!(["sluice"]));
+    assert_eq!(
+        c["args"],
+        json!([
+            "bridge",
+            "--listen",
+            "0.0.0.0:8080",
+            "--name",
+            "github",
+            "--",
+            "npx",
+            "-y",
+            "@modelcontextprotocol/server-github"
+        ])
+    );
+    assert_eq!(
+        c["securityContext"],
+        json!({
+            "runAsNonRoot": true, "readOnlyRootFilesystem": true,
+            "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        })
+    );
+    assert_eq!(
+        c["resources"],
+        json!({"requests": {"cpu": "100m", "memory": "128Mi"},
+               "limits": {"cpu": "1", "memory": "512Mi"}})
+    );
+    assert_eq!(
+        c["volumeMounts"],
+        json!([{"name": "tmp", "mountPath": "/tmp"}])
+    );
+    assert_eq!(c["readinessProbe"]["tcpSocket"]["port"], "mcp");
+    assert_eq!(c["ports"][0]["containerPort"], 8080);
+    let env = c["env"].as_array().unwrap();
+    assert!(
+        env.contains(&json!({"name": "LOG_LEVEL", "value": "debug"})),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&json!({"name": "HOME", "value": "/tmp"})),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(
+            &json!({"name": "GITHUB_TOKEN", "valueFrom": {"secretKeyRef": {
+            "name": "github", "key": "GITHUB_TOKEN", "optional": false}}})
+        ),
+        "{env:?}"
+    );
+    assert!(
+        !format!("{spec:?}").contains("ghp_secret"),
+        "Debug shows secret values"
+    );
+    assert!(
+        !d.to_string().contains("ghp_secret"),
+        "the secret value leaked into the Deployment"
+    );
+
+    assert_eq!(
+        bounded(runtime.status("github")).await.unwrap(),
+        InstallationStatus::Available {
+            ready: 1,
+            desired: 1
+        }
+    );
+}
+
+#[tokio::test]
+async fn ensure_updates_on_change_and_reapplies_identically_when_unchanged() {
+    let (fake, runtime) = FakeApi::start(config());
+    let mut spec = stdio_spec("github");
+    bounded(runtime.ensure(&spec)).await.unwrap();
+    let first = fake.take();
+    let [secret, _, deployment] = paths("github");
+    let version = |path: &str| fake.object(path).unwrap()["metadata"]["resourceVersion"].clone();
+    let (secret_v, deployment_v) = (version(&secret), version(&deployment));
+
+    // Unchanged: the same three applies, byte for byte, so the API server stores nothing new
+    // and no rollout starts; the Deployment is available at once, no polling.
+    bounded(runtime.ensure(&spec)).await.unwrap();
+    let again = fake.take();
+    let applies = |seen: &[Seen]| -> Vec<(String, Option<Value>)> {
+        seen.iter()
+            .filter(|s| s.method == "PATCH")
+            .map(|s| (s.path.clone(), s.body.clone()))
+            .collect()
+    };
+    assert_eq!(applies(&again), applies(&first));
+    assert_eq!(again.len(), 6, "{:?}", summary(&again));
+    assert_eq!(
+        (version(&secret), version(&deployment)),
+        (secret_v.clone(), deployment_v.clone())
+    );
+
+    // A changed secret value: the Secret changes, and its new version on the pod template
+    // rolls the Deployment.
+    spec.secret_env = vec![("GITHUB_TOKEN".into(), "ghp_rotated".into())];
+    bounded(runtime.ensure(&spec)).await.unwrap();
+    let rotated = fake.take();
+    assert_ne!(version(&secret), secret_v);
+    let applied_deployment = rotated
+        .iter()
+        .find(|s| s.method == "PATCH" && s.path == deployment)
+        .and_then(|s| s.body.clone())
+        .unwrap();
+    assert_eq!(
+        applied_deployment["spec"]["template"]["metadata"]["annotations"]["sluice.dev/secret-version"],
+        version(&secret)
+    );
+    assert_ne!(version(&deployment), deployment_v);
+
+    // A changed image and resources: the Deployment is re-applied with them.
+    spec.image = Some("ghcr.example/github-mcp:2".into());
+    spec.resources = Some(Resources {
+        memory_limit: Some("1Gi".into()),
+        ..Resources::default()
+    });
+    bounded(runtime.ensure(&spec)).await.unwrap();
+    let stored = fake.object(&deployment).unwrap();
+    let c = &stored["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "ghcr.example/github-mcp:2");
+    assert_eq!(c["resources"], json!({"limits": {"memory": "1Gi"}}));
+}
+
+#[tokio::test]
+async fn ensure_corrects_drift() {
+    let (fake, runtime) = FakeApi::start(config());
+    let spec = stdio_spec("github");
+    bounded(runtime.ensure(&spec)).await.unwrap();
+    let [_, service, deployment] = paths("github");
+    let desired = fake.object(&deployment).unwrap();
+
+    // Someone edits the image and deletes the Service.
+    let mut drifted = desired.clone();
+    drifted["spec"]["template"]["spec"]["containers"][0]["image"] = json!("evil:latest");
+    fake.put(&deployment, drifted);
+    fake.state().objects.remove(&service);
+    fake.take();
+
+    bounded(runtime.ensure(&spec)).await.unwrap();
+    let stored = fake.object(&deployment).unwrap();
+    assert_eq!(
+        stored["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example/sluice:1.0"
+    );
+    assert!(fake.object(&service).is_some(), "the Service is back");
+}
+
+#[tokio::test]
+async fn http_servers_run_as_they_are_on_the_mcp_port() {
+    let (fake, runtime) = FakeApi::start(config());
+    let spec = InstallationSpec {
+        name: "search".into(),
+        command: "/app/server".into(),
+        args: vec!["--port".into(), "{port}".into()],
+        env: vec![],
+        secret_env: vec![],
+        transport: Transport::Http {
+            path: "/v1/mcp".into(),
+        },
+        image: Some("ghcr.example/search:3".into()),
+        resources: None,
+    };
+    let endpoint = bounded(runtime.ensure(&spec)).await.unwrap();
+    assert_eq!(endpoint.url, "http://search.mcp.svc:8080/v1/mcp");
+    let [secret, _, deployment] = paths("search");
+    let c = fake.object(&deployment).unwrap()["spec"]["template"]["spec"]["containers"][0].clone();
+    assert_eq!(c["image"], "ghcr.example/search:3");
+    assert_eq!(c["command"], json!(["/app/server"]));
+    assert_eq!(c["args"], json!(["--port", "8080"]));
+    assert!(c.get("resources").is_none(), "{c}");
+    assert!(
+        c["env"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"name": "PORT", "value": "8080"}))
+    );
+    // No secret variables: the Secret is still made, empty, so every installation owns the same three objects.
+    assert_eq!(fake.object(&secret).unwrap()["data"], json!({}));
+}
+
+#[tokio::test]
+async fn invalid_specs_are_refused_before_any_request() {
+    let (fake, runtime) = FakeApi::start(config());
+    let mut bad_name = stdio_spec("2fa");
+    bad_name.name = "2fa".into();
+    let mut http_without_image = stdio_spec("web");
+    http_without_image.transport = Transport::Http {
+        path: "/mcp".into(),
+    };
+    let mut twice = stdio_spec("dup");
+    twice.env.push(("GITHUB_TOKEN".into(), "plain".into()));
+    let mut bad_key = stdio_spec("key");
+    bad_key.secret_env = vec![("A KEY".into(), "v".into())];
+    let mut bad_quantity = stdio_spec("q");
+    bad_quantity.resources = Some(Resources {
+        cpu_limit: Some("1 core; rm -rf".into()),
+        ..Resources::default()
+    });
+    for spec in [bad_name, http_without_image, twice, bad_key, bad_quantity] {
+        let result = bounded(runtime.ensure(&spec)).await;
+        assert!(
+            matches!(result, Err(RuntimeError::Invalid { .. })),
+            "{}: {result:?}",
+            spec.name
+        );
+    }
+    // Names no installation can have are unknown, without a request (they would otherwise
+    // end up in URL paths and label selectors).
+    for name in ["../secrets/other", "a,b=c", "", "UPPER"] {
+        let status = bounded(runtime.status(name)).await;
+        assert!(
+            matches!(status, Err(RuntimeError::Unknown(_))),
+            "{name}: {status:?}"
+        );
+        let logs = bounded(runtime.logs(name)).await;
+        assert!(
+            matches!(logs, Err(RuntimeError::Unknown(_))),
+            "{name}: {logs:?}"
+        );
+        let removed = bounded(runtime.remove(name)).await;
+        assert!(
+            matches!(removed, Err(RuntimeError::Unknown(_))),
+            "{name}: {removed:?}"
+        );
+    }
+    assert!(fake.take().is_empty(), "nothing was sent");
+}
+
+#[tokio::test]
+async fn objects_sluice_did_not_make_are_neither_taken_over_nor_deleted() {
+    let (fake, runtime) = FakeApi::start(config());
+    let [secret, service, deployment] = paths("billing");
+    let foreign = json!({"apiVersion": "v1", "kind": "Service", "metadata": {
+        "name": "billing", "namespace": NS, "uid": "u-1",
+        "labels": {"app.kubernetes.io/managed-by": "Helm"}}});
+    fake.put(&service, foreign.clone());
+
+    let result = bounded(runtime.ensure(&stdio_spec("billing"))).await;
+    assert!(
+        matches!(&result, Err(RuntimeError::Invalid { reason, .. }) if reason.contains("not made by Sluice")),
+        "{result:?}"
+    );
+    assert_eq!(
+        fake.object(&service),
+        Some(foreign.clone()),
+        "left as it was"
+    );
+    // Checked before anything was written: nothing applied at all.
+    let seen = fake.take();
+    assert!(
+        seen.iter().all(|s| s.method == "GET"),
+        "{:?}",
+        summary(&seen)
+    );
+    assert!(fake.object(&secret).is_none());
+    assert!(fake.object(&deployment).is_none());
+
+    // Nothing of this installation is Sluice's: remove deletes nothing and says so.
+    assert!(matches!(
+        bounded(runtime.remove("billing")).await,
+        Err(RuntimeError::Unknown(_))
+    ));
+    assert_eq!(fake.object(&service), Some(foreign));
+    assert!(fake.take().iter().all(|s| s.method == "GET"));
+}
+
+#[tokio::test]
+async fn remove_deletes_the_three_objects_with_uid_preconditions() {
+    let (fake, runtime) = FakeApi::start(config());
+    bounded(runtime.ensure(&stdio_spec("github")))
+        .await
+        .unwrap();
+    let uids: Vec<Value> = paths("github")
+        .iter()
+        .map(|p| fake.object(p).unwrap()["metadata"]["uid"].clone())
+        .collect();
+    fake.take();
+
+    bounded(runtime.remove("github")).await.unwrap();
+    let seen = fake.take();
+    let [secret, service, deployment] = paths("github");
+    assert_eq!(
+        summary(&seen),
+        vec![
+            format!("GET {deployment}"),
+            format!("DELETE {deployment}"),
+            format!("GET {service}"),
+            format!("DELETE {service}"),
+            format!("GET {secret}"),
+            format!("DELETE {secret}"),
+        ]
+    );
+    let deletes: Vec<&Seen> = seen.iter().filter(|s| s.method == "DELETE").collect();
+    for (delete, uid) in deletes.iter().zip([&uids[2], &uids[1], &uids[0]]) {
+        let body = delete.body.as_ref().expect("delete options");
+        assert_eq!(body["propagationPolicy"], "Background");
+        assert_eq!(&body["preconditions"]["uid"], uid);
+    }
+    for path in paths("github") {
+        assert!(fake.object(&path).is_none(), "{path} is gone");
+    }
+    assert!(matches!(
+        bounded(runtime.remove("github")).await,
+        Err(RuntimeError::Unknown(_))
+    ));
+    assert!(matches!(
+        bounded(runtime.status("github")).await,
+        Err(RuntimeError::Unknown(_))
+    ));
+}
+
+#[tokio::test]
+async fn logs_come_from_the_newest_pod_bounded() {
+    let (fake, runtime) = FakeApi::start(config());
+    bounded(runtime.ensure(&stdio_spec("github")))
+        .await
+        .unwrap();
+    let pod = |name: &str, created: &str, installation: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {
+            "name": name, "namespace": NS, "creationTimestamp": created,
+            "labels": {"sluice.dev/installation": installation, "app.kubernetes.io/managed-by": "sluice"}}})
+    };
+    let pods = format!("/api/v1/namespaces/{NS}/pods");
+    fake.put(
+        &format!("{pods}/github-old"),
+        pod("github-old", "2026-01-01T00:00:00Z", "github"),
+    );
+    fake.put(
+        &format!("{pods}/github-new"),
+        pod("github-new", "2026-01-02T00:00:00Z", "github"),
+    );
+    fake.put(
+        &format!("{pods}/other-x"),
+        pod("other-x", "2026-01-03T00:00:00Z", "other"),
+    );
+    fake.take();
+
+    let lines = bounded(runtime.logs("github")).await.unwrap();
+    assert_eq!(
+        lines,
+        (1..=5).map(|i| format!("line {i}")).collect::<Vec<_>>()
+    );
+    let seen = fake.take();
+    assert_eq!(seen[0].path, pods);
+    assert_eq!(
+        query_value(&seen[0].query, "labelSelector").as_deref(),
+        Some("sluice.dev/installation=github,app.kubernetes.io/managed-by=sluice")
+    );
+    assert_eq!(seen[1].path, format!("{pods}/github-new/log"));
+    let query: Vec<_> = url_pairs(&seen[1].query).collect();
+    for expected in [
+        ("container", "server"),
+        ("tailLines", "200"),
+        ("limitBytes", "1048576"),
+    ] {
+        assert!(
+            query.contains(&(expected.0.into(), expected.1.into())),
+            "{query:?}"
+        );
+    }
+    assert!(matches!(
+        bounded(runtime.logs("nothing")).await,
+        Err(RuntimeError::Unknown(_))
+    ));
+}
+
+#[tokio::test]
+async fn ensure_gives_up_when_the_rollout_does_not_finish_in_time() {
+    let mut config = config();
+    config.bounds.healthy_within = Duration::from_millis(200);
+    let (fake, runtime) = FakeApi::start(config);
+    fake.state().rollouts_complete = false;
+    let result = bounded(runtime.ensure(&stdio_spec("slow"))).await;
+    assert!(
+        matches!(&result, Err(RuntimeError::Start { reason, .. }) if reason.contains("not available within")),
+        "{result:?}"
+    );
+    assert!(matches!(
+        bounded(runtime.status("slow")).await,
+        Ok(InstallationStatus::Starting { .. })
+    ));
+}
