@@ -21,7 +21,11 @@
 //!
 //! [runtime]                           # where self-hosted (stdio) installations run
 //! backend = "local"                   # "local": child processes behind an in-process bridge;
+//!                                     # "kubernetes": a Deployment + Service each (in-cluster
+//!                                     # service account or kubeconfig);
 //!                                     # "none": not run here (another control runs them)
+//! # namespace = "sluice"              # kubernetes [default: $SLUICE_KUBERNETES_NAMESPACE]
+//! # bridge_image = "ghcr.io/...:tag"  # kubernetes [default: $SLUICE_BRIDGE_IMAGE]
 //! healthy_within = "30s"              # how long a start may take to become healthy
 //! resync = "10s"                      # status refresh when the registry is quiet
 //!
@@ -133,6 +137,8 @@ pub enum Backend {
     /// Child processes on this machine (stdio servers behind an in-process bridge).
     #[default]
     Local,
+    /// Deployments and Services in a Kubernetes namespace (stdio servers behind the bridge).
+    Kubernetes,
     /// Not run by this control process.
     None,
 }
@@ -150,6 +156,14 @@ pub struct RuntimeConfig {
     /// Longest pause between reconcile passes (status refresh) when nothing is written.
     #[serde(default = "default_resync", with = "humantime_serde_compat")]
     pub resync: std::time::Duration,
+    /// `kubernetes`: the namespace installations live in [default:
+    /// `$SLUICE_KUBERNETES_NAMESPACE`, else the one of the service account].
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `kubernetes`: the image stdio servers run in unless their template names one; it holds
+    /// `sluice` (the bridge) [default: `$SLUICE_BRIDGE_IMAGE`].
+    #[serde(default)]
+    pub bridge_image: Option<String>,
 }
 
 impl Default for RuntimeConfig {
@@ -158,6 +172,8 @@ impl Default for RuntimeConfig {
             backend: Backend::Local,
             healthy_within: default_healthy_within(),
             resync: default_resync(),
+            namespace: None,
+            bridge_image: None,
         }
     }
 }

@@ -45,6 +45,9 @@ pub enum ControlError {
         /// Why.
         source: store::StoreError,
     },
+    /// The runtime backend could not be set up.
+    #[error("runtime: {0}")]
+    Runtime(String),
     /// The listener.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -64,9 +67,11 @@ pub struct Running {
     api: Arc<api::Api>,
     task: tokio::task::JoinHandle<()>,
     /// The orchestrator's loop and its runtime, when self-hosted installations run here.
+    /// (With the local runtime, which stopping control stops; Kubernetes installations keep
+    /// running and are adopted again by the next control.)
     orchestrator: Option<(
         tokio::task::JoinHandle<()>,
-        Arc<sluice_runtime::LocalRuntime>,
+        Option<Arc<sluice_runtime::LocalRuntime>>,
     )>,
     /// The discovery loop, unless turned off.
     discovery: Option<tokio::task::JoinHandle<()>>,
@@ -98,10 +103,12 @@ impl Running {
             task.abort();
             let _ = task.await;
         }
-        if let Some((task, runtime)) = self.orchestrator {
+        if let Some((task, local)) = self.orchestrator {
             task.abort();
             let _ = task.await;
-            runtime.shutdown().await;
+            if let Some(runtime) = local {
+                runtime.shutdown().await;
+            }
         }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.flush())
@@ -133,29 +140,22 @@ pub async fn start(config: &ControlConfig, keys: KeyRing) -> Result<Running, Con
         addr: config.listen,
         source,
     })?;
-    let runtime = match config.runtime.backend {
-        config::Backend::Local => Some(Arc::new(sluice_runtime::LocalRuntime::new(
-            sluice_runtime::StartBounds {
-                healthy_within: config.runtime.healthy_within,
-            },
-        ))),
-        config::Backend::None => None,
-    };
+    let runtime = runtime_of(&config.runtime).await?;
     let api = match &runtime {
-        Some(r) => api.with_runtime(r.clone()),
+        Some((r, _)) => api.with_runtime(r.clone()),
         None => api,
     };
     let api = Arc::new(api);
     let task = tokio::spawn(api::serve(listener, api.clone()));
     let orchestrator = match runtime {
-        Some(runtime) => {
+        Some((runtime, local)) => {
             let loop_ = orchestrator::Orchestrator::new(
                 store.clone(),
                 api.clone(),
-                runtime.clone(),
+                runtime,
                 config.runtime.resync,
             );
-            Some((tokio::spawn(loop_.run()), runtime))
+            Some((tokio::spawn(loop_.run()), local))
         }
         None => None,
     };
@@ -178,6 +178,59 @@ pub async fn start(config: &ControlConfig, keys: KeyRing) -> Result<Running, Con
         orchestrator,
         discovery,
     })
+}
+
+/// The configured runtime backend, and the local runtime itself when it is that one.
+type Backend = (
+    Arc<dyn sluice_runtime::Runtime>,
+    Option<Arc<sluice_runtime::LocalRuntime>>,
+);
+
+async fn runtime_of(config: &config::RuntimeConfig) -> Result<Option<Backend>, ControlError> {
+    let bounds = sluice_runtime::StartBounds {
+        healthy_within: config.healthy_within,
+    };
+    match config.backend {
+        config::Backend::Local => {
+            let local = Arc::new(sluice_runtime::LocalRuntime::new(bounds));
+            Ok(Some((local.clone(), Some(local))))
+        }
+        config::Backend::Kubernetes => {
+            let from_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            let namespace = config
+                .namespace
+                .clone()
+                .or_else(|| from_env("SLUICE_KUBERNETES_NAMESPACE"))
+                .or_else(|| {
+                    std::fs::read_to_string(
+                        "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
+                    )
+                    .ok()
+                    .map(|n| n.trim().to_owned())
+                })
+                .ok_or_else(|| {
+                    ControlError::Runtime(
+                        "[runtime] namespace is not set (nor $SLUICE_KUBERNETES_NAMESPACE, nor a service account's)".into(),
+                    )
+                })?;
+            let image = config
+                .bridge_image
+                .clone()
+                .or_else(|| from_env("SLUICE_BRIDGE_IMAGE"))
+                .ok_or_else(|| {
+                    ControlError::Runtime(
+                        "[runtime] bridge_image is not set (nor $SLUICE_BRIDGE_IMAGE)".into(),
+                    )
+                })?;
+            let mut k8s = sluice_runtime::KubernetesConfig::new(namespace, image);
+            k8s.bounds = bounds;
+            let runtime = sluice_runtime::KubernetesRuntime::infer(k8s)
+                .await
+                .map_err(|e| ControlError::Runtime(e.to_string()))?;
+            Ok(Some((Arc::new(runtime), None)))
+        }
+        config::Backend::None => Ok(None),
+    }
 }
 
 /// `sluice control --config FILE`: loads the config and the key from the environment, serves

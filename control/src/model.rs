@@ -111,6 +111,14 @@ pub struct Template {
     /// placeholders (the way to hand a self-hosted server its secrets).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// `stdio` on the Kubernetes runtime: the container image (it must hold `sluice` for the
+    /// bridge and what `command` needs); absent, the runtime's bridge image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// `stdio` on the Kubernetes runtime: requests and limits (`cpu_request`,
+    /// `memory_request`, `cpu_limit`, `memory_limit`, as Kubernetes quantities).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, String>,
 }
 
 /// Where a self-hosted installation stands, as the orchestrator last saw it.
@@ -152,8 +160,14 @@ pub struct SelfHosted {
     pub name: String,
     /// Program and arguments.
     pub command: Vec<String>,
-    /// Environment variables.
+    /// Environment variables that hold no secret field.
     pub env: Vec<(String, String)>,
+    /// Environment variables that hold a secret field (a Kubernetes Secret on that runtime).
+    pub secret_env: Vec<(String, String)>,
+    /// The template's `image`.
+    pub image: Option<String>,
+    /// The template's `resources`.
+    pub resources: BTreeMap<String, String>,
     /// The values that were secret, to keep out of errors and logs.
     pub secrets: Vec<String>,
 }
@@ -207,6 +221,9 @@ pub struct Gateway {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<sluice_config::SnapshotGatewayAuth>,
 }
+
+/// The keys of a template's `resources`.
+pub const RESOURCE_KEYS: [&str; 4] = ["cpu_request", "memory_request", "cpu_limit", "memory_limit"];
 
 /// `[a-z0-9-]`, 1..=64, the rule of server and gateway names.
 pub fn check_name(field: &str, name: &str) -> Result<(), Invalid> {
@@ -283,6 +300,12 @@ impl Template {
                 if !self.env.is_empty() {
                     return Err(Invalid::new(format!("{P}.env"), "only for stdio"));
                 }
+                if self.image.is_some() || !self.resources.is_empty() {
+                    return Err(Invalid::new(
+                        format!("{P}.image"),
+                        "image and resources are only for stdio",
+                    ));
+                }
             }
             Transport::Stdio => {
                 if self.command.is_empty() {
@@ -303,6 +326,14 @@ impl Template {
                         ));
                     }
                     known(&format!("{P}.env.{k}"), v)?;
+                }
+                for k in self.resources.keys() {
+                    if !RESOURCE_KEYS.contains(&k.as_str()) {
+                        return Err(Invalid::new(
+                            format!("{P}.resources.{k}"),
+                            format!("not one of {}", RESOURCE_KEYS.join(", ")),
+                        ));
+                    }
                 }
                 if self.url.is_some() {
                     return Err(Invalid::new(format!("{P}.url"), "only for http"));

@@ -17,7 +17,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_runtime::{Backoff, InstallationSpec, InstallationStatus, Runtime, Transport};
+use sluice_runtime::{
+    Backoff, InstallationSpec, InstallationStatus, Resources, Runtime, Transport,
+};
 use tokio::time::Instant;
 
 use crate::api::Api;
@@ -193,12 +195,21 @@ impl Orchestrator {
 /// The runtime's description of a self-hosted installation.
 fn spec(d: &SelfHosted) -> InstallationSpec {
     let mut command = d.command.iter();
+    let resource = |k: &str| d.resources.get(k).cloned();
     InstallationSpec {
         name: d.name.clone(),
         command: command.next().cloned().unwrap_or_default(),
         args: command.cloned().collect(),
         env: d.env.clone(),
+        secret_env: d.secret_env.clone(),
         transport: Transport::Stdio,
+        image: d.image.clone(),
+        resources: (!d.resources.is_empty()).then(|| Resources {
+            cpu_request: resource("cpu_request"),
+            memory_request: resource("memory_request"),
+            cpu_limit: resource("cpu_limit"),
+            memory_limit: resource("memory_limit"),
+        }),
     }
 }
 
@@ -237,13 +248,21 @@ mod tests {
         let d = SelfHosted {
             name: "files".into(),
             command: vec!["mcp-files".into(), "/srv".into()],
-            env: vec![("TOKEN".into(), "t".into())],
-            secrets: vec![],
+            env: vec![("MODE".into(), "ro".into())],
+            secret_env: vec![("TOKEN".into(), "t".into())],
+            image: Some("ghcr.io/x/files:1".into()),
+            resources: [("memory_limit".to_owned(), "256Mi".to_owned())].into(),
+            secrets: vec!["t".into()],
         };
         let s = spec(&d);
         assert_eq!(s.command, "mcp-files");
         assert_eq!(s.args, ["/srv"]);
-        assert_eq!(s.env, [("TOKEN".to_owned(), "t".to_owned())]);
+        assert_eq!(s.env, [("MODE".to_owned(), "ro".to_owned())]);
+        assert_eq!(s.secret_env, [("TOKEN".to_owned(), "t".to_owned())]);
+        assert_eq!(s.image.as_deref(), Some("ghcr.io/x/files:1"));
+        let r = s.resources.expect("resources");
+        assert_eq!(r.memory_limit.as_deref(), Some("256Mi"));
+        assert_eq!(r.cpu_request, None);
         assert_eq!(s.transport, Transport::Stdio);
     }
 }

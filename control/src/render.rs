@@ -227,14 +227,29 @@ pub fn self_hosted(
     if template.transport != Transport::Stdio {
         return None;
     }
+    let secret_fields: Vec<&str> = template
+        .fields
+        .iter()
+        .filter(|f| f.secret)
+        .map(|f| f.name.as_str())
+        .collect();
+    let (secret_env, env): (Vec<_>, Vec<_>) = template.env.iter().partition(|(_, v)| {
+        crate::model::placeholders(v)
+            .iter()
+            .any(|p| secret_fields.contains(p))
+    });
+    let filled = |list: Vec<(&String, &String)>| -> Vec<(String, String)> {
+        list.into_iter()
+            .map(|(k, v)| (k.clone(), fill(v, values)))
+            .collect()
+    };
     Some(crate::model::SelfHosted {
         name: name.to_owned(),
         command: template.command.iter().map(|a| fill(a, values)).collect(),
-        env: template
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), fill(v, values)))
-            .collect(),
+        env: filled(env),
+        secret_env: filled(secret_env),
+        image: template.image.as_ref().map(|i| fill(i, values)),
+        resources: template.resources.clone(),
         secrets: template
             .fields
             .iter()
