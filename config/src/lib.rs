@@ -85,6 +85,7 @@
 //! | `servers[].max_concurrent` | integer 1..=1000000 | `1024` | requests forwarded to this server at once, per replica; more get 503 with `Retry-After` |
 //! | `servers[].eject_after` | integer 0..=1000 | `5` | consecutive failures (connect, reset, timeout, 5xx, not MCP) that eject the server; 0 = never |
 //! | `servers[].eject_for` | duration 1ms..=5m | `"10s"` | the first ejection; doubles while probes fail, up to 5 min |
+//! | `servers[].resource_tools` | `"auto"`, `"off"` or `"on"` | `"auto"` | offer each listed resource (at most 256 per server) as a read-only tool `{name}__read_{resource name}` that reads it: `auto` only when the server lists resources and no tools, `on` beside its own tools too, `off` never; see the README's "Resources as tools" |
 //! | `gateways[].name` | `[a-z0-9-]`, 1..=64 chars, unique | required | served at `/mcp/{name}` |
 //! | `gateways[].servers` | array of declared server names | `[]` | every tool of these servers |
 //! | `gateways[].tools` | array of `"server__tool"` | `[]` | plus these individual tools; a gateway needs at least one entry in `servers` or `tools` |
@@ -127,9 +128,9 @@ pub use schema::{
     CredentialConfig, CredentialKind, Effect, GatewayAuthConfig, GatewayConfig, GatewayLimits,
     HostError, HostPort, ID_JAG_TOKEN_TYPE, IdJag, IssuerClient, IssuerConfig, JwtAlgorithm,
     MAX_POLICIES, MAX_REGEX_SIZE, MAX_RULES, MIN_CONTROL_TOKEN_BYTES, MIN_SECRET_BYTES, Origin,
-    OriginError, PerCaller, PolicyConfig, ProviderConfig, ProxyConfig, RateLimit, ServerConfig,
-    SessionsConfig, StaticToken, TelemetryConfig, TokenClient, TokenExchange, ToolRule, ToolsMode,
-    default_allowed_hosts, default_allowed_origins,
+    OriginError, PerCaller, PolicyConfig, ProviderConfig, ProxyConfig, RateLimit, ResourceTools,
+    ServerConfig, SessionsConfig, StaticToken, TelemetryConfig, TokenClient, TokenExchange,
+    ToolRule, ToolsMode, default_allowed_hosts, default_allowed_origins,
 };
 pub use secret::SecretString;
 pub use snapshot::{

@@ -223,6 +223,33 @@ pub struct ServerConfig {
     pub eject_after: u32,
     /// How long the first ejection lasts (doubling while ejections follow each other).
     pub eject_for: Duration,
+    /// Whether the server's resources are also offered as synthesised read-resource tools.
+    pub resource_tools: ResourceTools,
+}
+
+/// `servers[].resource_tools`: when a server's listed resources are also offered as tools
+/// (`read_{name}`, each a `resources/read` of its URI), so a client that only calls tools can
+/// still read them and a gateway can assign them like any tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResourceTools {
+    /// Only for a server that lists resources and no tools (the default).
+    #[default]
+    Auto,
+    /// Never.
+    Off,
+    /// Always, beside the server's own tools (a name one of them has gets a suffix).
+    On,
+}
+
+impl ResourceTools {
+    /// `auto` / `off` / `on`, as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceTools::Auto => "auto",
+            ResourceTools::Off => "off",
+            ResourceTools::On => "on",
+        }
+    }
 }
 
 impl ServerConfig {

@@ -43,6 +43,9 @@ pub struct SnapshotServer {
     /// empty = no credential. Values may be secrets.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub credential: BTreeMap<String, String>,
+    /// `resource_tools` (`"auto"`, `"off"`, `"on"`); absent = the loader's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_tools: Option<String>,
 }
 
 impl fmt::Debug for SnapshotServer {
@@ -52,6 +55,7 @@ impl fmt::Debug for SnapshotServer {
             .field("name", &self.name)
             .field("url", &self.url)
             .field("credential_keys", &keys)
+            .field("resource_tools", &self.resource_tools)
             .finish()
     }
 }
@@ -115,6 +119,9 @@ impl Snapshot {
                     "credential",
                     &format!("{{ {} }}", fields.join(", ")),
                 );
+            }
+            if let Some(m) = &s.resource_tools {
+                key(&mut out, "resource_tools", &toml_string(m));
             }
             out.push('\n');
         }
@@ -198,6 +205,7 @@ mod tests {
                     ("type".into(), "static".into()),
                     ("value".into(), "Bearer ${not-a-var} \"q\"".into()),
                 ]),
+                resource_tools: None,
             }],
             gateways: vec![SnapshotGateway {
                 name: "team".into(),
@@ -233,6 +241,27 @@ mod tests {
         let text = e.to_string();
         assert!(
             text.contains("<registry snapshot v7>:2:8: duplicate server name"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn resource_tools_reaches_the_server_and_a_bad_value_is_located_in_the_snapshot() {
+        let mut s = snapshot();
+        s.servers[0].resource_tools = Some("off".into());
+        let config = load_str_with_snapshot(FILE, "f.toml", &|_| None, &s).unwrap();
+        assert_eq!(config.servers[1].resource_tools, crate::ResourceTools::Off);
+        assert_eq!(config.servers[0].resource_tools, crate::ResourceTools::Auto);
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains(r#""resource_tools":"off""#), "{json}");
+        s.servers[0].resource_tools = Some("always".into());
+        let e = load_str_with_snapshot(FILE, "f.toml", &|_| None, &s).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("<registry snapshot v7>:")
+                && text.contains(
+                    r#"servers.resource_tools must be "auto", "off" or "on", not "always""#
+                ),
             "{text}"
         );
     }

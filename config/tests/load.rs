@@ -95,6 +95,22 @@ fn the_contract_example_loads_with_its_values() {
 }
 
 #[test]
+fn resource_tools_loads_each_value() {
+    for (value, expect) in [
+        ("auto", sluice_config::ResourceTools::Auto),
+        ("off", sluice_config::ResourceTools::Off),
+        ("on", sluice_config::ResourceTools::On),
+    ] {
+        let c = load(&format!(
+            "[[servers]]\nname = \"a\"\nurl = \"http://127.0.0.1:1/mcp\"\nresource_tools = \"{value}\"\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.servers[0].resource_tools, expect);
+        assert_eq!(expect.as_str(), value);
+    }
+}
+
+#[test]
 fn defaults_apply_when_keys_and_tables_are_absent() {
     let c = load(
         "[[servers]]\nname = \"a\"\nurl = \"https://example.com/mcp\"\ntimeout = \"7s\"\n\
@@ -117,6 +133,7 @@ fn defaults_apply_when_keys_and_tables_are_absent() {
     assert_eq!(c.catalog.init_timeout, Duration::from_secs(5));
     let s = &c.servers[0];
     assert_eq!(s.connect_timeout, ServerConfig::DEFAULT_CONNECT_TIMEOUT);
+    assert_eq!(s.resource_tools, sluice_config::ResourceTools::Auto);
     assert_eq!(
         s.read_timeout,
         Duration::from_secs(7),

@@ -139,6 +139,7 @@ pub fn server(
             .iter()
             .map(|(k, v)| (k.clone(), fill(v, values)))
             .collect(),
+        resource_tools: None,
     };
     let secrets: Vec<&str> = template
         .fields
@@ -180,6 +181,7 @@ pub fn check_gateway(g: &Gateway) -> Result<(), Invalid> {
                 name: name.to_owned(),
                 url: "http://127.0.0.1:9/mcp".to_owned(),
                 credential: BTreeMap::new(),
+                resource_tools: None,
             });
         }
     }

@@ -11,9 +11,10 @@
 pub mod conflicts;
 pub mod lazy;
 pub mod refresh;
+pub mod resource_tools;
 pub mod search;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -59,6 +60,24 @@ pub struct ServerCatalog {
     /// In that revision it takes resource subscriptions (`resources.subscribe` of its
     /// `server/discover`), which the gateway relays on its clients' `subscriptions/listen`.
     pub modern_resource_subscribe: bool,
+    /// The synthesised read-resource tools among `tools` ([`resource_tools`]): own name ->
+    /// the URI a call reads.
+    pub resource_tools: BTreeMap<String, String>,
+}
+
+impl ServerCatalog {
+    /// Adds read-resource tools for the listed resources when `mode` says the server
+    /// qualifies ([`resource_tools`]); returns how many resources were left without one
+    /// past the bound.
+    pub fn synthesise_resource_tools(&mut self, mode: sluice_config::ResourceTools) -> usize {
+        if !resource_tools::qualifies(mode, &self.tools, &self.resources) {
+            return 0;
+        }
+        let made = resource_tools::synthesise(&self.tools, &self.resources);
+        self.tools.extend(made.tools);
+        self.resource_tools = made.uris;
+        made.skipped
+    }
 }
 
 /// Where a shown tool or prompt goes.
@@ -76,6 +95,9 @@ pub struct Route {
     pub policies: Box<[u16]>,
     /// Its calls' rate-limit bucket, when the gateway limits tools.
     pub bucket: Option<Arc<Bucket>>,
+    /// For a synthesised read-resource tool: the URI it reads, as a JSON string literal ready
+    /// to splice into the `resources/read` sent in its place.
+    pub read_uri: Option<Box<[u8]>>,
 }
 
 /// Most distinct rule outcomes whose filtered `tools/list` is kept; callers differ in few
@@ -229,10 +251,13 @@ impl GatewayCatalog {
             let decision = rules.map_or(Decision::Open, |r| r.deciding_rule(&full));
             tools.push(renamed(o.item, "name", &full));
             let handles = metrics.tool(server, &full);
-            tool_routes.insert(
-                full.into_boxed_str(),
-                route(o.server, o.name, decision, handles),
-            );
+            let mut to = route(o.server, o.name, decision, handles);
+            to.read_uri = servers
+                .get(o.server)
+                .and_then(Option::as_ref)
+                .and_then(|c| c.resource_tools.get(o.name))
+                .map(|uri| json_literal(uri));
+            tool_routes.insert(full.into_boxed_str(), to);
         }
         let mut prompts = Vec::new();
         let mut prompt_routes = HashMap::new();
@@ -553,10 +578,15 @@ fn route(
         metrics,
         policies: Box::default(),
         bucket: None,
-        upstream_literal: serde_json::to_vec(upstream_name)
-            .unwrap_or_default()
-            .into_boxed_slice(),
+        read_uri: None,
+        upstream_literal: json_literal(upstream_name),
     }
+}
+
+/// `s` as a JSON string literal (with quotes).
+fn json_literal(s: &str) -> Box<[u8]> {
+    // A string always serialises.
+    serde_json::to_vec(s).unwrap_or_default().into_boxed_slice()
 }
 
 fn renamed(item: &Value, key: &str, name: &str) -> Value {

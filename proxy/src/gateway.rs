@@ -18,6 +18,7 @@ mod local;
 mod modern;
 mod oauth;
 mod record;
+mod resource_call;
 mod resource_updates;
 mod route;
 mod stream;

@@ -550,6 +550,7 @@ mod tests {
                     ("type".into(), "static".into()),
                     ("value".into(), "Bearer sync-unit-secret-value".into()),
                 ]),
+                resource_tools: None,
             }],
             gateways: vec![],
         }

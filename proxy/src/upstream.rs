@@ -154,6 +154,8 @@ pub struct Upstream {
     pub admission: crate::overload::Admission,
     /// Outlier ejection (`eject_after`, `eject_for`).
     pub breaker: crate::breaker::Breaker,
+    /// `resource_tools`: whether its resources are also offered as read-resource tools.
+    pub resource_tools: sluice_config::ResourceTools,
 }
 
 impl Upstream {
@@ -197,6 +199,7 @@ impl Upstream {
             catalog_credential: credentials.1,
             admission: crate::overload::Admission::new(cfg.max_concurrent),
             breaker: crate::breaker::Breaker::new(cfg.eject_after, cfg.eject_for),
+            resource_tools: cfg.resource_tools,
         })
     }
 

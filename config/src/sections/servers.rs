@@ -9,7 +9,7 @@ use toml::de::DeTable;
 
 use super::{array_of_tables, name};
 use crate::reader::{Reader, Text};
-use crate::{ServerConfig, ServerName};
+use crate::{ResourceTools, ServerConfig, ServerName};
 
 const KEYS: &[&str] = &[
     "name",
@@ -22,6 +22,7 @@ const KEYS: &[&str] = &[
     "max_concurrent",
     "eject_after",
     "eject_for",
+    "resource_tools",
 ];
 const P: &str = "servers";
 const TIMEOUTS: std::ops::RangeInclusive<Duration> =
@@ -88,6 +89,7 @@ pub(super) fn read(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Servers {
         } else {
             Some(ServerConfig::DEFAULT_MAX_CONCURRENT)
         };
+        let resource_tools = resource_tools(r, t);
         if let (
             Some(name),
             Some(url),
@@ -114,10 +116,33 @@ pub(super) fn read(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Servers {
                 max_concurrent,
                 eject_after,
                 eject_for,
+                resource_tools,
             });
         }
     }
     Servers { configs, declared }
+}
+
+/// `resource_tools = "auto" | "off" | "on"`.
+fn resource_tools(r: &mut Reader<'_>, t: &DeTable<'_>) -> ResourceTools {
+    let Some(m) = r.string(t, "resource_tools", P) else {
+        return ResourceTools::default();
+    };
+    match m.value.as_str() {
+        "auto" => ResourceTools::Auto,
+        "off" => ResourceTools::Off,
+        "on" => ResourceTools::On,
+        _ => {
+            r.problem(
+                m.span.clone(),
+                format!(
+                    "servers.resource_tools must be \"auto\", \"off\" or \"on\", not {}",
+                    m.shown()
+                ),
+            );
+            ResourceTools::default()
+        }
+    }
 }
 
 /// An `http` or `https` URL with a host.

@@ -281,3 +281,23 @@ fn control_is_checked_key_by_key_and_needs_sessions() {
         "{e:?}"
     );
 }
+
+#[test]
+fn resource_tools_takes_auto_off_or_on_only() {
+    let (line, col, message) = only_error(
+        "[[servers]]\nname = \"a\"\nurl = \"http://127.0.0.1:1/mcp\"\nresource_tools = \"always\"\n",
+    );
+    assert_eq!((line, col), (4, 18));
+    assert_eq!(
+        message,
+        "servers.resource_tools must be \"auto\", \"off\" or \"on\", not \"always\""
+    );
+    let (line, col, message) = only_error(
+        "[[servers]]\nname = \"a\"\nurl = \"http://127.0.0.1:1/mcp\"\nresource_tools = true\n",
+    );
+    assert_eq!((line, col), (4, 18));
+    assert_eq!(
+        message,
+        "servers.resource_tools must be a string, not a boolean"
+    );
+}

@@ -238,6 +238,7 @@ pub async fn fetch(
             prompts: Vec::new(),
             resources: Vec::new(),
             resource_templates: Vec::new(),
+            resource_tools: Default::default(),
         };
         if has("tools") {
             catalog.tools =
@@ -265,6 +266,10 @@ pub async fn fetch(
         catalog
             .tools
             .retain(|t| t.get("name").and_then(Value::as_str).is_some());
+        let skipped = catalog.synthesise_resource_tools(upstream.resource_tools);
+        if skipped > 0 {
+            tracing::warn!(server = %upstream.name, skipped, "the server lists more than {} resources: only the first get read-resource tools, the rest are readable with resources/read only", super::resource_tools::MAX_RESOURCE_TOOLS);
+        }
         let announces = ["tools", "prompts", "resources"]
             .iter()
             .any(|k| caps.get(k).and_then(|c| c.get("listChanged")) == Some(&Value::Bool(true)));

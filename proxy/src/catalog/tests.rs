@@ -9,6 +9,7 @@ fn server(tools: &[&str], stateful: bool) -> Option<Arc<ServerCatalog>> {
         modern_list_changes: false,
         handshake: true,
         modern_resource_subscribe: false,
+        resource_tools: Default::default(),
         protocol_version: "2025-11-25".into(),
         stateful,
         capabilities: json!({ "tools": {} }),
@@ -294,6 +295,7 @@ fn offering(
         modern_list_changes: false,
         handshake: true,
         modern_resource_subscribe: false,
+        resource_tools: Default::default(),
         protocol_version: "2025-11-25".into(),
         stateful: false,
         capabilities: json!({ "tools": {}, "prompts": {}, "resources": {} }),
@@ -536,4 +538,70 @@ fn prefixed_gateways_keep_the_first_server_of_a_shared_resource_uri() {
         root.render()
             .contains("sluice_catalog_conflicts{gateway=\"dev\"} 0")
     );
+}
+
+/// A resources-only server after its fetch synthesised read-resource tools.
+fn resources_only(mode: sluice_config::ResourceTools) -> Option<Arc<ServerCatalog>> {
+    let mut cat = (*offering(&[], &[], &["docs://guide", "docs://logo"], &[])?).clone();
+    cat.synthesise_resource_tools(mode);
+    Some(Arc::new(cat))
+}
+
+#[test]
+fn read_resource_tools_are_ordinary_prefixed_tools_routed_to_their_uri() {
+    let servers = vec![None, resources_only(sluice_config::ResourceTools::Auto)];
+    let cat = GatewayCatalog::build(
+        &gateway(&["files"], &[]),
+        &index(),
+        &servers,
+        100,
+        None,
+        metrics(),
+    );
+    assert_eq!(
+        names(&cat.tools, "tools", "name"),
+        ["files__read_docs_guide", "files__read_docs_logo"]
+    );
+    let route = cat.route_tool("files__read_docs_guide").expect("routed");
+    assert_eq!(route.server, 1);
+    assert_eq!(route.read_uri.as_deref(), Some(&br#""docs://guide""#[..]));
+    // The resources themselves stay listed and readable.
+    assert_eq!(cat.route_resource("docs://logo"), Some(1));
+
+    // Assignable one by one like any tool.
+    let one = GatewayCatalog::build(
+        &gateway(&[], &["files__read_docs_logo"]),
+        &index(),
+        &servers,
+        100,
+        None,
+        metrics(),
+    );
+    assert_eq!(
+        names(&one.tools, "tools", "name"),
+        ["files__read_docs_logo"]
+    );
+    assert!(one.route_tool("files__read_docs_guide").is_none());
+
+    // Off: none; a real tool keeps its plain route.
+    let off = vec![None, resources_only(sluice_config::ResourceTools::Off)];
+    let cat = GatewayCatalog::build(
+        &gateway(&["files"], &[]),
+        &index(),
+        &off,
+        100,
+        None,
+        metrics(),
+    );
+    assert!(cat.tools.is_empty());
+    let plain = vec![server(&["read"], false), None];
+    let cat = GatewayCatalog::build(
+        &gateway(&["github"], &[]),
+        &index(),
+        &plain,
+        100,
+        None,
+        metrics(),
+    );
+    assert!(cat.route_tool("github__read").unwrap().read_uri.is_none());
 }

@@ -680,7 +680,9 @@ async fn stream_back(
         .map_err(write_failed)?;
     // A JSON answer whose length may change is held and mended before it is sent: a modern
     // client's is completed, a raised one's input request refused.
-    let mut held = ((rec.bridged || rec.raised) && !is_sse).then(BytesMut::new);
+    // So is the answer of a read-resource tool's call, turned into a tool result.
+    let mut held =
+        ((rec.bridged || rec.raised || rec.resource_tool) && !is_sse).then(BytesMut::new);
     if is_sse {
         resp.insert_header("cache-control", "no-cache")
             .map_err(write_failed)?;
@@ -819,12 +821,19 @@ async fn stream_back(
         }
         if let Some(buf) = held.take() {
             let depth = gw.shared.config.proxy.max_json_depth;
+            let buf = match rec.resource_tool {
+                true => super::resource_call::to_call_result(&buf, depth)
+                    .map_or_else(|| buf.freeze(), Bytes::from),
+                false => buf.freeze(),
+            };
             let mended = if rec.raised {
                 crate::modern::lower_input_required(&buf, depth, upstream.name.as_str())
-            } else {
+            } else if rec.bridged {
                 crate::modern::complete_result(&buf, depth, cacheable(rec))
+            } else {
+                None
             };
-            let body = mended.map_or_else(|| buf.freeze(), Bytes::from);
+            let body = mended.map_or(buf, Bytes::from);
             if !rec.tool_error && rec.tool_metrics.is_some() && says_is_error(&body) {
                 rec.tool_error = true;
             }
@@ -868,16 +877,20 @@ fn pass_events(
             if event.list_changed {
                 gw.shared.request_refresh(upstream.index);
             }
-            if !rec.tool_error && rec.tool_metrics.is_some() && says_is_error(&event.block) {
+            let block = match rec.resource_tool {
+                true => super::resource_call::convert_event(event.block, depth),
+                false => event.block,
+            };
+            if !rec.tool_error && rec.tool_metrics.is_some() && says_is_error(&block) {
                 rec.tool_error = true;
             }
             if rec.bridged {
-                return complete_event(event.block, depth, cacheable(rec));
+                return complete_event(block, depth, cacheable(rec));
             }
             if rec.raised {
-                return lower_event(event.block, depth, upstream.name.as_str());
+                return lower_event(block, depth, upstream.name.as_str());
             }
-            event.block
+            block
         })
         .collect();
     match out.len() {

@@ -62,6 +62,9 @@ pub struct RequestRecord {
     /// A handshake-era client's request went to an upstream that speaks only the 2026-07-28
     /// revision, raised to it ([`crate::modern::raise`]).
     pub raised: bool,
+    /// The call is of a synthesised read-resource tool: it went upstream as a
+    /// `resources/read`, whose answer becomes a tool result ([`super::resource_call`]).
+    pub resource_tool: bool,
 }
 
 impl RequestRecord {
@@ -88,6 +91,7 @@ impl RequestRecord {
             modern: false,
             bridged: false,
             raised: false,
+            resource_tool: false,
         }
     }
 

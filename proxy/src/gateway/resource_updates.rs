@@ -361,6 +361,7 @@ mod tests {
             modern,
             modern_list_changes: false,
             modern_resource_subscribe: subscribe,
+            resource_tools: Default::default(),
             handshake: true,
             protocol_version: "2025-11-25".into(),
             stateful: false,

@@ -5,7 +5,8 @@
 //! A name the gateway withholds because two of its servers offer it is refused saying so. A
 //! lazy gateway's `run_tool` is unwrapped here into the `tools/call` it stands for, and every
 //! routed tool call then passes the gateway's tool-invocation policies and its tool rate
-//! limit.
+//! limit. A synthesised read-resource tool's call becomes a `resources/read` of its URI
+//! ([`super::resource_call`]).
 
 use std::borrow::Cow;
 
@@ -107,6 +108,10 @@ pub fn target(
                     .and_then(|p| p.arguments),
             )
         })?;
+    }
+    if let Some(uri) = route.read_uri.as_deref().filter(|_| method == "tools/call") {
+        let meta = envelope.meta.map(|s| &body[s.start..s.end]);
+        return Ok(read_resource(route, uri, meta, rec));
     }
     // A gateway without prefixes shows the upstream's own name: the body already says it
     // (unless the client escaped some of its characters), and is sent as it is.
@@ -412,6 +417,10 @@ fn run_tool(
     controls(catalog, route, name, caller, rec, || {
         strict_arguments(arguments)
     })?;
+    if let Some(uri) = route.read_uri.as_deref() {
+        let meta = outer.meta.map(|m| m.get().as_bytes());
+        return Ok(read_resource(route, uri, meta, rec));
+    }
     let id = rec.id.as_deref().unwrap_or(b"null");
     let args = arguments.map_or("{}", RawValue::get);
     let mut out =
@@ -428,4 +437,17 @@ fn run_tool(
     }
     out.put_slice(b"}}");
     Ok(Target::new(route.server, out.freeze()))
+}
+
+/// A routed call of a synthesised read-resource tool: sent upstream as a `resources/read` of
+/// its URI (arguments have nothing to say to it), its answer converted on the way back.
+fn read_resource(
+    route: &Route,
+    uri: &[u8],
+    meta: Option<&[u8]>,
+    rec: &mut RequestRecord,
+) -> Target {
+    rec.resource_tool = true;
+    let id = rec.id.as_deref().unwrap_or(b"null");
+    Target::new(route.server, super::resource_call::request(id, uri, meta))
 }

@@ -93,6 +93,10 @@ pub fn plan(
         return None;
     }
     let route = catalog.route_tool(&name)?;
+    // A read-resource tool's call is replaced by a body the gateway builds.
+    if route.read_uri.is_some() {
+        return None;
+    }
     if caller.grants.is_some_and(|g| !route.decision.allows(g)) {
         return None;
     }

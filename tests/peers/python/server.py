@@ -8,6 +8,8 @@ Tools prove routing (echo names the server), per-session state (remember/recall)
 The port is bound only once the app is ready (uvicorn runs the lifespan first), so polling
 the TCP port is a sound readiness check. Logs go to stderr; stdout stays empty.
 MCPServer answers tools/list in one page; --page-size N makes it paginate (opaque cursor).
+--resources-only serves resources and nothing else (no tools, no prompts): a text one, a
+binary one and a second text one whose name differs from the first only in case.
 """
 
 import argparse
@@ -113,6 +115,31 @@ class ModernOnly:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
+
+
+def build_resources_only(name: str) -> MCPServer:
+    """Only resources: `docs://guide` (text), `docs://logo.png` (a blob) and `docs://guide-v2`
+    (text, named like the first but for case)."""
+    server = MCPServer(name=f"py-{name}", log_level="WARNING")
+
+    @server.resource(
+        "docs://guide",
+        name="User Guide",
+        description="How to use the docs.",
+        mime_type="text/plain",
+    )
+    def guide() -> str:
+        return f"guide of {name}"
+
+    @server.resource("docs://logo.png", name="logo.png", mime_type="image/png")
+    def logo() -> bytes:
+        return b"\x89PNG\r\n\x1a\n" + name.encode()
+
+    @server.resource("docs://guide-v2", name="user guide", mime_type="text/plain")
+    def guide_v2() -> str:
+        return f"guide v2 of {name}"
+
+    return server
 
 
 def build(
@@ -314,6 +341,11 @@ def main() -> None:
         action="store_true",
         help="add a tool touch(uri) announcing resource updates on subscriptions/listen",
     )
+    p.add_argument(
+        "--resources-only",
+        action="store_true",
+        help="serve only resources (a text and a binary one), no tools or prompts",
+    )
     p.add_argument("--certfile", help="serve HTTPS with this certificate")
     p.add_argument("--keyfile", help="private key of --certfile")
     p.add_argument(
@@ -326,15 +358,19 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     stateful = args.mode == "stateful"
-    server = build(
-        args.name,
-        stateful,
-        args.filler,
-        args.page_size,
-        bool(args.require_bearer),
-        args.tally,
-        args.modern_only,
-        args.touch,
+    server = (
+        build_resources_only(args.name)
+        if args.resources_only
+        else build(
+            args.name,
+            stateful,
+            args.filler,
+            args.page_size,
+            bool(args.require_bearer),
+            args.tally,
+            args.modern_only,
+            args.touch,
+        )
     )
     app = server.streamable_http_app(stateless_http=not stateful, json_response=not stateful)
     if args.require_bearer:
