@@ -36,7 +36,7 @@ wait_port() {
 }
 
 P_EH=18591; P_EB=18592; P_PH=18593; P_PB=18594
-PORT=$P_EH node --import "$NODE_DIR/loopback.mjs" "$EVERYTHING" streamableHttp >/dev/null 2>&1 &
+PORT=$P_EH node --import "$PWD/$NODE_DIR/loopback.mjs" "$EVERYTHING" streamableHttp >/dev/null 2>&1 &
 "$BIN" bridge --listen "127.0.0.1:$P_EB" --name everything -- node "$EVERYTHING" stdio >/dev/null 2>&1 &
 "$PY" tests/peers/python/server.py --port "$P_PH" --name py --mode stateful >/dev/null 2>&1 &
 "$BIN" bridge --listen "127.0.0.1:$P_PB" --name py -- "$PY" tests/peers/python/stdio_server.py --name py >/dev/null 2>&1 &

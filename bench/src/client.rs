@@ -24,8 +24,9 @@ pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id")
 /// Where requests go and what every one of them carries.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// `http://host:port/path` of the MCP endpoint.
-    pub uri: Uri,
+    /// The endpoint's path (and query): requests use the origin form, which every server
+    /// takes (uvicorn answers an absolute-form request target with 404).
+    target: Uri,
     /// `host:port` to connect to.
     pub authority: String,
     /// The `Host` header, built once.
@@ -57,8 +58,13 @@ impl Target {
             .map(|token| HeaderValue::from_str(&format!("Bearer {token}")))
             .transpose()
             .context("the bearer token is not a valid header value")?;
+        let target = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()
+            .context("the path is not a request target")?;
         Ok(Self {
-            uri,
+            target,
             authority,
             host,
             bearer,
@@ -147,7 +153,7 @@ impl Connection {
         session: Option<&HeaderValue>,
     ) -> Result<Reply, Failure> {
         // Every header value is built before the run: a request costs no header allocation.
-        let mut request = Request::post(self.target.uri.clone())
+        let mut request = Request::post(self.target.target.clone())
             .body(Full::new(body))
             .expect("a request built from valid parts");
         let headers = request.headers_mut();
