@@ -43,35 +43,11 @@ async fn installations_are_probed_for_their_tools_resources_and_prompts() {
         "\n[runtime]\nresync = \"200ms\"\n\n[discovery]\ninterval = \"1h\"\ntimeout = \"5s\"\n",
     )
     .await;
-    let remote = temp_path("remote.json");
-    std::fs::write(
-        &remote,
-        json!({"name": "py", "transport": "http", "url": "{base}/mcp",
+    control.template(&json!({"name": "py", "transport": "http", "url": "{base}/mcp",
                "fields": [{"name": "base", "type": "url"}, {"name": "key", "secret": true, "required": false}],
-               "credential": {"type": "static", "value": "Bearer {key}"}})
-        .to_string(),
-    )
-    .unwrap();
-    control.ok(&[
-        "templates",
-        "create",
-        "--file",
-        &remote.display().to_string(),
-    ]);
-    let stdio = temp_path("stdio.json");
-    std::fs::write(
-        &stdio,
-        json!({"name": "pystdio", "transport": "stdio",
-               "command": [python(), repo().join("tests/peers/python/stdio_server.py"), "--name", "s"]})
-        .to_string(),
-    )
-    .unwrap();
-    control.ok(&[
-        "templates",
-        "create",
-        "--file",
-        &stdio.display().to_string(),
-    ]);
+               "credential": {"type": "static", "value": "Bearer {key}"}}));
+    control.template(&json!({"name": "pystdio", "transport": "stdio",
+               "command": [python(), repo().join("tests/peers/python/stdio_server.py"), "--name", "s"]}));
 
     // A remote installation: probed as soon as it is written, with its credential.
     control.ok(&[

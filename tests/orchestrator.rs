@@ -80,26 +80,14 @@ async fn a_stdio_installation_runs_locally_is_served_restarted_and_stopped() {
     ))
     .await;
 
-    let template = temp_path("pystdio.json");
-    std::fs::write(
-        &template,
-        json!({
+    control.template(&json!({
             "name": "pystdio",
             "description": "the Python SDK's stdio server",
             "transport": "stdio",
             "command": [python(), repo().join("tests/peers/python/stdio_server.py"), "--name", "{label}", "--env-tool"],
             "fields": [{"name": "label"}, {"name": "token", "secret": true}],
             "env": {"PEER_TOKEN": "{token}"},
-        })
-        .to_string(),
-    )
-    .unwrap();
-    control.ok(&[
-        "templates",
-        "create",
-        "--file",
-        &template.display().to_string(),
-    ]);
+        }));
     control.ok(&[
         "installations",
         "create",
@@ -206,37 +194,15 @@ async fn stopping_control_stops_what_it_runs_and_a_failed_start_is_reported() {
         "\n[runtime]\nhealthy_within = \"2s\"\nresync = \"200ms\"\n",
     )
     .await;
-    let template = temp_path("pystdio2.json");
-    std::fs::write(
-        &template,
-        json!({
+    control.template(&json!({
             "name": "pystdio",
             "transport": "stdio",
             "command": [python(), repo().join("tests/peers/python/stdio_server.py"), "--name", "{label}"],
             "fields": [{"name": "label"}],
-        })
-        .to_string(),
-    )
-    .unwrap();
-    control.ok(&[
-        "templates",
-        "create",
-        "--file",
-        &template.display().to_string(),
-    ]);
-    let broken = temp_path("broken.json");
-    std::fs::write(
-        &broken,
-        json!({"name": "broken", "transport": "stdio", "command": ["/nonexistent/mcp-server"]})
-            .to_string(),
-    )
-    .unwrap();
-    control.ok(&[
-        "templates",
-        "create",
-        "--file",
-        &broken.display().to_string(),
-    ]);
+        }));
+    control.template(
+        &json!({"name": "broken", "transport": "stdio", "command": ["/nonexistent/mcp-server"]}),
+    );
     control.ok(&[
         "installations",
         "create",

@@ -580,6 +580,15 @@ impl Api {
     }
 }
 
+/// Waits for the next published write or `at_most`, whichever is first; `false` once the
+/// API is gone (control stopping). The pace of control's reconcile loops.
+pub async fn next_write_or(changes: &mut watch::Receiver<u64>, at_most: Duration) -> bool {
+    tokio::select! {
+        changed = changes.changed() => changed.is_ok(),
+        () = tokio::time::sleep(at_most) => true,
+    }
+}
+
 /// Serves the API on `listener` until the task is dropped. At most [`MAX_CONNECTIONS`] are
 /// served at once; further ones wait in the listen backlog.
 pub async fn serve(listener: TcpListener, api: Arc<Api>) {

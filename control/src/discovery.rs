@@ -67,13 +67,8 @@ impl Discovery {
         let mut seen: HashMap<String, (Probe, Instant)> = HashMap::new();
         loop {
             self.pass(&mut seen).await;
-            tokio::select! {
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
-                () = tokio::time::sleep(self.interval) => {}
+            if !crate::api::next_write_or(&mut changes, self.interval).await {
+                return;
             }
         }
     }

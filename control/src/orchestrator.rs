@@ -67,13 +67,8 @@ impl Orchestrator {
         let mut running: BTreeSet<String> = BTreeSet::new();
         loop {
             self.pass(&mut running).await;
-            tokio::select! {
-                changed = changes.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
-                () = tokio::time::sleep(self.resync) => {}
+            if !crate::api::next_write_or(&mut changes, self.resync).await {
+                return;
             }
         }
     }

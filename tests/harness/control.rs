@@ -99,6 +99,13 @@ impl Control {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// Creates a template from its JSON (`sluice ctl templates create --file`).
+    pub fn template(&self, template: &serde_json::Value) {
+        let path = temp_path("template.json");
+        std::fs::write(&path, template.to_string()).unwrap();
+        self.ok(&["templates", "create", "--file", &path.display().to_string()]);
+    }
+
     /// Kills control at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();

@@ -885,10 +885,15 @@ fn pass_events(
                 rec.tool_error = true;
             }
             if rec.bridged {
-                return complete_event(block, depth, cacheable(rec));
+                let cacheable = cacheable(rec);
+                return mend_event(block, |d| {
+                    crate::modern::complete_result(d, depth, cacheable)
+                });
             }
             if rec.raised {
-                return lower_event(block, depth, upstream.name.as_str());
+                return mend_event(block, |d| {
+                    crate::modern::lower_input_required(d, depth, upstream.name.as_str())
+                });
             }
             block
         })
@@ -933,25 +938,14 @@ fn cacheable(rec: &RequestRecord) -> bool {
     rec.method.as_deref() == Some("resources/read")
 }
 
-/// An event whose data is a handshake-era response, with the `resultType` a 2026-07-28 client
-/// needs.
-fn complete_event(block: Bytes, depth: usize, cacheable: bool) -> Bytes {
-    let completed = crate::sse::frames::fields(&block)
+/// An event whose data `mend` rewrites (a handshake-era response given the `resultType` a
+/// 2026-07-28 client needs, an `InputRequiredResult` lowered for a handshake-era client), or
+/// the event unchanged when `mend` leaves its data alone.
+fn mend_event(block: Bytes, mend: impl FnOnce(&[u8]) -> Option<Vec<u8>>) -> Bytes {
+    match crate::sse::frames::fields(&block)
         .data
-        .and_then(|data| crate::modern::complete_result(&data, depth, cacheable));
-    match completed {
-        Some(data) => crate::sse::frames::rewrite(&block, None, Some(&data)),
-        None => block,
-    }
-}
-
-/// An event of a raised request's answer with an `InputRequiredResult` replaced by the error a
-/// handshake-era client can read.
-fn lower_event(block: Bytes, depth: usize, server: &str) -> Bytes {
-    let lowered = crate::sse::frames::fields(&block)
-        .data
-        .and_then(|data| crate::modern::lower_input_required(&data, depth, server));
-    match lowered {
+        .and_then(|d| mend(&d))
+    {
         Some(data) => crate::sse::frames::rewrite(&block, None, Some(&data)),
         None => block,
     }
