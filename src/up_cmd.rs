@@ -52,10 +52,13 @@ pub fn run(up: Up) -> anyhow::Result<ExitCode> {
     );
     let control = ControlConfig::parse(&text, "<sluice up>", &|_| None)
         .map_err(|e| anyhow::anyhow!("the embedded control config is invalid: {e}"))?;
-    let mut key_bytes = [0u8; 32];
-    for (i, b) in key_bytes.iter_mut().enumerate() {
-        *b = u8::from_str_radix(key.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
-    }
+    let key_file = up.data.join("control.key");
+    let key_bytes = from_hex(&key).with_context(|| {
+        format!(
+            "{} is not 64 hex characters; it seals the registry's secrets, so it is not replaced on its own",
+            key_file.display()
+        )
+    })?;
     let keys = sluice_control::KeyRing::new(key_bytes, &[]);
     let embedded = EmbeddedControl::start(control, keys)?;
 
@@ -256,6 +259,15 @@ fn restrict(path: &Path, mode: u32) -> anyhow::Result<()> {
 
 fn rand_bytes() -> [u8; 32] {
     rand::random()
+}
+
+/// 32 bytes from 64 hex characters.
+fn from_hex(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 fn hex(bytes: &[u8]) -> String {

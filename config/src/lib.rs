@@ -135,6 +135,7 @@ pub use schema::{
 pub use secret::SecretString;
 pub use snapshot::{
     Snapshot, SnapshotGateway, SnapshotGatewayAuth, SnapshotServer, load_str_with_snapshot,
+    tool_server,
 };
 
 /// Replaces every `${VAR}` in `s` as the config loader does (`$${` is a literal `${`), for

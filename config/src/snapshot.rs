@@ -99,6 +99,21 @@ pub struct SnapshotGatewayAuth {
     pub scopes: Vec<String>,
 }
 
+impl SnapshotGateway {
+    /// The servers it shows: its `servers`, then the server of each `server__tool` entry.
+    pub fn referenced_servers(&self) -> impl Iterator<Item = &str> {
+        self.servers
+            .iter()
+            .map(String::as_str)
+            .chain(self.tools.iter().filter_map(|t| tool_server(t)))
+    }
+}
+
+/// The server of a `server__tool` gateway entry.
+pub fn tool_server(entry: &str) -> Option<&str> {
+    entry.split_once("__").map(|(server, _)| server)
+}
+
 impl Snapshot {
     /// The snapshot as `[[servers]]` and `[[gateways]]` TOML tables, one key per line, every
     /// string escaped so that it reads back verbatim (no `${VAR}` substitution).

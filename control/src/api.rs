@@ -400,13 +400,10 @@ impl Api {
                 let runtime = self.runtime.as_ref().ok_or_else(not_here)?;
                 let lines = runtime.logs(&name).await.map_err(|_| not_here())?;
                 let s = store.clone();
-                let secrets: Vec<String> = tokio::task::spawn_blocking(move || s.self_hosted())
+                let n = name.clone();
+                let secrets = tokio::task::spawn_blocking(move || s.secret_values(&n))
                     .await
-                    .map_err(internal)??
-                    .into_iter()
-                    .filter(|d| d.name == name)
-                    .flat_map(|d| d.secrets)
-                    .collect();
+                    .map_err(internal)??;
                 let lines: Vec<String> = lines
                     .into_iter()
                     .map(|l| crate::orchestrator::mask(l, &secrets))

@@ -401,7 +401,7 @@ impl Gateway {
         self.servers.iter().map(String::as_str).chain(
             self.tools
                 .iter()
-                .filter_map(|t| t.split_once("__").map(|(s, _)| s)),
+                .filter_map(|t| sluice_config::tool_server(t)),
         )
     }
 }

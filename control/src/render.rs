@@ -141,13 +141,7 @@ pub fn server(
             .collect(),
         resource_tools: None,
     };
-    let secrets: Vec<&str> = template
-        .fields
-        .iter()
-        .filter(|f| f.secret)
-        .filter_map(|f| values.get(&f.name).map(String::as_str))
-        .filter(|v| !v.is_empty())
-        .collect();
+    let secrets = secret_values(template, values);
     let snapshot = Snapshot {
         version: 0,
         servers: vec![server],
@@ -252,14 +246,19 @@ pub fn self_hosted(
         secret_env: filled(secret_env),
         image: template.image.as_ref().map(|i| fill(i, values)),
         resources: template.resources.clone(),
-        secrets: template
-            .fields
-            .iter()
-            .filter(|f| f.secret)
-            .filter_map(|f| values.get(&f.name).cloned())
-            .filter(|v| !v.is_empty())
-            .collect(),
+        secrets: secret_values(template, values),
     })
+}
+
+/// The installation's secret values (non-empty), to mask out of errors and logs.
+pub fn secret_values(template: &Template, values: &BTreeMap<String, String>) -> Vec<String> {
+    template
+        .fields
+        .iter()
+        .filter(|f| f.secret)
+        .filter_map(|f| values.get(&f.name).cloned())
+        .filter(|v| !v.is_empty())
+        .collect()
 }
 
 /// The part of a snapshot a proxy scoped to `gateways` may have: those gateways and the
@@ -269,13 +268,7 @@ pub fn scoped(mut snapshot: Snapshot, gateways: &[String]) -> Snapshot {
     let shown: std::collections::HashSet<&str> = snapshot
         .gateways
         .iter()
-        .flat_map(|g| {
-            g.servers.iter().map(String::as_str).chain(
-                g.tools
-                    .iter()
-                    .filter_map(|t| t.split_once("__").map(|(s, _)| s)),
-            )
-        })
+        .flat_map(|g| g.referenced_servers())
         .collect();
     let servers = std::mem::take(&mut snapshot.servers);
     snapshot.servers = servers

@@ -405,10 +405,8 @@ impl Store {
             .filter_map(|g| {
                 let mut g = render::gateway(g.item);
                 g.servers.retain(|s| present.contains(s));
-                g.tools.retain(|t| {
-                    t.split_once("__")
-                        .is_some_and(|(server, _)| present.contains(server))
-                });
+                g.tools
+                    .retain(|t| sluice_config::tool_server(t).is_some_and(|s| present.contains(s)));
                 (!g.servers.is_empty() || !g.tools.is_empty()).then_some(g)
             })
             .collect();

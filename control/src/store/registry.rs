@@ -264,6 +264,19 @@ impl Store {
         Ok(out)
     }
 
+    /// An installation's secret values, to mask out of what its server prints.
+    pub fn secret_values(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        let _r = self.read_lock();
+        let Some(inst) = self.installation(name)? else {
+            return Ok(Vec::new());
+        };
+        let Some(template) = self.template(&inst.item.template)? else {
+            return Ok(Vec::new());
+        };
+        let values = self.installation_values(&inst.item)?;
+        Ok(render::secret_values(&template.item, &values))
+    }
+
     /// The run state of an installation, if the orchestrator has written one.
     pub fn run_state(&self, name: &str) -> Result<Option<Versioned<RunState>>, StoreError> {
         self.get(T::Status, name)
@@ -316,14 +329,7 @@ impl Store {
             else {
                 continue;
             };
-            let secrets = template
-                .item
-                .fields
-                .iter()
-                .filter(|f| f.secret)
-                .filter_map(|f| values.get(&f.name).cloned())
-                .filter(|v| !v.is_empty())
-                .collect();
+            let secrets = render::secret_values(&template.item, &values);
             let (header, unsupported) = match crate::discovery::header_of(&server.credential) {
                 Ok(h) => (h, None),
                 Err(why) => (None, Some(why)),

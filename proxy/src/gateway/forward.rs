@@ -41,6 +41,9 @@ pub struct Target {
     /// Set when the body is still with the client and streams upstream as it arrives
     /// (`body` is then empty).
     pub streamed: Option<streamed::Plan>,
+    /// The method and name a 2026-07-28 request's routing headers must mirror, when the
+    /// routing step knew them (else they are read from `body`).
+    pub routing: Option<(String, Option<String>)>,
 }
 
 impl Target {
@@ -51,7 +54,21 @@ impl Target {
             body,
             session: None,
             streamed: None,
+            routing: None,
         }
+    }
+
+    /// This target with the routing headers' method and name, for a 2026-07-28 request.
+    pub fn routed(
+        mut self,
+        modern: bool,
+        method: &str,
+        name: impl FnOnce() -> Option<String>,
+    ) -> Self {
+        if modern {
+            self.routing = Some((method.to_owned(), name()));
+        }
+        self
     }
 }
 
@@ -180,7 +197,10 @@ async fn forward_once(
     };
     let routing = match &target.streamed {
         Some(plan) => Some(("tools/call".to_owned(), Some(plan.upstream_name.clone()))),
-        None if modern_route => Some(routing_of(&target.body, depth)?),
+        None if modern_route => match target.routing.clone() {
+            Some(known) => Some(known),
+            None => Some(routing_of(&target.body, depth)?),
+        },
         None => None,
     };
     let choice = match target.session {

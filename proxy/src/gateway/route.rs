@@ -56,7 +56,8 @@ pub fn target(
                 }
             })
         })?;
-        return Ok(Target::new(server, body.clone()));
+        let uri = uri.value.to_string();
+        return Ok(Target::new(server, body.clone()).routed(rec.modern, method, || Some(uri)));
     }
     let field = envelope
         .name
@@ -122,7 +123,11 @@ pub fn target(
         jsonrpc::replace_span(body, field.span, &route.upstream_literal)
             .map_err(|e| GatewayError::Internal(e.to_string()))?
     };
-    Ok(Target::new(route.server, body))
+    Ok(
+        Target::new(route.server, body).routed(rec.modern, method, || {
+            serde_json::from_slice(&route.upstream_literal).ok()
+        }),
+    )
 }
 
 /// `params.ref` of a `completion/complete`.
@@ -239,6 +244,7 @@ pub fn answer(
             version: relayed.version,
         }),
         streamed: None,
+        routing: None,
     })
 }
 

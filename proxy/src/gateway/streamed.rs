@@ -159,9 +159,11 @@ impl Relay {
         (!out.is_empty()).then(|| out.freeze())
     }
 
-    /// The rest once the whole body is in and checked.
-    fn rest(&self) -> Bytes {
-        Bytes::copy_from_slice(&self.whole[self.passed..])
+    /// The whole body, once it is in, and what of it is still to go upstream.
+    fn finish(&mut self) -> (Bytes, Bytes) {
+        let whole = std::mem::take(&mut self.whole).freeze();
+        let rest = whole.slice(self.passed..);
+        (whole, rest)
     }
 }
 
@@ -217,7 +219,7 @@ pub(super) async fn send(
         }
     }
     rec.request_bytes = relay.whole.len();
-    let whole = relay.whole.clone().freeze();
+    let (whole, rest) = relay.finish();
     let target = match verify(gw, session, rec, caller, plan, &whole, &relay) {
         Ok(target) => target,
         Err(e) => {
@@ -227,7 +229,7 @@ pub(super) async fn send(
     };
     if let Some(s) = sending {
         let reused = s.reused();
-        match s.finish(upstream, relay.rest()).await {
+        match s.finish(upstream, rest).await {
             Ok(exchange) => return Ok(exchange),
             Err((e, untouched)) if !(untouched && reused) => return Err(e.into()),
             Err((e, _)) => {
@@ -318,7 +320,7 @@ mod tests {
             // terminator is what the upstream waits for).
             assert!(relay.renamed || relay.passed < relay.whole.len());
         }
-        out.extend_from_slice(&relay.rest());
+        out.extend_from_slice(&relay.finish().1);
         out
     }
 
