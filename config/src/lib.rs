@@ -133,6 +133,7 @@ pub use schema::{
     ToolRule, ToolsMode, default_allowed_hosts, default_allowed_origins,
 };
 pub use secret::SecretString;
+pub use sections::BUILTIN_SERVER;
 pub use snapshot::{
     Snapshot, SnapshotGateway, SnapshotGatewayAuth, SnapshotServer, load_str_with_snapshot,
     tool_server,

@@ -225,6 +225,10 @@ pub struct ServerConfig {
     pub eject_for: Duration,
     /// Whether the server's resources are also offered as synthesised read-resource tools.
     pub resource_tools: ResourceTools,
+    /// Whether this is the control process's built-in tools server (`sluice`), added by the
+    /// loader for gateways with `builtin_tools = true`: requests to it also say which gateway
+    /// and which caller they come from.
+    pub builtin: bool,
 }
 
 /// `servers[].resource_tools`: when a server's listed resources are also offered as tools
@@ -288,6 +292,9 @@ pub struct GatewayConfig {
     pub policy_default: Effect,
     /// `[gateways.limits]`.
     pub limits: GatewayLimits,
+    /// `builtin_tools`: whether the gateway also shows control's `sluice__*` tools (the
+    /// built-in server is then in `servers`).
+    pub builtin_tools: bool,
 }
 
 /// `[telemetry]`: OpenTelemetry traces, the access log and metrics.

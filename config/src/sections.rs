@@ -3,6 +3,7 @@
 //! after an earlier one had problems.
 
 mod auth;
+mod builtin;
 mod catalog;
 mod control;
 mod credential;
@@ -12,6 +13,8 @@ mod proxy;
 mod servers;
 mod sessions;
 mod telemetry;
+
+pub use builtin::BUILTIN_SERVER;
 
 use std::ops::Range;
 
@@ -63,7 +66,11 @@ pub(crate) fn read_config(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Config {
     });
     let auth = auth::read(r, doc);
     let servers = servers::read(r, doc);
-    let gateways = gateways::read(r, doc, &servers.declared, &auth);
+    let mut gateways = gateways::read(r, doc, &servers.declared, &auth, control.is_some());
+    let mut servers = servers.configs;
+    if let Some(control) = &control {
+        builtin::add_server(control, &mut servers, &mut gateways);
+    }
     Config {
         proxy,
         sessions,
@@ -71,7 +78,7 @@ pub(crate) fn read_config(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Config {
         telemetry,
         catalog,
         control,
-        servers: servers.configs,
+        servers,
         gateways,
     }
 }

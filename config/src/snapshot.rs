@@ -81,6 +81,9 @@ pub struct SnapshotGateway {
     /// `[gateways.auth]`; absent = an open gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<SnapshotGatewayAuth>,
+    /// `builtin_tools`: also show control's `sluice__*` tools.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub builtin_tools: bool,
 }
 
 /// `[gateways.auth]` of a registry gateway. Tokens and providers themselves are declared in
@@ -147,6 +150,9 @@ impl Snapshot {
             key(&mut out, "tools", &toml_array(&g.tools));
             if let Some(p) = g.prefix {
                 key(&mut out, "prefix", &p.to_string());
+            }
+            if g.builtin_tools {
+                key(&mut out, "builtin_tools", "true");
             }
             if let Some(m) = &g.tools_mode {
                 key(&mut out, "tools_mode", &toml_string(m));
@@ -228,6 +234,7 @@ mod tests {
                 tools: vec![],
                 prefix: Some(true),
                 tools_mode: None,
+                builtin_tools: false,
                 auth: None,
             }],
         }

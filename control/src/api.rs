@@ -8,6 +8,7 @@
 //! snapshot is flushed before it is sent. So no client ever sees a version that a crash of
 //! control could lose.
 
+mod builtin;
 mod errors;
 pub mod routes;
 
@@ -61,15 +62,15 @@ type Scope = Option<Arc<[String]>>;
 /// Who a request authenticated as.
 enum Caller {
     Admin(String),
-    /// With the gateways its snapshots are scoped to, if any.
-    Proxy(Scope),
+    /// A proxy token's name, with the gateways its snapshots are scoped to, if any.
+    Proxy(String, Scope),
 }
 
 /// The API's state.
 pub struct Api {
     store: Arc<Store>,
     admin: Vec<([u8; 32], String)>,
-    proxies: Vec<([u8; 32], Scope)>,
+    proxies: Vec<([u8; 32], String, Scope)>,
     version: watch::Sender<u64>,
     /// Receivers of `version` held by control's own tasks.
     followers: std::sync::atomic::AtomicUsize,
@@ -236,7 +237,7 @@ impl Api {
             admin: admin.iter().map(|t| (d(t), t.name.clone())).collect(),
             proxies: proxies
                 .iter()
-                .map(|t| (d(t), t.gateways.as_deref().map(Arc::from)))
+                .map(|t| (d(t), t.name.clone(), t.gateways.as_deref().map(Arc::from)))
                 .collect(),
             version,
             followers: Default::default(),
@@ -270,9 +271,9 @@ impl Api {
                 found = Some(Caller::Admin(name.clone()));
             }
         }
-        for (token, scope) in &self.proxies {
+        for (token, name, scope) in &self.proxies {
             if bool::from(token.ct_eq(&d)) {
-                found = Some(Caller::Proxy(scope.clone()));
+                found = Some(Caller::Proxy(name.clone(), scope.clone()));
             }
         }
         found
@@ -352,8 +353,18 @@ impl Api {
             )
         })?;
         let actor = match (caller, route) {
-            (Caller::Proxy(scope), RouteId::Snapshot) => {
+            (Caller::Proxy(_, scope), RouteId::Snapshot) => {
                 return self.snapshot(&req, scope.as_deref()).await;
+            }
+            (Caller::Proxy(name, scope), RouteId::Mcp) => {
+                return self.builtin(req, &name, scope.as_deref()).await;
+            }
+            (Caller::Admin(_), RouteId::Mcp) => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "the built-in tools are called through a gateway: only proxy tokens may use /v1/mcp",
+                ));
             }
             (Caller::Admin(_), RouteId::Snapshot) => {
                 return Err(ApiError::new(
@@ -362,11 +373,11 @@ impl Api {
                     "snapshots hold secrets: only proxy tokens may fetch them",
                 ));
             }
-            (Caller::Proxy(_), _) => {
+            (Caller::Proxy(..), _) => {
                 return Err(ApiError::new(
                     StatusCode::FORBIDDEN,
                     "forbidden",
-                    "proxy tokens may only fetch snapshots",
+                    "proxy tokens may only fetch snapshots and call the built-in tools",
                 ));
             }
             (Caller::Admin(name), _) => name,
@@ -375,7 +386,7 @@ impl Api {
         let store = &self.store;
         let ok = |v: Value| Ok(json_response(StatusCode::OK, &v));
         match route {
-            RouteId::Healthz | RouteId::Snapshot => unreachable!("answered above"),
+            RouteId::Healthz | RouteId::Snapshot | RouteId::Mcp => unreachable!("answered above"),
             RouteId::Version => ok(json!({"version": store.version()?})),
             RouteId::Audit => {
                 let q = query(&req);

@@ -159,8 +159,12 @@ struct GatewayFields {
     /// A single `server__tool` the gateway shows (repeatable).
     #[arg(long = "tool")]
     tools: Vec<String>,
+    /// Also show control's `sluice__*` tools (list, inspect, install, assign; rule them with
+    /// the proxy's `[[gateways.auth.rules]]`).
+    #[arg(long)]
+    builtin_tools: bool,
     /// The whole gateway as a JSON file instead (`-` = stdin).
-    #[arg(long, short, conflicts_with_all = ["servers", "tools"])]
+    #[arg(long, short, conflicts_with_all = ["servers", "tools", "builtin_tools"])]
     file: Option<PathBuf>,
 }
 
@@ -269,7 +273,9 @@ fn installation_body(name: &str, v: &InstallationValues) -> Result<Value, String
 fn gateway_body(name: &str, f: &GatewayFields) -> Result<Value, String> {
     match &f.file {
         Some(file) => read_json(file),
-        None => Ok(json!({"name": name, "servers": f.servers, "tools": f.tools})),
+        None => Ok(
+            json!({"name": name, "servers": f.servers, "tools": f.tools, "builtin_tools": f.builtin_tools}),
+        ),
     }
 }
 

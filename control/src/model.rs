@@ -220,6 +220,9 @@ pub struct Gateway {
     /// `[gateways.auth]` as in the config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<sluice_config::SnapshotGatewayAuth>,
+    /// `builtin_tools` as in the config file: also show control's `sluice__*` tools.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub builtin_tools: bool,
 }
 
 /// The keys of a template's `resources`.
@@ -445,6 +448,7 @@ mod tests {
             prefix: None,
             tools_mode: None,
             auth: None,
+            builtin_tools: false,
         };
         assert_eq!(g.validate().unwrap_err().field, "gateways.tools[0]");
     }

@@ -164,6 +164,10 @@ pub fn server(
     Ok(snapshot.servers.into_iter().next())
 }
 
+/// The part of a proxy's file that following control implies, for checking gateways with
+/// built-in tools (stand-in values: nothing is read or connected).
+const FOLLOWER: &str = "[sessions]\nsecret = \"stand-in-secret-for-checking-gateways-only\"\n\n[control]\nurl = \"http://127.0.0.1:9\"\ntoken = \"stand-in-token-for-checks\"\nsnapshot_file = \"unused\"\n\n";
+
 /// Runs a gateway through the config loader, with stand-ins for the installations it names
 /// (already checked to exist) and without `auth`, whose tokens and providers are declared in
 /// each proxy's own file and checked when the proxy merges the snapshot.
@@ -186,7 +190,9 @@ pub fn check_gateway(g: &Gateway) -> Result<(), Invalid> {
         servers,
         gateways: vec![entry],
     };
-    match sluice_config::load_str_with_snapshot("", "", &|_| None, &snapshot) {
+    // Every proxy that follows control has `[control]`, which the built-in tools need.
+    let source = if g.builtin_tools { FOLLOWER } else { "" };
+    match sluice_config::load_str_with_snapshot(source, "", &|_| None, &snapshot) {
         Ok(_) => Ok(()),
         Err(errors) => {
             let first = &errors.errors[0];
@@ -210,6 +216,7 @@ pub fn gateway(g: Gateway) -> SnapshotGateway {
         prefix: g.prefix,
         tools_mode: g.tools_mode,
         auth: g.auth,
+        builtin_tools: g.builtin_tools,
     }
 }
 

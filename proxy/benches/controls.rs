@@ -79,6 +79,7 @@ fn gateway(n: usize) -> GatewayConfig {
             .collect(),
         policy_default: Effect::Allow,
         limits: Default::default(),
+        builtin_tools: false,
     }
 }
 

@@ -156,6 +156,9 @@ pub struct Upstream {
     pub breaker: crate::breaker::Breaker,
     /// `resource_tools`: whether its resources are also offered as read-resource tools.
     pub resource_tools: sluice_config::ResourceTools,
+    /// Whether this is control's built-in tools server: requests to it say which gateway and
+    /// caller they come from.
+    pub builtin: bool,
 }
 
 impl Upstream {
@@ -200,6 +203,7 @@ impl Upstream {
             admission: crate::overload::Admission::new(cfg.max_concurrent),
             breaker: crate::breaker::Breaker::new(cfg.eject_after, cfg.eject_for),
             resource_tools: cfg.resource_tools,
+            builtin: cfg.builtin,
         })
     }
 

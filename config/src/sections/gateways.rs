@@ -25,6 +25,7 @@ const KEYS: &[&str] = &[
     "policies",
     "policy_default",
     "limits",
+    "builtin_tools",
 ];
 const AUTH_KEYS: &[&str] = &["tokens", "providers", "id_jag", "scopes", "rules"];
 const RULE_KEYS: &[&str] = &["tools", "require"];
@@ -35,6 +36,7 @@ pub(super) fn read(
     doc: &DeTable<'_>,
     declared: &[String],
     auth: &Auth,
+    has_control: bool,
 ) -> Vec<GatewayConfig> {
     let known: Vec<&str> = declared.iter().map(String::as_str).collect();
     let mut out = Vec::new();
@@ -58,12 +60,13 @@ pub(super) fn read(
         let tool_refs = r.strings(t, "tools", P);
         let badly_typed = (t.get("servers").is_some() && server_refs.is_none())
             || (t.get("tools").is_some() && tool_refs.is_none());
+        let builtin_tools = super::builtin::gateway_flag(r, t, declared, has_control);
         let listed =
             server_refs.as_ref().map_or(0, Vec::len) + tool_refs.as_ref().map_or(0, Vec::len);
-        if listed == 0 && !badly_typed {
+        if listed == 0 && !badly_typed && !builtin_tools {
             r.problem(
                 span,
-                "[[gateways]] entry serves nothing: give it servers = [\"name\"] or tools = [\"server__tool\"]",
+                "[[gateways]] entry serves nothing: give it servers = [\"name\"], tools = [\"server__tool\"] or builtin_tools = true",
             );
         }
 
@@ -107,6 +110,7 @@ pub(super) fn read(
                 policies,
                 policy_default,
                 limits,
+                builtin_tools,
             });
         }
     }

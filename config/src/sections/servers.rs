@@ -117,6 +117,7 @@ pub(super) fn read(r: &mut Reader<'_>, doc: &DeTable<'_>) -> Servers {
                 eject_after,
                 eject_for,
                 resource_tools,
+                builtin: false,
             });
         }
     }

@@ -50,6 +50,8 @@ pub enum RouteId {
     Audit,
     /// Long-poll for the proxies' snapshot (proxy tokens only).
     Snapshot,
+    /// The built-in tools' MCP endpoint (proxy tokens only).
+    Mcp,
 }
 
 /// Every route: method, path as written in `openapi.json` (`{name}` = one segment), id.
@@ -97,6 +99,7 @@ pub const ROUTES: &[(&str, &str, RouteId)] = &[
     ),
     ("GET", "/v1/audit", RouteId::Audit),
     ("GET", "/v1/snapshot", RouteId::Snapshot),
+    ("POST", "/v1/mcp", RouteId::Mcp),
 ];
 
 /// Why a request matched no route.

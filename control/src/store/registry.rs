@@ -148,6 +148,16 @@ impl Store {
         mode: Mode,
     ) -> Result<u64, StoreError> {
         crate::model::check_name("installations.name", &input.name)?;
+        if input.name == sluice_config::BUILTIN_SERVER {
+            return Err(crate::model::Invalid::new(
+                "installations.name",
+                format!(
+                    "{:?} is reserved for the built-in tools (sluice__*) of gateways with builtin_tools = true",
+                    sluice_config::BUILTIN_SERVER
+                ),
+            )
+            .into());
+        }
         let _w = self.write_lock();
         let old: Option<Versioned<Installation>> = self.get(T::Installations, &input.name)?;
         check_mode(mode, old.is_some(), "installation", &input.name)?;

@@ -41,6 +41,7 @@ fn gateway(servers: &[&str], tools: &[&str]) -> GatewayConfig {
         policies: Vec::new(),
         policy_default: sluice_config::Effect::Allow,
         limits: Default::default(),
+        builtin_tools: false,
     }
 }
 

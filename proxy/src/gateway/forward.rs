@@ -247,11 +247,14 @@ async fn forward_once(
     // A clone (an `Arc`), so the streamed path can still record into `rec`.
     let client_span = rec.span.clone();
     let span = upstream_span.as_ref().or(client_span.as_ref());
-    let param_headers = if routing.is_some() {
+    let mut param_headers = if routing.is_some() {
         param_headers(session.req_header())
     } else {
         Vec::new()
     };
+    if upstream.builtin {
+        param_headers.extend(builtin_origin(rec.gateway.as_deref(), subject));
+    }
     let mut outbound = Outbound {
         subject,
         credential: injected,
@@ -353,7 +356,8 @@ struct Outbound<'a> {
     /// `Mcp-Method` and `Mcp-Name` of a request forwarded in the 2026-07-28 revision.
     routing: Option<(String, Option<String>)>,
     /// Its `Mcp-Param-*` headers, which mirror arguments a tool's schema marks with
-    /// `x-mcp-header` (the upstream checks them against the body).
+    /// `x-mcp-header` (the upstream checks them against the body); to control's built-in
+    /// tools, also the gateway and the caller.
     param_headers: Vec<(http::HeaderName, http::HeaderValue)>,
     span: Option<&'a opentelemetry::Context>,
     client_trace: Vec<(&'static str, http::HeaderValue)>,
@@ -929,6 +933,26 @@ const MAX_PARAM_HEADERS: usize = 32;
 
 /// The client's `Mcp-Param-*` headers, in order and with repeats (the upstream refuses a
 /// repeated one), at most [`MAX_PARAM_HEADERS`].
+/// What a call to control's built-in tools says about where it comes from: the gateway and
+/// the caller's `authority:subject` label (never a token), for control's audit log. Control
+/// trusts them because the request carries this proxy's control token.
+fn builtin_origin(
+    gateway: Option<&str>,
+    subject: credential::Caller<'_>,
+) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    let mut out = Vec::with_capacity(2);
+    if let Some(v) = gateway.and_then(|g| http::HeaderValue::from_str(g).ok()) {
+        out.push((http::HeaderName::from_static("sluice-gateway"), v));
+    }
+    if let Some(v) = subject
+        .identity
+        .and_then(|i| http::HeaderValue::from_str(i.display()).ok())
+    {
+        out.push((http::HeaderName::from_static("sluice-caller"), v));
+    }
+    out
+}
+
 fn param_headers(req: &pingora::http::RequestHeader) -> Vec<(http::HeaderName, http::HeaderValue)> {
     req.headers
         .iter()

@@ -387,6 +387,7 @@ mod tests {
             policies: Vec::new(),
             policy_default: sluice_config::Effect::Allow,
             limits: Default::default(),
+            builtin_tools: false,
         };
         let index: HashMap<String, ServerIdx> = names
             .iter()

@@ -14,6 +14,7 @@ fn gateway(policies: Vec<PolicyConfig>, default: Effect) -> GatewayConfig {
         policies,
         policy_default: default,
         limits: Default::default(),
+        builtin_tools: false,
     }
 }
 
