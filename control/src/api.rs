@@ -8,6 +8,7 @@
 //! snapshot is flushed before it is sent. So no client ever sees a version that a crash of
 //! control could lose.
 
+mod callers;
 mod errors;
 pub mod routes;
 
@@ -409,6 +410,9 @@ impl Api {
                     .map(|l| crate::orchestrator::mask(l, &secrets))
                     .collect();
                 ok(json!({"name": name, "lines": lines}))
+            }
+            RouteId::ListCallers | RouteId::SetCaller | RouteId::UnsetCaller => {
+                self.callers(route, req, actor, name).await
             }
             RouteId::ListTemplates => {
                 let items: Vec<Value> = store.templates()?.iter().map(with_meta).collect();
