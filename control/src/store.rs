@@ -74,7 +74,7 @@ pub struct AuditEntry {
     pub actor: String,
     /// `create`, `replace`, `delete`, `assign`, `unassign`, `migrate`, `rotate_keys`.
     pub action: String,
-    /// `template`, `installation`, `gateway`, `registry`.
+    /// `template`, `installation`, `gateway`, `caller_secret`, `registry`.
     pub kind: String,
     /// The object's name.
     pub name: String,
