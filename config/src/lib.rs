@@ -76,7 +76,8 @@
 //! | `servers[].credential.idp_*`, `as_*` | as above | required for `id_jag` | leg 1 (enterprise IdP) and leg 2 (the upstream's authorization server) |
 //! | `servers[].credential.scopes` / `scope`, `audience`, `resource` | array / space-separated string, strings | none; `id_jag`: `audience` required, `resource` = `url` | grant parameters |
 //! | `servers[].credential.requested_token_type`, `subject_token_type` | strings | access-token type | RFC 8693 token types |
-//! | `servers[].credential.secrets_file` | path | required for `per_caller` | `[[callers]]` with `token` or `issuer` + `subject`, and `secret`; read at load |
+//! | `servers[].credential.secrets_file` | path | `per_caller`: this or `callers` | `[[callers]]` with `token` or `issuer` + `subject`, and `secret`; read at load |
+//! | `servers[].credential.callers` | array of inline tables with `token` or `issuer` + `subject`, and `secret` | `per_caller`: this or `secrets_file` | the same entries inline (how the registry snapshot carries callers' secrets; use `"${VAR}"` for secrets in a file) |
 //! | `servers[].credential.expiry_margin` | duration 0s..=1h | `"30s"` | a fetched token is not used this close to expiry |
 //! | `servers[].credential.timeout` | duration 10ms..=5m | `"10s"` | bound on one token request |
 //! | `servers[].credential.failure_ttl` | duration 0s..=1h | `"5s"` | how long a failed fetch is answered from the cache |
@@ -135,8 +136,8 @@ pub use schema::{
 pub use secret::SecretString;
 pub use sections::BUILTIN_SERVER;
 pub use snapshot::{
-    Snapshot, SnapshotGateway, SnapshotGatewayAuth, SnapshotServer, load_str_with_snapshot,
-    tool_server,
+    Snapshot, SnapshotCaller, SnapshotGateway, SnapshotGatewayAuth, SnapshotServer,
+    load_str_with_snapshot, tool_server,
 };
 
 /// Replaces every `${VAR}` in `s` as the config loader does (`$${` is a literal `${`), for

@@ -7,7 +7,9 @@
 //! loader: whatever a proxy accepts from control, it would accept from its file, with the
 //! same checks, and a name in both the file and the snapshot is a duplicate like any other.
 //! Credential values are carried decrypted (the sync channel is authenticated), so `Debug`
-//! hides them.
+//! hides them. A `per_caller` credential's secrets travel beside it (`callers`) and are
+//! rendered as the loader's inline `callers` form, so each snapshot rebuilds the per-caller
+//! table with the same checks as a secrets file.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,6 +48,31 @@ pub struct SnapshotServer {
     /// `resource_tools` (`"auto"`, `"off"`, `"on"`); absent = the loader's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_tools: Option<String>,
+    /// For a `per_caller` credential: each caller's secret (the credential's `callers`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callers: Vec<SnapshotCaller>,
+}
+
+/// One caller's secret of a `per_caller` credential.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotCaller {
+    /// The JWT issuer; empty for a static gateway token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub issuer: String,
+    /// The JWT subject, or the static token's name.
+    pub subject: String,
+    /// The secret (the credential's `value` has it in place of `{secret}`).
+    pub secret: String,
+}
+
+impl fmt::Debug for SnapshotCaller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotCaller")
+            .field("issuer", &self.issuer)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for SnapshotServer {
@@ -56,6 +83,7 @@ impl fmt::Debug for SnapshotServer {
             .field("url", &self.url)
             .field("credential_keys", &keys)
             .field("resource_tools", &self.resource_tools)
+            .field("callers", &self.callers)
             .finish()
     }
 }
@@ -117,6 +145,36 @@ pub fn tool_server(entry: &str) -> Option<&str> {
     entry.split_once("__").map(|(server, _)| server)
 }
 
+impl SnapshotServer {
+    /// The inline `callers` array of a `per_caller` credential given no `secrets_file`
+    /// (possibly empty: nobody has a secret yet); `None` for other credentials, unless
+    /// callers were given anyway (which the loader then refuses).
+    fn callers_toml(&self) -> Option<String> {
+        let per_caller = self.credential.get("type").map(String::as_str) == Some("per_caller")
+            && !self.credential.contains_key("secrets_file");
+        if !per_caller && self.callers.is_empty() {
+            return None;
+        }
+        let entries: Vec<String> = self
+            .callers
+            .iter()
+            .map(|c| {
+                let who = if c.issuer.is_empty() {
+                    format!("token = {}", toml_string(&c.subject))
+                } else {
+                    format!(
+                        "issuer = {}, subject = {}",
+                        toml_string(&c.issuer),
+                        toml_string(&c.subject)
+                    )
+                };
+                format!("{{ {who}, secret = {} }}", toml_string(&c.secret))
+            })
+            .collect();
+        Some(format!("[{}]", entries.join(", ")))
+    }
+}
+
 impl Snapshot {
     /// The snapshot as `[[servers]]` and `[[gateways]]` TOML tables, one key per line, every
     /// string escaped so that it reads back verbatim (no `${VAR}` substitution).
@@ -127,11 +185,14 @@ impl Snapshot {
             key(&mut out, "name", &toml_string(&s.name));
             key(&mut out, "url", &toml_string(&s.url));
             if !s.credential.is_empty() {
-                let fields: Vec<String> = s
+                let mut fields: Vec<String> = s
                     .credential
                     .iter()
                     .map(|(k, v)| format!("{} = {}", toml_string(k), toml_string(v)))
                     .collect();
+                if let Some(callers) = s.callers_toml() {
+                    fields.push(format!("callers = {callers}"));
+                }
                 key(
                     &mut out,
                     "credential",
@@ -227,6 +288,7 @@ mod tests {
                     ("value".into(), "Bearer ${not-a-var} \"q\"".into()),
                 ]),
                 resource_tools: None,
+                callers: Vec::new(),
             }],
             gateways: vec![SnapshotGateway {
                 name: "team".into(),
@@ -288,9 +350,112 @@ mod tests {
         );
     }
 
+    fn per_caller(callers: Vec<SnapshotCaller>) -> Snapshot {
+        let mut s = snapshot();
+        s.servers[0].credential = BTreeMap::from([
+            ("type".into(), "per_caller".into()),
+            ("header".into(), "X-Api-Key".into()),
+            ("value".into(), "key={secret}".into()),
+        ]);
+        s.servers[0].callers = callers;
+        s
+    }
+
+    fn caller(issuer: &str, subject: &str, secret: &str) -> SnapshotCaller {
+        SnapshotCaller {
+            issuer: issuer.into(),
+            subject: subject.into(),
+            secret: secret.into(),
+        }
+    }
+
+    #[test]
+    fn per_caller_secrets_reach_the_credential_inline_with_the_template_filled_in() {
+        let s = per_caller(vec![
+            caller("", "alice", "a-${x}\"1"),
+            caller("https://idp.example", "bob", "b-2"),
+        ]);
+        let config = load_str_with_snapshot(FILE, "f.toml", &|_| None, &s).unwrap();
+        let c = config.servers[1].credential.as_ref().unwrap();
+        assert_eq!(c.header, "x-api-key");
+        let crate::CredentialKind::PerCaller(p) = &c.kind else {
+            panic!("{:?}", c.kind)
+        };
+        assert_eq!(p.secrets_file, None);
+        let value = |issuer: &str, subject: &str| {
+            let key = crate::CallerKey {
+                issuer: issuer.into(),
+                subject: subject.into(),
+            };
+            p.values.get(&key).map(|v| v.expose().to_owned())
+        };
+        assert_eq!(value("", "alice").as_deref(), Some("key=a-${x}\"1"));
+        assert_eq!(
+            value("https://idp.example", "bob").as_deref(),
+            Some("key=b-2")
+        );
+        assert_eq!(value("", "bob"), None);
+        // Nobody has a secret yet: still a valid per_caller credential.
+        let config = load_str_with_snapshot(FILE, "f.toml", &|_| None, &per_caller(vec![]));
+        assert!(config.is_ok(), "{config:?}");
+        let debug = format!("{s:?}");
+        assert!(debug.contains("alice") && !debug.contains("b-2"), "{debug}");
+    }
+
+    #[test]
+    fn a_per_caller_secret_the_loader_refuses_is_named_by_caller_never_quoted() {
+        let s = per_caller(vec![caller("", "alice", "line\nbreak-secret")]);
+        let text = load_str_with_snapshot(FILE, "f.toml", &|_| None, &s)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("servers.credential.callers: callers entry 1 (token \"alice\")"),
+            "{text}"
+        );
+        assert!(!text.contains("break-secret"), "{text}");
+        let s = per_caller(vec![caller("", "alice", "a"), caller("", "alice", "b")]);
+        let text = load_str_with_snapshot(FILE, "f.toml", &|_| None, &s)
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("listed twice"), "{text}");
+    }
+
+    #[test]
+    fn a_file_may_give_callers_inline_but_not_beside_a_secrets_file() {
+        let file = format!(
+            "{FILE}[servers.credential]\ntype = \"per_caller\"\ncallers = [{{ token = \"alice\", secret = \"${{ALICE_KEY}}\" }}]\n"
+        );
+        let env = |k: &str| (k == "ALICE_KEY").then(|| "from-env".to_owned());
+        let config = crate::load_str(&file, "f.toml", &env).unwrap();
+        let crate::CredentialKind::PerCaller(p) =
+            &config.servers[0].credential.as_ref().unwrap().kind
+        else {
+            panic!()
+        };
+        assert_eq!(p.values.len(), 1);
+        assert_eq!(
+            p.values.values().next().unwrap().expose(),
+            "Bearer from-env"
+        );
+        let both = format!("{file}secrets_file = \"/x.toml\"\n");
+        let text = crate::load_str(&both, "f.toml", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("both secrets_file and callers"), "{text}");
+        let missing = format!(
+            "{FILE}[servers.credential]\ntype = \"per_caller\"\ncallers = [{{ token = \"alice\" }}]\n"
+        );
+        let text = crate::load_str(&missing, "f.toml", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(text.contains("every entry needs a secret"), "{text}");
+    }
+
     #[test]
     fn debug_hides_credential_values_and_json_round_trips() {
-        let s = snapshot();
+        let mut s = snapshot();
+        s.servers[0].callers = vec![caller("", "alice", "hidden-per-caller")];
+        assert!(!format!("{s:?}").contains("hidden-per-caller"));
         assert!(!format!("{s:?}").contains("Bearer"));
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<Snapshot>(&json).unwrap(), s);

@@ -9,6 +9,7 @@
 //! control could lose.
 
 mod builtin;
+mod callers;
 mod errors;
 pub mod routes;
 
@@ -420,6 +421,9 @@ impl Api {
                     .map(|l| crate::orchestrator::mask(l, &secrets))
                     .collect();
                 ok(json!({"name": name, "lines": lines}))
+            }
+            RouteId::ListCallers | RouteId::SetCaller | RouteId::UnsetCaller => {
+                self.callers(route, req, actor, name).await
             }
             RouteId::ListTemplates => {
                 let items: Vec<Value> = store.templates()?.iter().map(with_meta).collect();

@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 
 use crate::client::{Answer, Client};
 
+mod callers;
+
 /// Default admin API address.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:7070";
 
@@ -149,6 +151,24 @@ enum InstallationAction {
         /// The object's name.
         name: String,
     },
+    /// The callers that have a per-caller secret for the installation (never the secrets).
+    Callers {
+        /// The installation.
+        name: String,
+    },
+    /// Set a caller's secret for an installation whose template has a per_caller
+    /// credential; the secret is read from a file or stdin, never from the command line.
+    SetCaller {
+        #[command(flatten)]
+        caller: callers::CallerArgs,
+        #[command(flatten)]
+        source: callers::SecretSource,
+    },
+    /// Remove a caller's secret.
+    UnsetCaller {
+        #[command(flatten)]
+        caller: callers::CallerArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +249,10 @@ enum Show {
     Lines,
     /// A discovered offer: one table of tools, resources and prompts.
     Offer,
+    /// The callers with a per-caller secret.
+    Callers,
+    /// A caller's secret set or removed.
+    Caller(&'static str),
 }
 
 fn usage(message: impl std::fmt::Display) -> ExitCode {
@@ -362,6 +386,24 @@ fn call(command: &CtlCommand) -> Result<Call, String> {
                 format!("/v1/installations/{name}/tools"),
                 None,
                 Show::Offer,
+            ),
+            InstallationAction::Callers { name } => c(
+                Method::GET,
+                format!("/v1/installations/{name}/callers"),
+                None,
+                Show::Callers,
+            ),
+            InstallationAction::SetCaller { caller, source } => c(
+                Method::PUT,
+                format!("/v1/installations/{}/callers", caller.name),
+                Some(callers::set_body(caller, callers::read_secret(source)?)),
+                Show::Caller("set the secret"),
+            ),
+            InstallationAction::UnsetCaller { caller } => c(
+                Method::DELETE,
+                callers::unset_path(caller),
+                None,
+                Show::Caller("removed the secret"),
             ),
             InstallationAction::Logs { name } => c(
                 Method::GET,
@@ -505,6 +547,8 @@ type Column = (&'static str, fn(&Value) -> String);
 fn human(show: &Show, body: &Value) -> String {
     match show {
         Show::Version => format!("{}\n", body["version"]),
+        Show::Callers => callers::table(body),
+        Show::Caller(what) => callers::written(what, body),
         Show::Offer => {
             let mut cells = Vec::new();
             for (kind, key, name) in [

@@ -199,7 +199,8 @@ pub fn header_of(
     credential: &std::collections::BTreeMap<String, String>,
 ) -> Result<Option<(String, String)>, String> {
     match credential.get("type").map(String::as_str) {
-        None => Ok(None),
+        // As the proxies' catalog fetch: a per-caller credential has no caller to act for.
+        None | Some(crate::callers::PER_CALLER) => Ok(None),
         Some("static") => Ok(Some((
             credential
                 .get("header")

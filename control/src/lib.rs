@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod callers;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -346,8 +346,10 @@ impl Template {
         if !self.credential.is_empty() && !self.credential.contains_key("type") {
             return Err(Invalid::new(format!("{P}.credential.type"), "required"));
         }
+        crate::callers::check_template(self)?;
         for (k, v) in &self.credential {
-            known(&format!("{P}.credential.{k}"), v)?;
+            let v = crate::callers::without_secret_slot(self, k, v);
+            known(&format!("{P}.credential.{k}"), &v)?;
         }
         Ok(())
     }

@@ -140,6 +140,7 @@ pub fn server(
             .map(|(k, v)| (k.clone(), fill(v, values)))
             .collect(),
         resource_tools: None,
+        callers: Vec::new(),
     };
     let secrets = secret_values(template, values);
     let snapshot = Snapshot {
@@ -180,6 +181,7 @@ pub fn check_gateway(g: &Gateway) -> Result<(), Invalid> {
                 url: "http://127.0.0.1:9/mcp".to_owned(),
                 credential: BTreeMap::new(),
                 resource_tools: None,
+                callers: Vec::new(),
             });
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! Trees: `templates`, `installations`, `gateways` (with their tool assignments), `secrets`
 //! (sealed values, see `secrets`), `caller_credentials` (per-caller upstream secrets, sealed
-//! likewise), `audit` (one entry per write, keyed by version) and `meta` (schema version and
+//! likewise, see `store::callers`), `audit` (one entry per write, keyed by version) and `meta` (schema version and
 //! the global version).
 //!
 //! Every write is one sled transaction over every tree it touches plus `meta` and `audit`:
@@ -21,11 +21,14 @@
 //! flush again): sled 0.34's `flush_async` deadlocks when called concurrently
 //! (spacejam/sled#1308).
 
+mod callers;
 mod error;
 mod migrate;
 mod registry;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_callers;
 
 pub use error::StoreError;
 
@@ -71,7 +74,7 @@ pub struct AuditEntry {
     pub actor: String,
     /// `create`, `replace`, `delete`, `assign`, `unassign`, `migrate`, `rotate_keys`.
     pub action: String,
-    /// `template`, `installation`, `gateway`, `registry`.
+    /// `template`, `installation`, `gateway`, `caller_secret`, `registry`.
     pub kind: String,
     /// The object's name.
     pub name: String,
@@ -101,8 +104,7 @@ enum T {
     Installations = 1,
     Gateways = 2,
     Secrets = 3,
-    /// Opened so the layout is fixed; written once per-caller credentials get their API.
-    #[allow(dead_code)]
+    /// Per-caller upstream secrets (see `callers`).
     CallerCredentials = 4,
     Audit = 5,
     Meta = 6,
@@ -390,7 +392,10 @@ impl Store {
                 .as_ref()
                 .filter(|r| r.item.state == "running")
                 .and_then(|r| r.item.url.as_deref());
-            if let Some(server) = render::server(template, &inst.item.name, &values, url)? {
+            if let Some(mut server) = render::server(template, &inst.item.name, &values, url)? {
+                if crate::callers::is_per_caller(template) {
+                    server.callers = self.caller_secrets(&inst.item.name)?;
+                }
                 servers.push(server);
             }
         }
@@ -420,31 +425,27 @@ impl Store {
     /// Re-seals, in one audited write, every secret sealed by an old key.
     fn reseal_stale_secrets(&self) -> Result<(), StoreError> {
         let _w = self.write_lock();
-        let mut stale = Vec::new();
+        let mut ops = Vec::new();
         for kv in self.tree(T::Secrets).iter() {
             let (k, v) = kv?;
             let sealed: Sealed = Self::decode(T::Secrets, &k, &v)?;
             if self.keys.is_stale(&sealed) {
                 let place = String::from_utf8_lossy(&k).into_owned();
                 let plain = self.keys.open(&place, &sealed)?;
-                stale.push((place, plain));
+                ops.push(Op::put(T::Secrets, &place, &self.keys.seal(&place, &plain)));
             }
         }
-        if stale.is_empty() {
+        ops.extend(self.reseal_stale_callers()?);
+        if ops.is_empty() {
             return Ok(());
         }
-        let count = stale.len();
+        let count = ops.len();
         self.commit(
             "control",
             "rotate_keys",
             "registry",
             &format!("{count} secrets"),
-            |_, _| {
-                Ok(stale
-                    .iter()
-                    .map(|(place, plain)| Op::put(T::Secrets, place, &self.keys.seal(place, plain)))
-                    .collect())
-            },
+            |_, _| Ok(ops),
         )?;
         self.flush()?;
         tracing::info!(

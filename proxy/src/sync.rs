@@ -551,6 +551,7 @@ mod tests {
                     ("value".into(), "Bearer sync-unit-secret-value".into()),
                 ]),
                 resource_tools: None,
+                callers: Vec::new(),
             }],
             gateways: vec![],
         }

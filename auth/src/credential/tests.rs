@@ -197,7 +197,7 @@ async fn a_per_caller_secret_is_found_by_the_exact_subject_not_its_display_form(
     let cfg = CredentialConfig {
         header: "authorization".into(),
         kind: CredentialKind::PerCaller(PerCaller {
-            secrets_file: "callers.toml".into(),
+            secrets_file: Some("callers.toml".into()),
             values: Arc::new(values),
         }),
         expiry_margin: CredentialConfig::DEFAULT_EXPIRY_MARGIN,

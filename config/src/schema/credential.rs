@@ -76,7 +76,8 @@ pub enum CredentialKind {
     IdJag(IdJag),
     /// The caller's own bearer token, as validated by the gateway.
     JwtForward,
-    /// Each caller's own secret from a secrets file.
+    /// Each caller's own secret, from a secrets file or given inline (`callers`, as the
+    /// registry snapshot carries them).
     PerCaller(PerCaller),
 }
 
@@ -186,8 +187,8 @@ pub struct CallerKey {
 /// `type = "per_caller"`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PerCaller {
-    /// Where the secrets came from (for messages).
-    pub secrets_file: std::path::PathBuf,
+    /// The secrets file they came from (for messages); `None` when given inline.
+    pub secrets_file: Option<std::path::PathBuf>,
     /// The header value per caller, the template already filled in.
     pub values: Arc<HashMap<CallerKey, SecretString>>,
 }

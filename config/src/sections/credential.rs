@@ -76,7 +76,7 @@ pub(super) fn read(
         "token_exchange" => [COMMON, CLIENT, GRANT, EXCHANGE].concat(),
         "id_jag" => [COMMON, ID_JAG].concat(),
         "jwt_forward" => [COMMON].concat(),
-        "per_caller" => [COMMON, &["secrets_file", "value"]].concat(),
+        "per_caller" => [COMMON, &["secrets_file", "callers", "value"]].concat(),
         _ => {
             let hint = suggest::hint(kind, TYPES);
             r.problem(
@@ -395,7 +395,8 @@ fn subject_token_type(r: &mut Reader<'_>, c: &Ctx<'_, '_>) -> String {
         .map_or_else(|| ACCESS_TOKEN_TYPE.to_owned(), |v| v.value)
 }
 
-/// `secrets_file` (read now) and `value`, a template with one `{secret}`.
+/// `value`, a template with one `{secret}`, and the callers' secrets: from `secrets_file`
+/// (read now) or inline in `callers` (how the registry snapshot carries them), not both.
 fn per_caller(r: &mut Reader<'_>, c: &Ctx<'_, '_>) -> Option<CredentialKind> {
     let template = match r.string(c.t, "value", c.place) {
         Some(v) if v.value.matches("{secret}").count() == 1 => Some(v.value),
@@ -422,6 +423,31 @@ fn per_caller(r: &mut Reader<'_>, c: &Ctx<'_, '_>) -> Option<CredentialKind> {
         );
         return None;
     }
+    if let (Some(_), Some(inline)) = (c.t.get("secrets_file"), c.t.get("callers")) {
+        r.problem(
+            inline.span(),
+            format!(
+                "{} has both secrets_file and callers; keep one",
+                c.header_name
+            ),
+        );
+        return None;
+    }
+    if let Some(inline) = c.t.get("callers") {
+        let span = inline.span();
+        let entries = inline_callers(r, c)?;
+        let values = match callers_map(entries, template.as_deref()?) {
+            Ok(v) => v,
+            Err(problem) => {
+                r.problem(span, format!("{}.callers: {problem}", c.place));
+                return None;
+            }
+        };
+        return Some(CredentialKind::PerCaller(PerCaller {
+            secrets_file: None,
+            values: Arc::new(values),
+        }));
+    }
     let file = r.required_string(c.t, "secrets_file", c.place, c.header_name, c.span.clone())?;
     let path = PathBuf::from(&file.value);
     let values = match load_secrets(&path, template.as_deref()?) {
@@ -435,9 +461,38 @@ fn per_caller(r: &mut Reader<'_>, c: &Ctx<'_, '_>) -> Option<CredentialKind> {
         }
     };
     Some(CredentialKind::PerCaller(PerCaller {
-        secrets_file: path,
+        secrets_file: Some(path),
         values: Arc::new(values),
     }))
+}
+
+/// `callers = [{ token = "alice", secret = "..." }, { issuer = "...", subject = "...",
+/// secret = "..." }]`: the entries of a secrets file, inline. Problems name the key, never
+/// the value of `secret`.
+fn inline_callers(r: &mut Reader<'_>, c: &Ctx<'_, '_>) -> Option<Vec<CallerEntry>> {
+    let place = format!("{}.callers", c.place);
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (t, _) in super::array_of_tables(r, c.t, "callers") {
+        r.check_keys(t, &["token", "issuer", "subject", "secret"], &place);
+        let mut text = |key: &str| r.string(t, key, &place).map(|v| v.value);
+        let entry = CallerEntry {
+            token: text("token"),
+            issuer: text("issuer"),
+            subject: text("subject"),
+            secret: text("secret").unwrap_or_default(),
+        };
+        ok &= t.get("secret").is_some();
+        out.push(entry);
+    }
+    if !ok {
+        r.problem(
+            c.t.get("callers").map_or(c.span.clone(), |v| v.span()),
+            format!("{place}: every entry needs a secret"),
+        );
+        return None;
+    }
+    Some(out)
 }
 
 #[derive(serde::Deserialize)]
@@ -488,9 +543,18 @@ pub(crate) fn load_secrets(
             None => "not a valid secrets file (expected [[callers]] entries with token or issuer + subject, and secret)".to_owned(),
         }
     })?;
+    callers_map(parsed.callers, template)
+}
+
+/// The header value of each caller (`template` filled in with their secret). Messages name
+/// entries by position and caller, never by secret.
+fn callers_map(
+    entries: Vec<CallerEntry>,
+    template: &str,
+) -> Result<HashMap<CallerKey, SecretString>, String> {
     let mut out = HashMap::new();
     let mut seen = HashSet::new();
-    for (i, entry) in parsed.callers.into_iter().enumerate() {
+    for (i, entry) in entries.into_iter().enumerate() {
         let n = i + 1;
         let key = match (entry.token, entry.issuer, entry.subject) {
             (Some(token), None, None) if !token.is_empty() => CallerKey {

@@ -32,6 +32,12 @@ pub enum RouteId {
     InstallationLogs,
     /// What discovery found on an installation's server.
     InstallationTools,
+    /// The callers with a per-caller secret for an installation (never the secrets).
+    ListCallers,
+    /// Set one caller's secret for an installation.
+    SetCaller,
+    /// Remove one caller's secret (`?issuer=&subject=`).
+    UnsetCaller,
     /// List gateways.
     ListGateways,
     /// Create a gateway.
@@ -85,6 +91,21 @@ pub const ROUTES: &[(&str, &str, RouteId)] = &[
         "GET",
         "/v1/installations/{name}/tools",
         RouteId::InstallationTools,
+    ),
+    (
+        "GET",
+        "/v1/installations/{name}/callers",
+        RouteId::ListCallers,
+    ),
+    (
+        "PUT",
+        "/v1/installations/{name}/callers",
+        RouteId::SetCaller,
+    ),
+    (
+        "DELETE",
+        "/v1/installations/{name}/callers",
+        RouteId::UnsetCaller,
     ),
     ("GET", "/v1/gateways", RouteId::ListGateways),
     ("POST", "/v1/gateways", RouteId::CreateGateway),

@@ -58,6 +58,16 @@ impl Store {
                         inst.item.name
                     ),
                 })?;
+            if !crate::callers::is_per_caller(&template) && self.has_callers(&inst.item.name)? {
+                return Err(StoreError::InUse {
+                    kind: "template",
+                    name: template.name.clone(),
+                    by: format!(
+                        "installation {:?}, which has per-caller secrets the new credential would not use (unset them first)",
+                        inst.item.name
+                    ),
+                });
+            }
             let secrets: Vec<String> = resolved.secrets.keys().cloned().collect();
             if secrets != inst.item.secrets {
                 refits.push((inst, resolved));
@@ -176,6 +186,16 @@ impl Store {
         };
         let resolved = render::resolve(&template, &input, &kept)?;
         render::server(&template, &input.name, &resolved.all, None)?;
+        if !crate::callers::is_per_caller(&template) && self.has_callers(&input.name)? {
+            return Err(Invalid::new(
+                "installations.template",
+                format!(
+                    "template {:?} has no per_caller credential, and the installation has per-caller secrets (unset them first)",
+                    template.name
+                ),
+            )
+            .into());
+        }
         let name = input.name.clone();
         self.commit(
             actor,
@@ -224,7 +244,7 @@ impl Store {
         ops
     }
 
-    /// Deletes an installation no gateway shows, with its secrets.
+    /// Deletes an installation no gateway shows, with its secrets and its callers' secrets.
     pub fn delete_installation(&self, actor: &str, name: &str) -> Result<u64, StoreError> {
         let _w = self.write_lock();
         let inst: Versioned<Installation> = self
@@ -248,6 +268,7 @@ impl Store {
                 .iter()
                 .map(|f| Op::remove(T::Secrets, &secret_place(name, f)))
                 .collect();
+            ops.extend(self.caller_removals(name)?);
             ops.push(Op::remove(T::Installations, name));
             ops.push(Op::remove(T::Status, name));
             ops.push(Op::remove(T::Discovered, name));

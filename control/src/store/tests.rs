@@ -56,7 +56,7 @@ fn gateway(servers: &[&str]) -> Gateway {
     serde_json::from_value(json!({"name": "team", "servers": servers})).unwrap()
 }
 
-fn files_contain(dir: &Path, needle: &[u8]) -> bool {
+pub(super) fn files_contain(dir: &Path, needle: &[u8]) -> bool {
     std::fs::read_dir(dir).unwrap().any(|e| {
         let p = e.unwrap().path();
         if p.is_dir() {
