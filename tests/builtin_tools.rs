@@ -298,3 +298,69 @@ async fn a_proxy_token_sees_and_assigns_only_its_gateways() {
     let wrong = call("get_gateway", json!({"gateway": "team"})).await;
     assert_eq!(wrong["error"]["code"], -32602, "{wrong}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_gateway_rules_its_builtin_tools_with_its_own_rules() {
+    harness::ensure_crypto();
+    let data = temp_path("builtin-ruled");
+    let control = Control::start(&data, free_port(), TOKENS).await;
+    let gw = temp_path("ruled.json");
+    std::fs::write(
+        &gw,
+        json!({"name": "ruled", "builtin_tools": true, "auth": {"tokens": true, "rules": [
+            {"tools": ["sluice__list_*"]},
+            {"tools": ["sluice__*"], "require": {"role": ["admin"]}}
+        ]}})
+        .to_string(),
+    )
+    .unwrap();
+    control.ok(&[
+        "gateways",
+        "create",
+        "ruled",
+        "--file",
+        &gw.display().to_string(),
+    ]);
+    let proxy = Sluice::start(&body(control.addr)).await;
+    let tools_of = |token: &'static str| {
+        let url = proxy.url("ruled");
+        async move {
+            let auth = format!("Authorization: Bearer {token}");
+            let out = tokio::process::Command::new(harness::sdk_peers::python())
+                .arg(harness::sdk_peers::repo().join("tests/peers/python/client.py"))
+                .arg(&url)
+                .args(["--header", &auth, "--mode", "legacy"])
+                .output()
+                .await
+                .ok()?;
+            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+            let tools: Vec<String> = v["tools"]
+                .as_array()?
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect();
+            Some(tools)
+        }
+    };
+    let ops = poll(
+        "the ruled gateway on the proxy",
+        500,
+        Duration::from_millis(20),
+        || tools_of(OPS_TOKEN),
+    )
+    .await;
+    assert!(ops.iter().any(|t| t == "sluice__install"), "{ops:?}");
+    let viewer = tools_of(VIEWER_TOKEN)
+        .await
+        .expect("the viewer lists tools");
+    assert!(
+        viewer.iter().any(|t| t == "sluice__list_gateways"),
+        "{viewer:?}"
+    );
+    assert!(
+        !viewer
+            .iter()
+            .any(|t| t == "sluice__install" || t == "sluice__get_gateway"),
+        "{viewer:?}"
+    );
+}

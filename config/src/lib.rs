@@ -136,7 +136,7 @@ pub use schema::{
 pub use secret::SecretString;
 pub use sections::BUILTIN_SERVER;
 pub use snapshot::{
-    Snapshot, SnapshotCaller, SnapshotGateway, SnapshotGatewayAuth, SnapshotServer,
+    Snapshot, SnapshotCaller, SnapshotGateway, SnapshotGatewayAuth, SnapshotRule, SnapshotServer,
     load_str_with_snapshot, tool_server,
 };
 

@@ -128,6 +128,53 @@ pub struct SnapshotGatewayAuth {
     /// `scopes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// `[[gateways.auth.rules]]`, in order: who may see and call which tools (the built-in
+    /// `sluice__*` ones too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<SnapshotRule>,
+}
+
+/// One `[[gateways.auth.rules]]` entry of a registry gateway.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRule {
+    /// `tools`: name patterns, `*` matching any run of characters.
+    pub tools: Vec<String>,
+    /// `require`: claim name → accepted values (strings, integers, booleans).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub require: BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+impl SnapshotRule {
+    /// The rule as a TOML inline table.
+    fn to_toml(&self) -> String {
+        let mut out = format!("{{ tools = {}", toml_array(&self.tools));
+        if !self.require.is_empty() {
+            let claims: Vec<String> = self
+                .require
+                .iter()
+                .map(|(k, vs)| {
+                    let vs: Vec<String> = vs.iter().map(toml_scalar).collect();
+                    format!("{} = [{}]", toml_string(k), vs.join(", "))
+                })
+                .collect();
+            out.push_str(&format!(", require = {{ {} }}", claims.join(", ")));
+        }
+        out.push_str(" }");
+        out
+    }
+}
+
+/// A claim value as TOML: strings escaped, numbers and booleans as they are; anything else
+/// as an empty table. The loader takes strings, integers and booleans and names what it
+/// refuses, so a value of the wrong kind is refused rather than turned into a string.
+fn toml_scalar(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => toml_string(s),
+        serde_json::Value::Bool(b) => b.to_string(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => "{}".to_owned(),
+    }
 }
 
 impl SnapshotGateway {
@@ -219,11 +266,13 @@ impl Snapshot {
                 key(&mut out, "tools_mode", &toml_string(m));
             }
             if let Some(a) = &g.auth {
+                let rules: Vec<String> = a.rules.iter().map(SnapshotRule::to_toml).collect();
                 let auth = format!(
-                    "{{ tokens = {}, providers = {}, scopes = {} }}",
+                    "{{ tokens = {}, providers = {}, scopes = {}, rules = [{}] }}",
                     a.tokens,
                     toml_array(&a.providers),
-                    toml_array(&a.scopes)
+                    toml_array(&a.scopes),
+                    rules.join(", ")
                 );
                 key(&mut out, "auth", &auth);
             }
@@ -346,6 +395,66 @@ mod tests {
                 && text.contains(
                     r#"servers.resource_tools must be "auto", "off" or "on", not "always""#
                 ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn registry_rules_reach_the_gateway_in_order_with_their_claims() {
+        let mut s = snapshot();
+        s.gateways[0].auth = Some(SnapshotGatewayAuth {
+            tokens: true,
+            rules: vec![
+                SnapshotRule {
+                    tools: vec!["github__read_*".into()],
+                    require: BTreeMap::new(),
+                },
+                SnapshotRule {
+                    tools: vec!["*".into()],
+                    require: BTreeMap::from([
+                        (
+                            "https://x.example/role \"q\"".into(),
+                            vec![serde_json::json!("admin")],
+                        ),
+                        (
+                            "level".into(),
+                            vec![serde_json::json!(3), serde_json::json!(true)],
+                        ),
+                    ]),
+                },
+            ],
+            ..Default::default()
+        });
+        let file = format!(
+            "{FILE}[[auth.tokens]]\nname = \"ops\"\ntoken = \"ops-token-0123456789abcdef\"\n"
+        );
+        let config = load_str_with_snapshot(&file, "f.toml", &|_| None, &s).unwrap();
+        let rules = &config.gateways[0].auth.as_ref().unwrap().rules;
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[0].tools, ["github__read_*"]);
+        assert!(rules[0].require.is_empty());
+        assert_eq!(
+            rules[1].require,
+            [
+                (
+                    "https://x.example/role \"q\"".to_owned(),
+                    vec![serde_json::json!("admin")]
+                ),
+                (
+                    "level".to_owned(),
+                    vec![serde_json::json!(3), serde_json::json!(true)]
+                ),
+            ]
+        );
+        // A value the loader does not take is refused and located in the snapshot.
+        s.gateways[0].auth.as_mut().unwrap().rules[1]
+            .require
+            .insert("f".into(), vec![serde_json::json!(1.5)]);
+        let e = load_str_with_snapshot(&file, "f.toml", &|_| None, &s).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("<registry snapshot v7>:")
+                && text.contains("must be a string, an integer or a boolean"),
             "{text}"
         );
     }

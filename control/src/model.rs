@@ -374,6 +374,49 @@ pub fn value_text(field: &Field, value: &Value) -> Option<String> {
     }
 }
 
+/// `auth.rules` as the proxies' loader will take them: at most
+/// [`sluice_config::MAX_RULES`], each with tool patterns, each claim with accepted values that
+/// are strings, integers or booleans.
+fn check_rules(rules: &[sluice_config::SnapshotRule]) -> Result<(), Invalid> {
+    const P: &str = "gateways.auth.rules";
+    if rules.len() > sluice_config::MAX_RULES {
+        return Err(Invalid::new(
+            P,
+            format!("at most {} rules are allowed", sluice_config::MAX_RULES),
+        ));
+    }
+    for (i, rule) in rules.iter().enumerate() {
+        if rule.tools.is_empty() {
+            return Err(Invalid::new(
+                format!("{P}[{i}].tools"),
+                "name at least one tool pattern, such as \"github__*\"",
+            ));
+        }
+        for (j, t) in rule.tools.iter().enumerate() {
+            if t.is_empty() || t.contains("**") {
+                return Err(Invalid::new(
+                    format!("{P}[{i}].tools[{j}]"),
+                    "a pattern is a tool name where * matches any run of characters",
+                ));
+            }
+        }
+        for (claim, values) in &rule.require {
+            let at = format!("{P}[{i}].require.{claim}");
+            if values.is_empty() {
+                return Err(Invalid::new(at, "name at least one accepted value"));
+            }
+            let scalar = |v: &Value| v.is_string() || v.is_boolean() || v.is_i64();
+            if !values.iter().all(scalar) {
+                return Err(Invalid::new(
+                    at,
+                    "accepted values are strings, integers or booleans",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Gateway {
     /// Every check that needs only the gateway.
     pub fn validate(&self) -> Result<(), Invalid> {
@@ -397,6 +440,9 @@ impl Gateway {
             if self.tools[..i].contains(t) {
                 return Err(Invalid::new(at, "listed twice"));
             }
+        }
+        if let Some(auth) = &self.auth {
+            check_rules(&auth.rules)?;
         }
         Ok(())
     }
@@ -453,5 +499,37 @@ mod tests {
             builtin_tools: false,
         };
         assert_eq!(g.validate().unwrap_err().field, "gateways.tools[0]");
+    }
+
+    #[test]
+    fn gateway_rules_are_checked_as_the_proxies_will_load_them() {
+        let with_rules = |rules: Value| -> Gateway {
+            serde_json::from_value(serde_json::json!({
+                "name": "team", "builtin_tools": true,
+                "auth": {"tokens": true, "rules": rules}
+            }))
+            .unwrap()
+        };
+        let ok = with_rules(serde_json::json!([
+            {"tools": ["sluice__list_*"]},
+            {"tools": ["sluice__*"], "require": {"role": ["admin", 7, true]}}
+        ]));
+        assert_eq!(ok.validate(), Ok(()));
+        let e = with_rules(serde_json::json!([{"tools": []}]))
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.field, "gateways.auth.rules[0].tools");
+        let e = with_rules(serde_json::json!([{"tools": ["a", "b**"]}]))
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.field, "gateways.auth.rules[0].tools[1]");
+        let e = with_rules(serde_json::json!([{"tools": ["*"], "require": {"role": [1.5]}}]))
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.field, "gateways.auth.rules[0].require.role");
+        let e = with_rules(serde_json::json!([{"tools": ["*"], "require": {"role": []}}]))
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.field, "gateways.auth.rules[0].require.role");
     }
 }

@@ -401,7 +401,8 @@ impl Store {
         }
         // A gateway shows the installations that are served: a self-hosted one not running
         // yet is left out of it, and a gateway with nothing served yet is left out whole
-        // (proxies refuse a gateway that serves nothing or names an unknown server).
+        // (proxies refuse a gateway that serves nothing or names an unknown server); one with
+        // built-in tools always serves those.
         let present: std::collections::HashSet<String> =
             servers.iter().map(|s| s.name.clone()).collect();
         let gateways = self
@@ -412,7 +413,7 @@ impl Store {
                 g.servers.retain(|s| present.contains(s));
                 g.tools
                     .retain(|t| sluice_config::tool_server(t).is_some_and(|s| present.contains(s)));
-                (!g.servers.is_empty() || !g.tools.is_empty()).then_some(g)
+                (g.builtin_tools || !g.servers.is_empty() || !g.tools.is_empty()).then_some(g)
             })
             .collect();
         Ok(Snapshot {
