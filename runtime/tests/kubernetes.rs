@@ -81,10 +81,13 @@ async fn ensure_creates_secret_service_and_deployment_with_the_bridge() {
     assert_eq!(
         summary(&seen),
         vec![
-            // Ownership checked first, then applied in dependency order.
+            // Ownership checked first, then applied in dependency order: the Deployment
+            // first without replicas (the others name it their owner, by uid), then the
+            // Secret and Service, then the Deployment as it should run.
             format!("GET {secret}"),
             format!("GET {service}"),
             format!("GET {deployment}"),
+            format!("PATCH {deployment}"),
             format!("PATCH {secret}"),
             format!("PATCH {service}"),
             format!("PATCH {deployment}"),
@@ -107,15 +110,34 @@ async fn ensure_creates_secret_service_and_deployment_with_the_bridge() {
         assert_eq!(body["metadata"]["namespace"], NS);
     }
 
+    // No pod can start before its Secret exists: the first Deployment has no replicas.
+    let placeholder = seen[3].body.clone().unwrap();
+    assert_eq!(placeholder["spec"]["replicas"], 0);
+    assert!(placeholder["metadata"].get("ownerReferences").is_none());
+    // The Secret and the Service are owned by the Deployment (its uid), so the cluster's
+    // garbage collector removes them with it.
+    let uid = fake.object(&deployment).unwrap()["metadata"]["uid"].clone();
+    assert!(uid.is_string(), "{uid}");
+    let owned = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "github",
+        "uid": uid, "controller": false, "blockOwnerDeletion": true}]);
+    for at in [4, 5] {
+        assert_eq!(
+            seen[at].body.as_ref().unwrap()["metadata"]["ownerReferences"],
+            owned,
+            "{}",
+            seen[at].path
+        );
+    }
+
     // The Secret: the secret variable, base64-encoded, and nothing else.
-    let secret_body = seen[3].body.clone().unwrap();
+    let secret_body = seen[4].body.clone().unwrap();
     assert_eq!(secret_body["kind"], "Secret");
     assert_eq!(
         secret_body["data"],
         json!({"GITHUB_TOKEN": "Z2hwX3NlY3JldA=="})
     );
 
-    let service_body = seen[4].body.clone().unwrap();
+    let service_body = seen[5].body.clone().unwrap();
     assert_eq!(service_body["kind"], "Service");
     assert_eq!(
         service_body["spec"]["selector"],
@@ -124,8 +146,9 @@ async fn ensure_creates_secret_service_and_deployment_with_the_bridge() {
     assert_eq!(service_body["spec"]["ports"][0]["port"], 8080);
     assert_eq!(service_body["spec"]["ports"][0]["targetPort"], "mcp");
 
-    let d = seen[5].body.clone().unwrap();
+    let d = seen[6].body.clone().unwrap();
     assert_eq!(d["kind"], "Deployment");
+    assert!(d["metadata"].get("ownerReferences").is_none(), "{d}");
     assert_eq!(d["apiVersion"], "apps/v1");
     assert_eq!(d["spec"]["replicas"], 1);
     let template = &d["spec"]["template"];
@@ -243,7 +266,8 @@ async fn ensure_updates_on_change_and_reapplies_identically_when_unchanged() {
             .map(|s| (s.path.clone(), s.body.clone()))
             .collect()
     };
-    assert_eq!(applies(&again), applies(&first));
+    // (The first ensure also created the Deployment without replicas before the others.)
+    assert_eq!(applies(&again), applies(&first)[1..]);
     assert_eq!(again.len(), 6, "{:?}", summary(&again));
     assert_eq!(
         (version(&secret), version(&deployment)),
@@ -302,6 +326,23 @@ async fn ensure_corrects_drift() {
         "registry.example/sluice:1.0"
     );
     assert!(fake.object(&service).is_some(), "the Service is back");
+
+    // Someone deletes the Deployment; the garbage collector then takes the Service and the
+    // Secret it owns (imitated here: the fake has no collector). All three come back, the
+    // Service and Secret owned by the new Deployment.
+    let old_uid = fake.object(&deployment).unwrap()["metadata"]["uid"].clone();
+    for path in paths("github") {
+        fake.state().objects.remove(&path);
+    }
+    bounded(runtime.ensure(&spec)).await.unwrap();
+    let new_uid = fake.object(&deployment).unwrap()["metadata"]["uid"].clone();
+    assert_ne!(new_uid, old_uid);
+    for path in &paths("github")[..2] {
+        let owners = &fake.object(path).unwrap()["metadata"]["ownerReferences"];
+        assert_eq!(owners[0]["uid"], new_uid, "{path}: {owners}");
+        assert_eq!(owners.as_array().unwrap().len(), 1, "{path}: {owners}");
+    }
+    assert_eq!(fake.object(&deployment).unwrap()["spec"]["replicas"], 1);
 }
 
 #[tokio::test]
