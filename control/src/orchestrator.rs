@@ -126,7 +126,7 @@ impl Orchestrator {
                 .collect()
         };
         let passes = due.into_iter().map(|d| {
-            let kind = wanted[&d.name];
+            let kind = self.backends.choose(d.runtime);
             self.reconcile(d, kind, !running.contains_key(&d.name))
         });
         for (name, kind, state) in futures_util::future::join_all(passes).await {
