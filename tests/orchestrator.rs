@@ -118,8 +118,13 @@ async fn a_stdio_installation_runs_locally_is_served_restarted_and_stopped() {
         "{url}"
     );
     assert_eq!(status["restarts"], 0, "{status}");
+    // No runtime named: the control's default backend, local.
+    assert_eq!(status["runtime"], "local", "{status}");
     let table = control.ok(&["installations", "list"]);
-    assert!(table.contains("running") && table.contains(&url), "{table}");
+    assert!(
+        table.contains("running  local") && table.contains(&url),
+        "{table}"
+    );
 
     // The secret reached the server's environment, and no answer of the API shows it.
     let env = call(

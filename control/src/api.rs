@@ -38,7 +38,7 @@ use routes::{NoRoute, RouteId};
 
 use crate::config::Token;
 use crate::model::{
-    Gateway, Installation, InstallationInput, RunState, SECRET_PLACEHOLDER, Template,
+    Gateway, Installation, InstallationInput, RunState, RuntimeKind, SECRET_PLACEHOLDER, Template,
 };
 use crate::store::{Mode, Store, StoreError, Versioned};
 
@@ -75,8 +75,9 @@ pub struct Api {
     version: watch::Sender<u64>,
     /// Receivers of `version` held by control's own tasks.
     followers: std::sync::atomic::AtomicUsize,
-    /// Where self-hosted installations run (for their logs), when they run here.
-    runtime: Option<Arc<dyn sluice_runtime::Runtime>>,
+    /// Where self-hosted installations run (for their logs and the check of their
+    /// `runtime`), when they run here.
+    backends: Option<Arc<crate::backends::Backends>>,
 }
 
 fn digest(s: &[u8]) -> [u8; 32] {
@@ -166,11 +167,13 @@ fn with_meta<T: serde::Serialize>(v: &Versioned<T>) -> Value {
 }
 
 /// An installation as shown: secret values replaced by `"<secret>"`, and its status (for a
-/// self-hosted one, the orchestrator's last run state).
+/// self-hosted one, the orchestrator's last run state, and the backend it runs or will run
+/// on: its own `runtime`, else `default`).
 fn installation_view(
     v: &Versioned<Installation>,
     template: Option<&Template>,
     run: Option<&Versioned<RunState>>,
+    default: Option<RuntimeKind>,
 ) -> Value {
     let mut out = with_meta(v);
     // Also fields a template made secret after the value was stored in clear.
@@ -194,7 +197,14 @@ fn installation_view(
                 out["status"] = status;
                 return out;
             }
-            None => ("pending", "self-hosted: waiting for the orchestrator"),
+            None => {
+                let mut status = json!({"state": "pending", "detail": "self-hosted: waiting for the orchestrator"});
+                if let Some(kind) = v.item.runtime.or(default) {
+                    status["runtime"] = json!(kind);
+                }
+                out["status"] = status;
+                return out;
+            }
         },
         None => ("broken", "its template is missing"),
     };
@@ -242,14 +252,19 @@ impl Api {
                 .collect(),
             version,
             followers: Default::default(),
-            runtime: None,
+            backends: None,
         })
     }
 
-    /// The API with the runtime that self-hosted installations run on (their logs).
-    pub fn with_runtime(mut self, runtime: Arc<dyn sluice_runtime::Runtime>) -> Self {
-        self.runtime = Some(runtime);
+    /// The API with the backends self-hosted installations run on: their logs, and the
+    /// check that an installation's `runtime` is one of them.
+    pub fn with_backends(mut self, backends: Arc<crate::backends::Backends>) -> Self {
+        self.backends = Some(backends);
         self
+    }
+
+    fn default_runtime(&self) -> Option<RuntimeKind> {
+        self.backends.as_ref().map(|b| b.default_kind())
     }
 
     /// Snapshot long-polls waiting for a change right now.
@@ -409,7 +424,13 @@ impl Api {
                         format!("installation {name:?} is not run by this control (no logs)"),
                     )
                 };
-                let runtime = self.runtime.as_ref().ok_or_else(not_here)?;
+                let backends = self.backends.as_ref().ok_or_else(not_here)?;
+                let asked = store.installation(&name)?.and_then(|i| i.item.runtime);
+                let kind = store
+                    .run_state(&name)?
+                    .and_then(|r| r.item.runtime)
+                    .unwrap_or_else(|| backends.choose(asked));
+                let runtime = backends.get(kind).ok_or_else(not_here)?;
                 let lines = runtime.logs(&name).await.map_err(|_| not_here())?;
                 let s = store.clone();
                 let n = name.clone();
@@ -456,6 +477,7 @@ impl Api {
                         &i,
                         templates.get(&i.item.template),
                         run.as_ref(),
+                        self.default_runtime(),
                     ));
                 }
                 ok(json!({"installations": items}))
@@ -465,6 +487,10 @@ impl Api {
                 let (mode, status) = mode_of(route);
                 let i: InstallationInput = body(req, "installations").await?;
                 check_path_name(&name, &i.name, "installations")?;
+                let asked = i.runtime_kind().map_err(|e| ApiError::invalid(&e))?;
+                if let (Some(backends), Some(_)) = (&self.backends, asked) {
+                    backends.check(asked).map_err(|e| ApiError::invalid(&e))?;
+                }
                 let n = i.name.clone();
                 self.write(move |s| s.put_installation(&actor, i, mode))
                     .await?;
@@ -547,6 +573,7 @@ impl Api {
             &i,
             t.as_ref().map(|t| &t.item),
             run.as_ref(),
+            self.default_runtime(),
         ))
     }
 

@@ -108,8 +108,12 @@ struct InstallationValues {
     /// out of the process list and shell history).
     #[arg(long = "set-env", value_name = "FIELD=VAR")]
     set_env: Vec<String>,
+    /// Self-hosted: where it runs, `local` or `kubernetes` (one this control runs); absent,
+    /// the control's default backend.
+    #[arg(long, value_name = "BACKEND")]
+    runtime: Option<String>,
     /// The whole installation as a JSON file instead (`-` = stdin).
-    #[arg(long, short, conflicts_with_all = ["template", "set", "set_env"])]
+    #[arg(long, short, conflicts_with_all = ["template", "set", "set_env", "runtime"])]
     file: Option<PathBuf>,
 }
 
@@ -291,7 +295,11 @@ fn installation_body(name: &str, v: &InstallationValues) -> Result<Value, String
         let val = std::env::var(var).map_err(|_| format!("--set-env: {var} is not set"))?;
         values.insert(k.to_owned(), Value::String(val));
     }
-    Ok(json!({"name": name, "template": template, "values": values}))
+    let mut body = json!({"name": name, "template": template, "values": values});
+    if let Some(runtime) = &v.runtime {
+        body["runtime"] = json!(runtime);
+    }
+    Ok(body)
 }
 
 fn gateway_body(name: &str, f: &GatewayFields) -> Result<Value, String> {
@@ -616,6 +624,7 @@ fn human(show: &Show, body: &Value) -> String {
                     ("NAME", |r| text(&r["name"])),
                     ("TEMPLATE", |r| text(&r["template"])),
                     ("STATUS", |r| text(&r["status"]["state"])),
+                    ("RUNTIME", |r| text(&r["status"]["runtime"])),
                     ("ENDPOINT", |r| text(&r["status"]["url"])),
                     ("LAST ERROR", |r| text(&r["status"]["last_error"])),
                     ("SECRETS", |r| text(&r["secrets"])),
@@ -687,6 +696,25 @@ mod tests {
         assert_eq!(
             human(&Show::Table("gateways"), &body),
             "NAME  SERVERS      TOOLS  VERSION\nteam  github,jira  -      12\na     -            x__y   3\n"
+        );
+    }
+
+    #[test]
+    fn installations_show_where_they_run() {
+        let body = json!({"installations": [
+            {"name": "files", "template": "fs", "secrets": [], "version": 4,
+             "status": {"state": "running", "runtime": "kubernetes",
+                        "url": "http://files.mcp.svc:8080/mcp"}}
+        ]});
+        let shown = human(&Show::Table("installations"), &body);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert!(
+            lines[0].starts_with("NAME   TEMPLATE  STATUS   RUNTIME     ENDPOINT"),
+            "{shown}"
+        );
+        assert!(
+            lines[1].starts_with("files  fs        running  kubernetes  http://files"),
+            "{shown}"
         );
     }
 }

@@ -20,10 +20,13 @@
 //!                                     # servers they show (no other server's credentials)
 //!
 //! [runtime]                           # where self-hosted (stdio) installations run
-//! backend = "local"                   # "local": child processes behind an in-process bridge;
+//! backend = "local"                   # the default of installations that name no runtime:
+//!                                     # "local": child processes behind an in-process bridge;
 //!                                     # "kubernetes": a Deployment + Service each (in-cluster
 //!                                     # service account or kubeconfig);
 //!                                     # "none": not run here (another control runs them)
+//! # backends = ["kubernetes", "local"] # the backends installations may choose (`runtime`)
+//!                                     # [default: `backend`, and "local"; none with "none"]
 //! # namespace = "sluice"              # kubernetes [default: $SLUICE_KUBERNETES_NAMESPACE]
 //! # bridge_image = "ghcr.io/...:tag"  # kubernetes [default: $SLUICE_BRIDGE_IMAGE]
 //! healthy_within = "30s"              # how long a start may take to become healthy
@@ -39,6 +42,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sluice_config::SecretString;
+
+use crate::model::RuntimeKind;
 
 /// Shortest accepted token, in bytes.
 pub const MIN_TOKEN_BYTES: usize = 16;
@@ -147,9 +152,12 @@ pub enum Backend {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// The backend.
+    /// The default backend of installations that name none.
     #[serde(default)]
     pub backend: Backend,
+    /// The backends installations may choose; absent, [`RuntimeConfig::kinds`]'s default.
+    #[serde(default)]
+    pub backends: Option<Vec<Backend>>,
     /// How long a start may take to become healthy.
     #[serde(default = "default_healthy_within", with = "humantime_serde_compat")]
     pub healthy_within: std::time::Duration,
@@ -170,11 +178,65 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             backend: Backend::Local,
+            backends: None,
             healthy_within: default_healthy_within(),
             resync: default_resync(),
             namespace: None,
             bridge_image: None,
         }
+    }
+}
+
+impl RuntimeConfig {
+    /// The default backend, unless it is `none`.
+    pub fn default_kind(&self) -> Option<RuntimeKind> {
+        kind(self.backend)
+    }
+
+    /// The backends this control runs: `backends` as given, else the default one and
+    /// `local` (a process on this machine needs nothing configured); none with `none`.
+    pub fn kinds(&self) -> Vec<RuntimeKind> {
+        let mut out: Vec<RuntimeKind> = match (&self.backends, self.default_kind()) {
+            (_, None) => Vec::new(),
+            (Some(list), _) => list.iter().copied().filter_map(kind).collect(),
+            (None, Some(default)) => vec![default, RuntimeKind::Local],
+        };
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// `backends` must hold the default and cannot hold `none`; with `none`, it must be
+    /// empty. Returns the offending key and why.
+    fn check(&self) -> Result<(), (String, String)> {
+        let Some(list) = &self.backends else {
+            return Ok(());
+        };
+        if let Some(i) = list.iter().position(|b| *b == Backend::None) {
+            return Err((
+                format!("runtime.backends[{i}]"),
+                "\"none\" is no backend; set backend = \"none\" to run nothing here".into(),
+            ));
+        }
+        match self.default_kind() {
+            None if !list.is_empty() => Err((
+                "runtime.backends".into(),
+                "backend = \"none\" runs nothing here: leave backends out".into(),
+            )),
+            Some(default) if !list.iter().any(|b| kind(*b) == Some(default)) => Err((
+                "runtime.backends".into(),
+                format!("must include the default backend {:?}", default.as_str()),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn kind(backend: Backend) -> Option<RuntimeKind> {
+    match backend {
+        Backend::Local => Some(RuntimeKind::Local),
+        Backend::Kubernetes => Some(RuntimeKind::Kubernetes),
+        Backend::None => None,
     }
 }
 
@@ -337,6 +399,9 @@ impl ControlConfig {
                 ));
             }
         }
+        raw.runtime
+            .check()
+            .map_err(|(key, message)| invalid(key, message))?;
         if raw.dangerous_non_loopback_listen {
             tracing::warn!(listen = %raw.listen, "DANGEROUS: the control API listens beyond loopback in plain HTTP");
         }
@@ -374,6 +439,39 @@ mod tests {
         let e = ControlConfig::parse("lisen = \"127.0.0.1:1\"\n", "c.toml", &env).unwrap_err();
         assert!(e.to_string().contains("unknown field `lisen`"), "{e}");
         assert!(e.to_string().contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn installations_choose_among_the_backends_this_control_runs() {
+        let parse = |runtime: &str| {
+            let text = format!(
+                "[[admin_tokens]]\nname = \"ops\"\ntoken = \"${{T}}\"\n[runtime]\n{runtime}"
+            );
+            ControlConfig::parse(&text, "c.toml", &env).map(|c| c.runtime)
+        };
+        use RuntimeKind::{Kubernetes, Local};
+        let r = parse("").unwrap();
+        assert_eq!((r.default_kind(), r.kinds()), (Some(Local), vec![Local]));
+        let r = parse("backend = \"kubernetes\"\n").unwrap();
+        assert_eq!(
+            (r.default_kind(), r.kinds()),
+            (Some(Kubernetes), vec![Local, Kubernetes])
+        );
+        let r = parse("backend = \"kubernetes\"\nbackends = [\"kubernetes\"]\n").unwrap();
+        assert_eq!(r.kinds(), vec![Kubernetes]);
+        let r = parse("backend = \"none\"\n").unwrap();
+        assert_eq!((r.default_kind(), r.kinds()), (None, vec![]));
+        for (bad, key) in [
+            ("backends = [\"kubernetes\"]\n", "runtime.backends"),
+            ("backends = [\"local\", \"none\"]\n", "runtime.backends[1]"),
+            (
+                "backend = \"none\"\nbackends = [\"local\"]\n",
+                "runtime.backends",
+            ),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("c.toml: {key}:")), "{bad}: {e}");
+        }
     }
 
     #[test]

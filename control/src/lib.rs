@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod backends;
 pub mod callers;
 pub mod cli;
 pub mod client;
@@ -67,13 +68,8 @@ pub struct Running {
     pub store: Arc<Store>,
     api: Arc<api::Api>,
     task: tokio::task::JoinHandle<()>,
-    /// The orchestrator's loop and its runtime, when self-hosted installations run here.
-    /// (With the local runtime, which stopping control stops; Kubernetes installations keep
-    /// running and are adopted again by the next control.)
-    orchestrator: Option<(
-        tokio::task::JoinHandle<()>,
-        Option<Arc<sluice_runtime::LocalRuntime>>,
-    )>,
+    /// The orchestrator's loop and its backends, when self-hosted installations run here.
+    orchestrator: Option<(tokio::task::JoinHandle<()>, Arc<backends::Backends>)>,
     /// The discovery loop, unless turned off.
     discovery: Option<tokio::task::JoinHandle<()>>,
 }
@@ -104,12 +100,10 @@ impl Running {
             task.abort();
             let _ = task.await;
         }
-        if let Some((task, local)) = self.orchestrator {
+        if let Some((task, backends)) = self.orchestrator {
             task.abort();
             let _ = task.await;
-            if let Some(runtime) = local {
-                runtime.shutdown().await;
-            }
+            backends.shutdown().await;
         }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.flush())
@@ -143,20 +137,20 @@ pub async fn start(config: &ControlConfig, keys: KeyRing) -> Result<Running, Con
     })?;
     let runtime = runtime_of(&config.runtime).await?;
     let api = match &runtime {
-        Some((r, _)) => api.with_runtime(r.clone()),
+        Some(backends) => api.with_backends(backends.clone()),
         None => api,
     };
     let api = Arc::new(api);
     let task = tokio::spawn(api::serve(listener, api.clone()));
     let orchestrator = match runtime {
-        Some((runtime, local)) => {
+        Some(backends) => {
             let loop_ = orchestrator::Orchestrator::new(
                 store.clone(),
                 api.clone(),
-                runtime,
+                backends.clone(),
                 config.runtime.resync,
             );
-            Some((tokio::spawn(loop_.run()), local))
+            Some((tokio::spawn(loop_.run()), backends))
         }
         None => None,
     };
@@ -181,57 +175,64 @@ pub async fn start(config: &ControlConfig, keys: KeyRing) -> Result<Running, Con
     })
 }
 
-/// The configured runtime backend, and the local runtime itself when it is that one.
-type Backend = (
-    Arc<dyn sluice_runtime::Runtime>,
-    Option<Arc<sluice_runtime::LocalRuntime>>,
-);
-
-async fn runtime_of(config: &config::RuntimeConfig) -> Result<Option<Backend>, ControlError> {
+/// The backends `[runtime]` asks for; `None` when nothing runs here.
+async fn runtime_of(
+    config: &config::RuntimeConfig,
+) -> Result<Option<Arc<backends::Backends>>, ControlError> {
+    let Some(default) = config.default_kind() else {
+        return Ok(None);
+    };
     let bounds = sluice_runtime::StartBounds {
         healthy_within: config.healthy_within,
     };
-    match config.backend {
-        config::Backend::Local => {
-            let local = Arc::new(sluice_runtime::LocalRuntime::new(bounds));
-            Ok(Some((local.clone(), Some(local))))
-        }
-        config::Backend::Kubernetes => {
-            let from_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-            let namespace = config
-                .namespace
-                .clone()
-                .or_else(|| from_env("SLUICE_KUBERNETES_NAMESPACE"))
-                .or_else(|| {
-                    std::fs::read_to_string(
-                        "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
-                    )
-                    .ok()
-                    .map(|n| n.trim().to_owned())
-                })
-                .ok_or_else(|| {
-                    ControlError::Runtime(
-                        "[runtime] namespace is not set (nor $SLUICE_KUBERNETES_NAMESPACE, nor a service account's)".into(),
-                    )
-                })?;
-            let image = config
-                .bridge_image
-                .clone()
-                .or_else(|| from_env("SLUICE_BRIDGE_IMAGE"))
-                .ok_or_else(|| {
-                    ControlError::Runtime(
-                        "[runtime] bridge_image is not set (nor $SLUICE_BRIDGE_IMAGE)".into(),
-                    )
-                })?;
-            let mut k8s = sluice_runtime::KubernetesConfig::new(namespace, image);
-            k8s.bounds = bounds;
-            let runtime = sluice_runtime::KubernetesRuntime::infer(k8s)
-                .await
-                .map_err(|e| ControlError::Runtime(e.to_string()))?;
-            Ok(Some((Arc::new(runtime), None)))
-        }
-        config::Backend::None => Ok(None),
+    let mut out = backends::Backends::new(default);
+    for kind in config.kinds() {
+        out = match kind {
+            model::RuntimeKind::Local => {
+                out.with_local(Arc::new(sluice_runtime::LocalRuntime::new(bounds.clone())))
+            }
+            model::RuntimeKind::Kubernetes => {
+                out.with(kind, Arc::new(kubernetes(config, bounds.clone()).await?))
+            }
+        };
     }
+    Ok(Some(Arc::new(out)))
+}
+
+/// The Kubernetes backend: namespace and bridge image from `[runtime]` or the environment.
+async fn kubernetes(
+    config: &config::RuntimeConfig,
+    bounds: sluice_runtime::StartBounds,
+) -> Result<sluice_runtime::KubernetesRuntime, ControlError> {
+    let from_env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let namespace = config
+        .namespace
+        .clone()
+        .or_else(|| from_env("SLUICE_KUBERNETES_NAMESPACE"))
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+                .ok()
+                .map(|n| n.trim().to_owned())
+        })
+        .ok_or_else(|| {
+            ControlError::Runtime(
+                "[runtime] namespace is not set (nor $SLUICE_KUBERNETES_NAMESPACE, nor a service account's)".into(),
+            )
+        })?;
+    let image = config
+        .bridge_image
+        .clone()
+        .or_else(|| from_env("SLUICE_BRIDGE_IMAGE"))
+        .ok_or_else(|| {
+            ControlError::Runtime(
+                "[runtime] bridge_image is not set (nor $SLUICE_BRIDGE_IMAGE)".into(),
+            )
+        })?;
+    let mut k8s = sluice_runtime::KubernetesConfig::new(namespace, image);
+    k8s.bounds = bounds;
+    sluice_runtime::KubernetesRuntime::infer(k8s)
+        .await
+        .map_err(|e| ControlError::Runtime(e.to_string()))
 }
 
 /// `sluice control --config FILE`: loads the config and the key from the environment, serves

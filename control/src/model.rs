@@ -37,7 +37,7 @@ impl Invalid {
 pub enum Transport {
     /// A remote MCP server over Streamable HTTP at `url`.
     Http,
-    /// A self-hosted server started as `command` (run by the orchestrator, not yet built).
+    /// A self-hosted server started as `command` (run by the orchestrator).
     Stdio,
 }
 
@@ -121,6 +121,49 @@ pub struct Template {
     pub resources: BTreeMap<String, String>,
 }
 
+/// Where a self-hosted installation runs: one of the runtime backends a control process may
+/// run (`[runtime] backends`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// Child processes on the control's machine.
+    Local,
+    /// A Deployment and Service in the control's Kubernetes namespace.
+    Kubernetes,
+}
+
+impl RuntimeKind {
+    /// Every kind, in the order errors list them.
+    pub const ALL: [RuntimeKind; 2] = [RuntimeKind::Local, RuntimeKind::Kubernetes];
+
+    /// The name written in the registry and config (`local`, `kubernetes`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Local => "local",
+            RuntimeKind::Kubernetes => "kubernetes",
+        }
+    }
+
+    /// The kind called `name`; an error about `field` otherwise.
+    pub fn parse(field: &str, name: &str) -> Result<RuntimeKind, Invalid> {
+        RuntimeKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| {
+                Invalid::new(
+                    field,
+                    format!("{name:?} is not a runtime (local or kubernetes)"),
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where a self-hosted installation stands, as the orchestrator last saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunState {
@@ -135,6 +178,9 @@ pub struct RunState {
     /// Restarts after exits so far.
     #[serde(default)]
     pub restarts: u64,
+    /// The backend it runs on (absent in states written before installations chose one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeKind>,
 }
 
 /// What discovery last found on an installation's server (names and descriptions).
@@ -170,6 +216,8 @@ pub struct SelfHosted {
     pub resources: BTreeMap<String, String>,
     /// The values that were secret, to keep out of errors and logs.
     pub secrets: Vec<String>,
+    /// The backend the installation asks for; `None`: the control's default.
+    pub runtime: Option<RuntimeKind>,
 }
 
 /// An installation as written by a client: every value, secrets in clear.
@@ -184,6 +232,21 @@ pub struct InstallationInput {
     /// Field values; a secret left out of a replace keeps its stored value.
     #[serde(default)]
     pub values: BTreeMap<String, Value>,
+    /// Self-hosted only: the backend it runs on (`local` or `kubernetes`); absent, the
+    /// control's default (`[runtime] backend`). Text here, so a wrong name is refused with
+    /// the field named rather than as unreadable JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+}
+
+impl InstallationInput {
+    /// The runtime it asks for, checked.
+    pub fn runtime_kind(&self) -> Result<Option<RuntimeKind>, Invalid> {
+        self.runtime
+            .as_deref()
+            .map(|r| RuntimeKind::parse("installations.runtime", r))
+            .transpose()
+    }
 }
 
 /// An installation as stored and shown: non-secret values, and only the names of secret ones.
@@ -197,6 +260,9 @@ pub struct Installation {
     pub values: BTreeMap<String, Value>,
     /// Names of the secret fields that hold a value (sealed in the `secrets` tree).
     pub secrets: Vec<String>,
+    /// Self-hosted only: the backend it asked for; absent, the control's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeKind>,
 }
 
 /// A gateway: which servers and tools one `/mcp/{name}` endpoint shows.

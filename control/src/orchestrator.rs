@@ -1,5 +1,5 @@
-//! The orchestrator: runs the registry's self-hosted (`stdio`) installations on a runtime
-//! backend and writes where each stands back into the registry.
+//! The orchestrator: runs the registry's self-hosted (`stdio`) installations on their runtime
+//! backends and writes where each stands back into the registry.
 //!
 //! It is a reconcile loop, as Kubernetes controllers are: on every published registry write,
 //! and every `[runtime] resync` in between, it compares the installations that should run with the
@@ -12,18 +12,23 @@
 //! backend's (jittered exponential backoff); a start that fails is retried with the same
 //! backoff ([`START_BACKOFF`] doubling to [`START_BACKOFF_CAP`]), not on every pass.
 //! Errors are stored with the installation's secret values masked.
+//!
+//! Each installation runs on the backend it names (`runtime`) or the control's default
+//! ([`Backends`]). The orchestrator remembers which backend runs what: an installation whose
+//! backend changed is removed from the old one before it is ensured on the new one, and an
+//! installation it meets for the first time (after control started) is removed from every
+//! other backend first, so a switch made while control was down leaves nothing behind.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_runtime::{
-    Backoff, InstallationSpec, InstallationStatus, Resources, Runtime, Transport,
-};
+use sluice_runtime::{Backoff, InstallationSpec, InstallationStatus, Resources, Transport};
 use tokio::time::Instant;
 
 use crate::api::Api;
-use crate::model::{RunState, SECRET_PLACEHOLDER, SelfHosted};
+use crate::backends::Backends;
+use crate::model::{RunState, RuntimeKind, SECRET_PLACEHOLDER, SelfHosted};
 use crate::store::Store;
 
 /// First wait before a failed start is tried again.
@@ -34,11 +39,11 @@ pub const START_BACKOFF_CAP: Duration = Duration::from_secs(300);
 /// How long an MCP `initialize` health check may take.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The reconcile loop over a store and a runtime.
+/// The reconcile loop over a store and its backends.
 pub struct Orchestrator {
     store: Arc<Store>,
     api: Arc<Api>,
-    runtime: Arc<dyn Runtime>,
+    backends: Arc<Backends>,
     resync: Duration,
     /// Installations whose start failed: their backoff and when to try again.
     failing: std::sync::Mutex<std::collections::HashMap<String, (Backoff, Instant)>>,
@@ -49,13 +54,13 @@ impl Orchestrator {
     pub fn new(
         store: Arc<Store>,
         api: Arc<Api>,
-        runtime: Arc<dyn Runtime>,
+        backends: Arc<Backends>,
         resync: Duration,
     ) -> Self {
         Orchestrator {
             store,
             api,
-            runtime,
+            backends,
             resync,
             failing: Default::default(),
         }
@@ -64,7 +69,7 @@ impl Orchestrator {
     /// Reconciles until dropped.
     pub async fn run(self) {
         let mut changes = self.api.subscribe();
-        let mut running: BTreeSet<String> = BTreeSet::new();
+        let mut running: BTreeMap<String, RuntimeKind> = BTreeMap::new();
         loop {
             self.pass(&mut running).await;
             if !crate::api::next_write_or(&mut changes, self.resync).await {
@@ -73,8 +78,9 @@ impl Orchestrator {
         }
     }
 
-    /// One pass: removes what is gone, ensures and checks what is desired.
-    async fn pass(&self, running: &mut BTreeSet<String>) {
+    /// One pass: removes what is gone or moved, ensures and checks what is desired.
+    /// `running` is which backend runs each installation this orchestrator started.
+    async fn pass(&self, running: &mut BTreeMap<String, RuntimeKind>) {
         let store = self.store.clone();
         let desired = match tokio::task::spawn_blocking(move || store.self_hosted()).await {
             Ok(Ok(d)) => d,
@@ -87,35 +93,71 @@ impl Orchestrator {
                 return;
             }
         };
-        let wanted: BTreeSet<String> = desired.iter().map(|d| d.name.clone()).collect();
-        for gone in running.difference(&wanted).cloned().collect::<Vec<_>>() {
-            if let Err(e) = self.runtime.remove(&gone).await {
-                tracing::debug!(installation = %gone, error = %e, "remove");
+        let wanted: BTreeMap<String, RuntimeKind> = desired
+            .iter()
+            .map(|d| (d.name.clone(), self.backends.choose(d.runtime)))
+            .collect();
+        let stale: Vec<(String, RuntimeKind)> = running
+            .iter()
+            .filter(|(name, kind)| wanted.get(*name) != Some(*kind))
+            .map(|(n, k)| (n.clone(), *k))
+            .collect();
+        for (name, kind) in stale {
+            self.remove_from(kind, &name).await;
+            running.remove(&name);
+            self.lock_failing().remove(&name);
+            match wanted.get(&name) {
+                Some(to) => {
+                    tracing::info!(installation = %name, from = %kind, to = %to, "moving to another runtime")
+                }
+                None => {
+                    tracing::info!(installation = %name, "self-hosted installation stopped");
+                    self.record(move |s| s.clear_run_state(&name)).await;
+                }
             }
-            tracing::info!(installation = %gone, "self-hosted installation stopped");
-            running.remove(&gone);
-            self.record(move |s| s.clear_run_state(&gone)).await;
         }
         let now = Instant::now();
         let due: Vec<&SelfHosted> = {
-            let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
-            failing.retain(|name, _| wanted.contains(name));
+            let mut failing = self.lock_failing();
+            failing.retain(|name, _| wanted.contains_key(name));
             desired
                 .iter()
                 .filter(|d| failing.get(&d.name).is_none_or(|(_, at)| *at <= now))
                 .collect()
         };
-        let passes = due.into_iter().map(|d| self.reconcile(d));
-        for (name, state) in futures_util::future::join_all(passes).await {
-            running.insert(name.clone());
+        let passes = due.into_iter().map(|d| {
+            let kind = self.backends.choose(d.runtime);
+            self.reconcile(d, kind, !running.contains_key(&d.name))
+        });
+        for (name, kind, state) in futures_util::future::join_all(passes).await {
+            if let Some(kind) = kind {
+                running.insert(name.clone(), kind);
+            }
             self.note_outcome(&name, &state);
             self.record(move |s| s.set_run_state(&name, &state)).await;
         }
     }
 
+    fn lock_failing(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (Backoff, Instant)>> {
+        self.failing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Removes `name` from the backend of `kind` (what is not there is no error).
+    async fn remove_from(&self, kind: RuntimeKind, name: &str) {
+        let Some(runtime) = self.backends.get(kind) else {
+            return;
+        };
+        match runtime.remove(name).await {
+            Ok(()) | Err(sluice_runtime::RuntimeError::Unknown(_)) => {}
+            Err(e) => tracing::warn!(installation = %name, runtime = %kind, error = %e, "remove"),
+        }
+    }
+
     /// Schedules the next try of a failed start, or forgets the failures of a started one.
     fn note_outcome(&self, name: &str, state: &RunState) {
-        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut failing = self.lock_failing();
         if state.state == "failed" {
             let (backoff, at) = failing.entry(name.to_owned()).or_insert_with(|| {
                 (
@@ -129,18 +171,36 @@ impl Orchestrator {
         }
     }
 
-    /// Ensures one installation and says where it stands.
-    async fn reconcile(&self, d: &SelfHosted) -> (String, RunState) {
+    /// Ensures one installation on the backend of `kind` and says where it stands (and
+    /// which backend now runs it, `None` when this control runs no such backend). On
+    /// `first_sight`, it is first removed from every other backend.
+    async fn reconcile(
+        &self,
+        d: &SelfHosted,
+        kind: RuntimeKind,
+        first_sight: bool,
+    ) -> (String, Option<RuntimeKind>, RunState) {
         let masked = |text: String| mask(text, &d.secrets);
-        let state = match self.runtime.ensure(&spec(d)).await {
-            Err(e) => RunState {
-                state: "failed".into(),
-                url: None,
-                last_error: Some(masked(e.to_string())),
-                restarts: 0,
-            },
+        let failed = |why: String| RunState {
+            state: "failed".into(),
+            url: None,
+            last_error: Some(masked(why)),
+            restarts: 0,
+            runtime: Some(kind),
+        };
+        let Some(runtime) = self.backends.get(kind) else {
+            let why = format!("this control runs no {kind} backend (see [runtime] backends)");
+            return (d.name.clone(), None, failed(why));
+        };
+        if first_sight {
+            for other in self.backends.kinds().filter(|k| *k != kind) {
+                self.remove_from(other, &d.name).await;
+            }
+        }
+        let state = match runtime.ensure(&spec(d)).await {
+            Err(e) => failed(e.to_string()),
             Ok(endpoint) => {
-                let (restarts, exited) = match self.runtime.status(&d.name).await {
+                let (restarts, exited) = match runtime.status(&d.name).await {
                     Ok(InstallationStatus::Running { restarts, .. }) => (restarts, None),
                     Ok(InstallationStatus::Starting { last_error }) => (0, last_error),
                     Ok(InstallationStatus::Failed(e)) => (0, Some(e)),
@@ -158,10 +218,11 @@ impl Orchestrator {
                     url: Some(endpoint.url),
                     last_error,
                     restarts,
+                    runtime: Some(kind),
                 }
             }
         };
-        (d.name.clone(), state)
+        (d.name.clone(), Some(kind), state)
     }
 
     /// Runs one store write off the async threads, flushes it and publishes its version.
@@ -248,6 +309,7 @@ mod tests {
             image: Some("ghcr.io/x/files:1".into()),
             resources: [("memory_limit".to_owned(), "256Mi".to_owned())].into(),
             secrets: vec!["t".into()],
+            runtime: None,
         };
         let s = spec(&d);
         assert_eq!(s.command, "mcp-files");

@@ -256,6 +256,7 @@ pub fn self_hosted(
         image: template.image.as_ref().map(|i| fill(i, values)),
         resources: template.resources.clone(),
         secrets: secret_values(template, values),
+        runtime: None,
     })
 }
 

@@ -340,3 +340,48 @@ async fn a_proxy_token_scoped_to_gateways_gets_only_their_servers_and_credential
     );
     assert_eq!(scoped["version"], all["version"]);
 }
+
+#[tokio::test]
+async fn an_installation_may_choose_only_a_runtime_this_control_runs() {
+    // Default `[runtime]`: the local backend only.
+    let ctl = start("runtime-choice").await;
+    let stdio = json!({"name": "tool", "transport": "stdio",
+        "command": ["/nonexistent/sluice-test-server"]});
+    assert_eq!(post(&ctl.admin, "/v1/templates", stdio).await.0, 201);
+    for (runtime, says) in [
+        ("kubernetes", "runs no kubernetes backend (it runs: local)"),
+        ("docker", "\"docker\" is not a runtime"),
+    ] {
+        let body = json!({"name": "t1", "template": "tool", "runtime": runtime});
+        let (status, answer) = post(&ctl.admin, "/v1/installations", body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert_eq!(answer["field"], "installations.runtime", "{answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{answer}");
+    }
+    assert_eq!(get(&ctl.admin, "/v1/installations/t1").await.0, 404);
+
+    // A remote (http) installation runs nowhere: naming a runtime is refused too.
+    assert_eq!(post(&ctl.admin, "/v1/templates", template()).await.0, 201);
+    let mut remote = installation("gh");
+    remote["runtime"] = json!("local");
+    let (status, answer) = post(&ctl.admin, "/v1/installations", remote).await;
+    assert_eq!(
+        (status, &answer["field"]),
+        (400, &json!("installations.runtime"))
+    );
+
+    // Named or defaulted, the list says where each one runs.
+    let named = json!({"name": "t1", "template": "tool", "runtime": "local"});
+    let (status, created) = post(&ctl.admin, "/v1/installations", named).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["runtime"], "local");
+    let defaulted = json!({"name": "t2", "template": "tool"});
+    let (status, created) = post(&ctl.admin, "/v1/installations", defaulted).await;
+    assert_eq!(status, 201, "{created}");
+    assert!(created.get("runtime").is_none(), "{created}");
+    let (_, list) = get(&ctl.admin, "/v1/installations").await;
+    for i in list["installations"].as_array().unwrap() {
+        assert_eq!(i["status"]["runtime"], "local", "{i}");
+    }
+}

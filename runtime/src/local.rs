@@ -8,6 +8,12 @@
 //! loopback port (`$PORT` and `{port}` in their arguments), are healthy once an MCP `initialize`
 //! succeeds, and are restarted with jittered backoff. Removing an installation, or dropping
 //! the runtime, kills its process group: no orphans.
+//!
+//! Each installation has its own slot, whose lock is held across a start (up to
+//! `healthy_within`) and a stop: the same installation is never started twice at once, nor
+//! started while it is being stopped, yet different installations start concurrently, so one
+//! slow server does not hold up the others. `status` and `logs` never wait for a start: an
+//! installation being started or stopped reports `Starting` and no logs.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,8 +40,11 @@ use crate::{Runtime, until_true};
 #[derive(Debug, Default)]
 pub struct LocalRuntime {
     bounds: StartBounds,
-    installs: tokio::sync::Mutex<HashMap<String, Installed>>,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
 }
+
+/// One installation's place: empty until it has started, locked while it starts or stops.
+type Slot = tokio::sync::Mutex<Option<Installed>>;
 
 #[derive(Debug)]
 struct Installed {
@@ -55,15 +64,44 @@ impl LocalRuntime {
     pub fn new(bounds: StartBounds) -> LocalRuntime {
         LocalRuntime {
             bounds,
-            installs: Default::default(),
+            slots: Default::default(),
         }
     }
 
-    /// Stops every installation (SIGTERM, then SIGKILL after the grace period).
+    /// Stops every installation (SIGTERM, then SIGKILL after the grace period), after the
+    /// starts in progress have finished.
     pub async fn shutdown(&self) {
-        let all: Vec<Installed> = self.installs.lock().await.drain().map(|(_, i)| i).collect();
-        for installed in all {
-            installed.running.stop().await;
+        let all: Vec<Arc<Slot>> = lock(&self.slots).drain().map(|(_, s)| s).collect();
+        for slot in all {
+            let installed = slot.lock().await.take();
+            if let Some(installed) = installed {
+                installed.running.stop().await;
+            }
+        }
+    }
+
+    /// The slot of `name`, made if there is none.
+    fn slot(&self, name: &str) -> Arc<Slot> {
+        lock(&self.slots)
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The slot of `name`, if it has one.
+    fn existing(&self, name: &str) -> Option<Arc<Slot>> {
+        lock(&self.slots).get(name).cloned()
+    }
+
+    /// Forgets the slot of `name` if it is empty and nobody else holds it (call with no
+    /// clone of it held).
+    fn prune(&self, name: &str) {
+        let mut slots = lock(&self.slots);
+        let unused = slots.get(name).is_some_and(|s| {
+            Arc::strong_count(s) == 1 && s.try_lock().is_ok_and(|installed| installed.is_none())
+        });
+        if unused {
+            slots.remove(name);
         }
     }
 }
@@ -71,34 +109,49 @@ impl LocalRuntime {
 #[async_trait]
 impl Runtime for LocalRuntime {
     async fn ensure(&self, spec: &InstallationSpec) -> Result<Endpoint, RuntimeError> {
-        let mut installs = self.installs.lock().await;
-        if let Some(existing) = installs.get(&spec.name)
-            && existing.spec == *spec
-        {
-            return Ok(existing.endpoint.clone());
+        let slot = self.slot(&spec.name);
+        let result = {
+            let mut current = slot.lock().await;
+            match current.as_ref() {
+                Some(existing) if existing.spec == *spec => Ok(existing.endpoint.clone()),
+                _ => {
+                    if let Some(old) = current.take() {
+                        old.running.stop().await;
+                    }
+                    start(spec, &self.bounds).await.map(|installed| {
+                        let endpoint = installed.endpoint.clone();
+                        *current = Some(installed);
+                        endpoint
+                    })
+                }
+            }
+        };
+        drop(slot);
+        if result.is_err() {
+            self.prune(&spec.name);
         }
-        if let Some(old) = installs.remove(&spec.name) {
-            old.running.stop().await;
-        }
-        let installed = start(spec, &self.bounds).await?;
-        let endpoint = installed.endpoint.clone();
-        installs.insert(spec.name.clone(), installed);
-        Ok(endpoint)
+        result
     }
 
     async fn status(&self, name: &str) -> Result<InstallationStatus, RuntimeError> {
-        let installs = self.installs.lock().await;
-        let installed = installs
-            .get(name)
-            .ok_or_else(|| RuntimeError::Unknown(name.to_owned()))?;
-        Ok(installed.running.status())
+        let unknown = || RuntimeError::Unknown(name.to_owned());
+        let slot = self.existing(name).ok_or_else(unknown)?;
+        let Ok(installed) = slot.try_lock() else {
+            return Ok(InstallationStatus::Starting { last_error: None });
+        };
+        installed
+            .as_ref()
+            .map(|i| i.running.status())
+            .ok_or_else(unknown)
     }
 
     async fn logs(&self, name: &str) -> Result<Vec<String>, RuntimeError> {
-        let installs = self.installs.lock().await;
-        let installed = installs
-            .get(name)
-            .ok_or_else(|| RuntimeError::Unknown(name.to_owned()))?;
+        let unknown = || RuntimeError::Unknown(name.to_owned());
+        let slot = self.existing(name).ok_or_else(unknown)?;
+        let Ok(installed) = slot.try_lock() else {
+            return Ok(Vec::new());
+        };
+        let installed = installed.as_ref().ok_or_else(unknown)?;
         Ok(match &installed.running {
             Running::Stdio(bridge) => bridge.logs(),
             Running::Http(server) => lock(&server.logs).snapshot(),
@@ -106,10 +159,27 @@ impl Runtime for LocalRuntime {
     }
 
     async fn remove(&self, name: &str) -> Result<(), RuntimeError> {
-        let removed = self.installs.lock().await.remove(name);
-        let installed = removed.ok_or_else(|| RuntimeError::Unknown(name.to_owned()))?;
-        installed.running.stop().await;
-        Ok(())
+        let slot = self
+            .existing(name)
+            .ok_or_else(|| RuntimeError::Unknown(name.to_owned()))?;
+        let removed = {
+            let mut current = slot.lock().await;
+            match current.take() {
+                Some(installed) => {
+                    // Stopped under the lock: a start of the same name waits for it.
+                    installed.running.stop().await;
+                    true
+                }
+                None => false,
+            }
+        };
+        drop(slot);
+        self.prune(name);
+        if removed {
+            Ok(())
+        } else {
+            Err(RuntimeError::Unknown(name.to_owned()))
+        }
     }
 }
 

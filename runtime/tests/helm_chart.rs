@@ -294,6 +294,8 @@ fn control_rbac_is_namespaced_and_limited_to_what_the_runtime_uses() {
     let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     let expected = BTreeMap::from([
         ("apps/deployments".to_owned(), set(&write)),
+        // Owner references with blockOwnerDeletion on the Deployment.
+        ("apps/deployments/finalizers".to_owned(), set(&["update"])),
         ("/services".to_owned(), set(&write)),
         ("/secrets".to_owned(), set(&write)),
         ("/pods".to_owned(), set(&["get", "list", "watch"])),
@@ -387,4 +389,9 @@ fn proxy_drain_fits_in_the_termination_grace_period_and_its_config_loads() {
     assert_eq!(control.listen.port(), 7070);
     assert_eq!(control.admin_tokens.len(), 1);
     assert_eq!(control.proxy_tokens.len(), 1);
+    // The cluster only: no local processes inside control's pod.
+    assert_eq!(
+        control.runtime.kinds(),
+        [sluice_control::model::RuntimeKind::Kubernetes]
+    );
 }

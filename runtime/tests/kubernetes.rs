@@ -1,266 +1,24 @@
 //! The Kubernetes backend against a FAKE API server.
 //!
 //! No Kubernetes API server can run here, so these tests are not against a cluster: kube's
-//! client talks to an in-memory `tower_test` mock service, and [`FakeApi`] answers it with a
-//! few lines of bookkeeping that imitate the API server's semantics that the backend relies on
-//! (GET 404 for a missing object, server-side apply storing the object, resourceVersion and
-//! generation bumped only when the stored object changes, pods listed by label, pod logs,
-//! DELETE with a UID precondition). Every request is recorded, and the tests assert the
-//! exact requests made: method, path, query and the key fields of each body. What a real API
-//! server adds (admission, defaulting, field-manager conflicts, scheduling) is not covered.
+//! client talks to an in-memory `tower_test` mock service answered by [`FakeApi`]
+//! (`fake_kube/mod.rs`), and the tests assert the exact requests made: method, path, query
+//! and the key fields of each body. What a real API server adds (admission, defaulting,
+//! field-manager conflicts, scheduling, garbage collection) is not covered.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+mod fake_kube;
+
 use std::time::Duration;
 
-use http::{Request, Response};
-use http_body_util::BodyExt;
-use kube::client::Body;
+use fake_kube::{FakeApi, NS, Seen, query_value, url_pairs};
 use serde_json::{Value, json};
 use sluice_runtime::{
-    InstallationSpec, InstallationStatus, KubernetesConfig, KubernetesRuntime, Resources, Runtime,
-    RuntimeError, Transport,
+    InstallationSpec, InstallationStatus, KubernetesConfig, Resources, Runtime, RuntimeError,
+    Transport,
 };
 
-const NS: &str = "mcp";
 /// Generous: nothing here waits on anything but the in-memory fake.
 const BOUND: Duration = Duration::from_secs(20);
-
-/// One request the fake saw.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    query: String,
-    body: Option<Value>,
-}
-
-#[derive(Default)]
-struct State {
-    objects: BTreeMap<String, Value>,
-    seen: Vec<Seen>,
-    next_version: u64,
-    /// Whether Deployments read after an apply report their rollout done.
-    rollouts_complete: bool,
-}
-
-/// A FAKE Kubernetes API server (see the module docs): not a cluster.
-#[derive(Clone)]
-struct FakeApi(Arc<Mutex<State>>);
-
-impl FakeApi {
-    /// A fake and a runtime whose kube client talks to it.
-    fn start(config: KubernetesConfig) -> (FakeApi, KubernetesRuntime) {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let fake = FakeApi(Arc::new(Mutex::new(State {
-            rollouts_complete: true,
-            ..State::default()
-        })));
-        let serving = fake.clone();
-        tokio::spawn(async move {
-            while let Some((request, respond)) = handle.next_request().await {
-                let response = serving.answer(request).await;
-                respond.send_response(response);
-            }
-        });
-        let client = kube::Client::new(service, NS);
-        (fake, KubernetesRuntime::new(client, config))
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.lock().unwrap()
-    }
-
-    /// The requests seen so far, and forgets them.
-    fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut self.state().seen)
-    }
-
-    fn object(&self, path: &str) -> Option<Value> {
-        self.state().objects.get(path).cloned()
-    }
-
-    fn put(&self, path: &str, object: Value) {
-        self.state().objects.insert(path.to_owned(), object);
-    }
-
-    async fn answer(&self, request: Request<Body>) -> Response<Body> {
-        let (parts, body) = request.into_parts();
-        let bytes = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let path = parts.uri.path().to_owned();
-        let query = parts.uri.query().unwrap_or_default().to_owned();
-        let method = parts.method.as_str().to_owned();
-        let mut state = self.state();
-        state.seen.push(Seen {
-            method: method.clone(),
-            path: path.clone(),
-            query: query.clone(),
-            body: body.clone(),
-        });
-        match method.as_str() {
-            "GET" if path.ends_with("/log") => {
-                let lines: Vec<String> = (1..=5).map(|i| format!("line {i}")).collect();
-                text(200, lines.join("\n") + "\n")
-            }
-            "GET" if path.ends_with("/pods") => {
-                let prefix = format!("{path}/");
-                let wanted = query_value(&query, "labelSelector").unwrap_or_default();
-                let items: Vec<Value> = state
-                    .objects
-                    .iter()
-                    .filter(|(p, o)| p.starts_with(&prefix) && matches_selector(o, &wanted))
-                    .map(|(_, o)| o.clone())
-                    .collect();
-                json_response(
-                    200,
-                    json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}),
-                )
-            }
-            "GET" => {
-                let complete = state.rollouts_complete;
-                match state.objects.get_mut(&path) {
-                    Some(object) => {
-                        if complete && path.contains("/deployments/") {
-                            let generation = object["metadata"]["generation"].clone();
-                            object["status"] = json!({
-                                "observedGeneration": generation, "replicas": 1,
-                                "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
-                            });
-                        }
-                        json_response(200, object.clone())
-                    }
-                    None => not_found(&path),
-                }
-            }
-            "PATCH" => {
-                let Some(mut applied) = body else {
-                    return json_response(400, json!({"code": 400}));
-                };
-                let previous = state.objects.get(&path).cloned();
-                let strip = |o: &Value| {
-                    let mut o = o.clone();
-                    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-                        for server_field in
-                            ["uid", "resourceVersion", "generation", "creationTimestamp"]
-                        {
-                            m.remove(server_field);
-                        }
-                    }
-                    if let Some(o) = o.as_object_mut() {
-                        o.remove("status");
-                    }
-                    o
-                };
-                let unchanged = previous
-                    .as_ref()
-                    .is_some_and(|p| strip(p) == strip(&applied));
-                let (uid, version, generation) = match &previous {
-                    Some(p) if unchanged => (
-                        p["metadata"]["uid"].clone(),
-                        p["metadata"]["resourceVersion"].clone(),
-                        p["metadata"]["generation"].clone(),
-                    ),
-                    _ => {
-                        state.next_version += 1;
-                        let generation = previous
-                            .as_ref()
-                            .and_then(|p| p["metadata"]["generation"].as_i64())
-                            .unwrap_or(0)
-                            + 1;
-                        let uid = previous
-                            .as_ref()
-                            .map(|p| p["metadata"]["uid"].clone())
-                            .unwrap_or_else(|| json!(format!("uid-{}", state.next_version)));
-                        (
-                            uid,
-                            json!(state.next_version.to_string()),
-                            json!(generation),
-                        )
-                    }
-                };
-                let meta = &mut applied["metadata"];
-                meta["uid"] = uid;
-                meta["resourceVersion"] = version;
-                meta["generation"] = generation;
-                meta["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
-                // Like the API server, an apply answers with the whole object, status included.
-                if let Some(status) = previous.as_ref().and_then(|p| p.get("status")) {
-                    applied["status"] = status.clone();
-                }
-                state.objects.insert(path, applied.clone());
-                json_response(200, applied)
-            }
-            "DELETE" => match state.objects.remove(&path) {
-                Some(object) => json_response(200, object),
-                None => not_found(&path),
-            },
-            _ => json_response(405, json!({"code": 405})),
-        }
-    }
-}
-
-fn json_response(status: u16, value: Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&value).unwrap()))
-        .unwrap()
-}
-
-fn text(status: u16, body: String) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .body(Body::from(body.into_bytes()))
-        .unwrap()
-}
-
-fn not_found(path: &str) -> Response<Body> {
-    json_response(
-        404,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-               "message": format!("{path} not found"), "reason": "NotFound", "code": 404}),
-    )
-}
-
-fn query_value(query: &str, key: &str) -> Option<String> {
-    url_pairs(query).find(|(k, _)| k == key).map(|(_, v)| v)
-}
-
-fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(k), decode(v))
-    })
-}
-
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-fn matches_selector(object: &Value, selector: &str) -> bool {
-    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
-        let (k, v) = term.split_once('=').unwrap_or((term, ""));
-        object["metadata"]["labels"][k] == json!(v)
-    })
-}
 
 fn config() -> KubernetesConfig {
     let mut config = KubernetesConfig::new(NS, "registry.example/sluice:1.0");
@@ -323,10 +81,13 @@ async fn ensure_creates_secret_service_and_deployment_with_the_bridge() {
     assert_eq!(
         summary(&seen),
         vec![
-            // Ownership checked first, then applied in dependency order.
+            // Ownership checked first, then applied in dependency order: the Deployment
+            // first without replicas (the others name it their owner, by uid), then the
+            // Secret and Service, then the Deployment as it should run.
             format!("GET {secret}"),
             format!("GET {service}"),
             format!("GET {deployment}"),
+            format!("PATCH {deployment}"),
             format!("PATCH {secret}"),
             format!("PATCH {service}"),
             format!("PATCH {deployment}"),
@@ -349,15 +110,34 @@ async fn ensure_creates_secret_service_and_deployment_with_the_bridge() {
         assert_eq!(body["metadata"]["namespace"], NS);
     }
 
+    // No pod can start before its Secret exists: the first Deployment has no replicas.
+    let placeholder = seen[3].body.clone().unwrap();
+    assert_eq!(placeholder["spec"]["replicas"], 0);
+    assert!(placeholder["metadata"].get("ownerReferences").is_none());
+    // The Secret and the Service are owned by the Deployment (its uid), so the cluster's
+    // garbage collector removes them with it.
+    let uid = fake.object(&deployment).unwrap()["metadata"]["uid"].clone();
+    assert!(uid.is_string(), "{uid}");
+    let owned = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "github",
+        "uid": uid, "controller": false, "blockOwnerDeletion": true}]);
+    for at in [4, 5] {
+        assert_eq!(
+            seen[at].body.as_ref().unwrap()["metadata"]["ownerReferences"],
+            owned,
+            "{}",
+            seen[at].path
+        );
+    }
+
     // The Secret: the secret variable, base64-encoded, and nothing else.
-    let secret_body = seen[3].body.clone().unwrap();
+    let secret_body = seen[4].body.clone().unwrap();
     assert_eq!(secret_body["kind"], "Secret");
     assert_eq!(
         secret_body["data"],
         json!({"GITHUB_TOKEN": "Z2hwX3NlY3JldA=="})
     );
 
-    let service_body = seen[4].body.clone().unwrap();
+    let service_body = seen[5].body.clone().unwrap();
     assert_eq!(service_body["kind"], "Service");
     assert_eq!(
         service_body["spec"]["selector"],
@@ -366,8 +146,9 @@ async fn ensure_creates_secret_service_and_deployment_with_the_bridge() {
     assert_eq!(service_body["spec"]["ports"][0]["port"], 8080);
     assert_eq!(service_body["spec"]["ports"][0]["targetPort"], "mcp");
 
-    let d = seen[5].body.clone().unwrap();
+    let d = seen[6].body.clone().unwrap();
     assert_eq!(d["kind"], "Deployment");
+    assert!(d["metadata"].get("ownerReferences").is_none(), "{d}");
     assert_eq!(d["apiVersion"], "apps/v1");
     assert_eq!(d["spec"]["replicas"], 1);
     let template = &d["spec"]["template"];
@@ -485,7 +266,8 @@ async fn ensure_updates_on_change_and_reapplies_identically_when_unchanged() {
             .map(|s| (s.path.clone(), s.body.clone()))
             .collect()
     };
-    assert_eq!(applies(&again), applies(&first));
+    // (The first ensure also created the Deployment without replicas before the others.)
+    assert_eq!(applies(&again), applies(&first)[1..]);
     assert_eq!(again.len(), 6, "{:?}", summary(&again));
     assert_eq!(
         (version(&secret), version(&deployment)),
@@ -544,6 +326,23 @@ async fn ensure_corrects_drift() {
         "registry.example/sluice:1.0"
     );
     assert!(fake.object(&service).is_some(), "the Service is back");
+
+    // Someone deletes the Deployment; the garbage collector then takes the Service and the
+    // Secret it owns (imitated here: the fake has no collector). All three come back, the
+    // Service and Secret owned by the new Deployment.
+    let old_uid = fake.object(&deployment).unwrap()["metadata"]["uid"].clone();
+    for path in paths("github") {
+        fake.state().objects.remove(&path);
+    }
+    bounded(runtime.ensure(&spec)).await.unwrap();
+    let new_uid = fake.object(&deployment).unwrap()["metadata"]["uid"].clone();
+    assert_ne!(new_uid, old_uid);
+    for path in &paths("github")[..2] {
+        let owners = &fake.object(path).unwrap()["metadata"]["ownerReferences"];
+        assert_eq!(owners[0]["uid"], new_uid, "{path}: {owners}");
+        assert_eq!(owners.as_array().unwrap().len(), 1, "{path}: {owners}");
+    }
+    assert_eq!(fake.object(&deployment).unwrap()["spec"]["replicas"], 1);
 }
 
 #[tokio::test]

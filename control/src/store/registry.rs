@@ -47,6 +47,7 @@ impl Store {
                 name: inst.item.name.clone(),
                 template: template.name.clone(),
                 values: inst.item.values.clone(),
+                runtime: None,
             };
             let resolved = render::resolve(&template, &input, &kept)
                 .and_then(|r| render::server(&template, &input.name, &r.all, None).map(|_| r))
@@ -78,7 +79,8 @@ impl Store {
             let mut ops = Vec::new();
             for (inst, resolved) in refits {
                 let (n, old) = (&inst.item.name, Some(&inst.item));
-                ops.extend(self.installation_ops(version, at, n, &name, old, resolved));
+                let runtime = inst.item.runtime;
+                ops.extend(self.installation_ops(version, at, n, &name, old, resolved, runtime));
             }
             let record = Versioned {
                 version,
@@ -168,6 +170,7 @@ impl Store {
             )
             .into());
         }
+        let runtime = input.runtime_kind()?;
         let _w = self.write_lock();
         let old: Option<Versioned<Installation>> = self.get(T::Installations, &input.name)?;
         check_mode(mode, old.is_some(), "installation", &input.name)?;
@@ -180,6 +183,13 @@ impl Store {
                 )
             })?
             .item;
+        if runtime.is_some() && template.transport != crate::model::Transport::Stdio {
+            return Err(Invalid::new(
+                "installations.runtime",
+                "only self-hosted (stdio) installations run on a runtime",
+            )
+            .into());
+        }
         let kept = match &old {
             Some(o) if o.item.template == input.template => self.installation_values(&o.item)?,
             _ => BTreeMap::new(),
@@ -204,13 +214,15 @@ impl Store {
             &name,
             |version, at| {
                 let old = old.as_ref().map(|o| &o.item);
-                Ok(self.installation_ops(version, at, &name, &template.name, old, resolved))
+                let t = &template.name;
+                Ok(self.installation_ops(version, at, &name, t, old, resolved, runtime))
             },
         )
     }
 
     /// The writes that store an installation's resolved values: its record, its sealed
     /// secrets, and the removal of secrets it no longer has.
+    #[allow(clippy::too_many_arguments)]
     fn installation_ops(
         &self,
         version: u64,
@@ -219,6 +231,7 @@ impl Store {
         template: &str,
         old: Option<&Installation>,
         resolved: render::Resolved,
+        runtime: Option<crate::model::RuntimeKind>,
     ) -> Vec<Op> {
         let mut ops = Vec::new();
         for field in old.iter().flat_map(|o| &o.secrets) {
@@ -238,6 +251,7 @@ impl Store {
                 template: template.to_owned(),
                 values: resolved.plain,
                 secrets: resolved.secrets.keys().cloned().collect(),
+                runtime,
             },
         };
         ops.push(Op::put(T::Installations, name, &record));
@@ -288,7 +302,8 @@ impl Store {
                 continue;
             };
             let values = self.installation_values(&inst.item)?;
-            if let Some(run) = render::self_hosted(&template.item, &inst.item.name, &values) {
+            if let Some(mut run) = render::self_hosted(&template.item, &inst.item.name, &values) {
+                run.runtime = inst.item.runtime;
                 out.push(run);
             }
         }

@@ -1,7 +1,9 @@
 //! The `kubernetes` backend: each installation is a Deployment, a Service and a Secret in one
 //! namespace, reached at `http://NAME.NAMESPACE.svc:8080/mcp`.
 //!
-//! `ensure` applies the three objects with server-side apply (field manager `sluice`, forced).
+//! `ensure` applies the three objects with server-side apply (field manager `sluice`, forced);
+//! the Service and Secret are owned by the Deployment (see [`render`]), so a new installation's
+//! Deployment is created first, with no replicas, to learn its uid.
 //! Applying on every reconcile pass is what corrects drift (an edited image, a deleted
 //! Service, a changed secret key), and it costs the cluster nothing when nothing differs: an
 //! apply that changes no field is not persisted, bumps no generation and starts no rollout.
@@ -52,8 +54,9 @@ pub struct KubernetesConfig {
     /// The image stdio servers run in when their spec names none: it must hold `sluice` on
     /// `PATH` (the bridge) and whatever the server's command needs.
     pub bridge_image: String,
-    /// Set as the owner of every object made (e.g. control's StatefulSet), so deleting the
-    /// owner garbage-collects the installations; it must live in `namespace`.
+    /// Set as the owner of every Deployment made (e.g. control's StatefulSet), so deleting the
+    /// owner garbage-collects the installations (their Services and Secrets are owned by their
+    /// Deployments); it must live in `namespace`.
     pub owner: Option<OwnerReference>,
     /// `imagePullPolicy` of the server container; absent, the cluster's default.
     pub image_pull_policy: Option<String>,
@@ -286,9 +289,19 @@ impl Runtime for KubernetesRuntime {
         // name refuses the installation without leaving half of it behind.
         self.get_ours::<Secret>(&spec.name).await?;
         self.get_ours::<Service>(&spec.name).await?;
-        self.get_ours::<Deployment>(&spec.name).await?;
-        let secret = self.apply(&render::secret(spec, &self.config)).await?;
-        self.apply(&render::service(spec, &self.config)).await?;
+        let existing = self.get_ours::<Deployment>(&spec.name).await?;
+        // The Secret and Service name the Deployment as their owner, so it must exist first;
+        // a new one is created without replicas until its Secret is there.
+        let owner = match existing {
+            Some(d) => d,
+            None => self.apply(&render::placeholder(spec, &self.config)).await?,
+        };
+        let owner = render::owned_by(&owner);
+        let secret = self
+            .apply(&render::secret(spec, &self.config, owner.clone()))
+            .await?;
+        self.apply(&render::service(spec, &self.config, owner))
+            .await?;
         let version = secret.metadata.resource_version.as_deref();
         let deployment = self
             .apply(&render::deployment(spec, &self.config, version))

@@ -2,6 +2,12 @@
 //! pure data from the spec and the backend's config, so what Sluice asks of a cluster can be
 //! read (and tested) without one.
 //!
+//! The Service and the Secret are owned by the Deployment (an owner reference with its uid,
+//! `blockOwnerDeletion`), so the cluster's garbage collector removes them when the Deployment
+//! goes, whoever deletes it; the Deployment itself is owned by the configured owner (control's
+//! StatefulSet), if any. `controller` is false: Sluice manages them, not the Deployment
+//! controller.
+//!
 //! Every pod runs locked down: non-root, read-only root filesystem, no privilege escalation,
 //! no capabilities, the runtime's default seccomp profile, no service-account token and no
 //! service-link variables. An MCP server rarely needs more, and one that runs third-party
@@ -19,7 +25,7 @@ use k8s_openapi::api::core::v1::{
     Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::KubernetesConfig;
@@ -148,21 +154,42 @@ fn resource_entries(r: &Resources) -> impl Iterator<Item = (&'static str, &Strin
     .filter_map(|(what, v)| v.as_ref().map(|v| (what, v)))
 }
 
-fn metadata(spec: &InstallationSpec, config: &KubernetesConfig) -> ObjectMeta {
+fn metadata(
+    spec: &InstallationSpec,
+    config: &KubernetesConfig,
+    owner: Option<OwnerReference>,
+) -> ObjectMeta {
     ObjectMeta {
         name: Some(spec.name.clone()),
         namespace: Some(config.namespace.clone()),
         labels: Some(labels(&spec.name)),
-        owner_references: config.owner.clone().map(|o| vec![o]),
+        owner_references: owner.or_else(|| config.owner.clone()).map(|o| vec![o]),
         ..ObjectMeta::default()
     }
 }
 
-/// The Secret holding the installation's secret environment, one key per variable. It is
-/// made even when empty, so every installation owns the same three objects.
-pub fn secret(spec: &InstallationSpec, config: &KubernetesConfig) -> Secret {
+/// The owner reference naming `deployment` (as stored: it needs the uid the cluster gave it).
+pub fn owned_by(deployment: &Deployment) -> Option<OwnerReference> {
+    Some(OwnerReference {
+        api_version: "apps/v1".to_owned(),
+        kind: "Deployment".to_owned(),
+        name: deployment.metadata.name.clone()?,
+        uid: deployment.metadata.uid.clone()?,
+        controller: Some(false),
+        block_owner_deletion: Some(true),
+    })
+}
+
+/// The Secret holding the installation's secret environment, one key per variable, owned by
+/// `owner` (the Deployment). It is made even when empty, so every installation owns the same
+/// three objects.
+pub fn secret(
+    spec: &InstallationSpec,
+    config: &KubernetesConfig,
+    owner: Option<OwnerReference>,
+) -> Secret {
     Secret {
-        metadata: metadata(spec, config),
+        metadata: metadata(spec, config, owner),
         type_: Some("Opaque".to_owned()),
         data: Some(
             spec.secret_env
@@ -174,10 +201,15 @@ pub fn secret(spec: &InstallationSpec, config: &KubernetesConfig) -> Secret {
     }
 }
 
-/// The ClusterIP Service the gateway reaches the installation through.
-pub fn service(spec: &InstallationSpec, config: &KubernetesConfig) -> Service {
+/// The ClusterIP Service the gateway reaches the installation through, owned by `owner`
+/// (the Deployment).
+pub fn service(
+    spec: &InstallationSpec,
+    config: &KubernetesConfig,
+    owner: Option<OwnerReference>,
+) -> Service {
     Service {
-        metadata: metadata(spec, config),
+        metadata: metadata(spec, config, owner),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_owned()),
             selector: Some(selector_labels(&spec.name)),
@@ -316,7 +348,7 @@ pub fn deployment(
         secret_version.map(|v| BTreeMap::from([(SECRET_VERSION.to_owned(), v.to_owned())]));
 
     Deployment {
-        metadata: metadata(spec, config),
+        metadata: metadata(spec, config, None),
         spec: Some(DeploymentSpec {
             replicas: Some(1),
             revision_history_limit: Some(2),
@@ -357,6 +389,16 @@ pub fn deployment(
         }),
         ..Deployment::default()
     }
+}
+
+/// The Deployment as first created, before its Secret and Service exist (they need its uid
+/// to name it their owner): no replicas, so no pod starts without its Secret.
+pub fn placeholder(spec: &InstallationSpec, config: &KubernetesConfig) -> Deployment {
+    let mut d = deployment(spec, config, None);
+    if let Some(s) = d.spec.as_mut() {
+        s.replicas = Some(0);
+    }
+    d
 }
 
 fn plain(name: &str, value: &str) -> EnvVar {

@@ -7,8 +7,6 @@
 //! message, so a model can read and correct it; arguments of the wrong shape are a JSON-RPC
 //! invalid-params error.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -63,7 +61,9 @@ pub(super) fn definitions() -> Vec<Value> {
                 "properties": {
                     "name": {"type": "string", "description": "The new installation's name ([a-z0-9-]); its tools are named name__tool."},
                     "template": {"type": "string", "description": "The template to install."},
-                    "values": {"type": "object", "description": "Field values by field name.", "additionalProperties": true}
+                    "values": {"type": "object", "description": "Field values by field name.", "additionalProperties": true},
+                    "runtime": {"type": "string", "enum": ["local", "kubernetes"], "description": "Self-hosted templates only: where it runs; default: control's default backend."},
+                    "resource_tools": {"type": "string", "enum": ["auto", "off", "on"], "description": "Whether its resources are also offered as read_* tools (default auto: only for a server without tools)."}
                 },
                 "required": ["name", "template"],
                 "additionalProperties": false
@@ -84,15 +84,6 @@ struct NoArgs {}
 #[serde(deny_unknown_fields)]
 struct Named {
     name: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Install {
-    name: String,
-    template: String,
-    #[serde(default)]
-    values: BTreeMap<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -218,17 +209,14 @@ impl Api {
                 settle(self.gateway(&n.name).map(|g| with_meta(&g)))
             }
             "install" => {
-                let i: Install = args(name, a)?;
-                let input = InstallationInput {
-                    name: i.name.clone(),
-                    template: i.template,
-                    values: i.values,
-                };
+                // The admin API's own input, so the tool takes every field a create takes.
+                let input: InstallationInput = args(name, a)?;
+                let n = input.name.clone();
                 let actor = origin.actor();
                 let written = self
                     .write(move |s| s.put_installation(&actor, input, Mode::Create))
                     .await;
-                settle(written.and_then(|_| self.installation(&i.name)))
+                settle(written.and_then(|_| self.installation(&n)))
             }
             "uninstall" => {
                 let n: Named = args(name, a)?;
