@@ -122,6 +122,7 @@ fn v1_to_v2(store: &Store) -> Result<(), StoreError> {
                     template: i.template,
                     values: plain,
                     secrets,
+                    resource_tools: None,
                 };
                 ops.push(Op::put(
                     T::Installations,

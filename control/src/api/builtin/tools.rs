@@ -193,11 +193,7 @@ impl Api {
             }
             "list_installation_tools" => {
                 let n: Named = args(name, a)?;
-                settle((|| {
-                    self.installation(&n.name)?;
-                    let found = store.discovered(&n.name)?;
-                    Ok(crate::discovery::view(&n.name, found.as_ref()))
-                })())
+                settle(self.offer(&n.name))
             }
             "list_gateways" => {
                 args::<NoArgs>(name, a)?;
@@ -223,6 +219,7 @@ impl Api {
                     name: i.name.clone(),
                     template: i.template,
                     values: i.values,
+                    resource_tools: None,
                 };
                 let actor = origin.actor();
                 let written = self
