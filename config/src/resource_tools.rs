@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Value, json};
+
 use crate::ResourceTools;
 
 /// Most synthesised tools per server: a server listing thousands of resources would otherwise
