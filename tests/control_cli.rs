@@ -94,7 +94,7 @@ async fn ctl_manages_the_registry_with_tables_json_and_meaningful_exit_codes() {
     let table = ok(control.ctl(&["installations", "list"]));
     assert_eq!(
         table,
-        "NAME  TEMPLATE  STATUS      RUNTIME  ENDPOINT  LAST ERROR  SECRETS  VERSION\ngh    github    configured  -        -         -           api_key  2\n"
+        "NAME  TEMPLATE  STATUS      RUNTIME  ENDPOINT  LAST ERROR  SECRETS  RESOURCE TOOLS  VERSION\ngh    github    configured  -        -         -           api_key  auto            2\n"
     );
     let templates = ok(control.ctl(&["templates", "list"]));
     assert!(

@@ -111,6 +111,7 @@ mod interpolate;
 mod names;
 mod quickstart;
 mod reader;
+pub mod resource_tools;
 mod schema;
 mod secret;
 mod sections;

@@ -234,7 +234,8 @@ pub struct ServerConfig {
 /// `servers[].resource_tools`: when a server's listed resources are also offered as tools
 /// (`read_{name}`, each a `resources/read` of its URI), so a client that only calls tools can
 /// still read them and a gateway can assign them like any tool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ResourceTools {
     /// Only for a server that lists resources and no tools (the default).
     #[default]
@@ -253,6 +254,13 @@ impl ResourceTools {
             ResourceTools::Off => "off",
             ResourceTools::On => "on",
         }
+    }
+
+    /// The mode written `text` (`auto` / `off` / `on`, exactly), if it is one.
+    pub fn parse(text: &str) -> Option<ResourceTools> {
+        [ResourceTools::Auto, ResourceTools::Off, ResourceTools::On]
+            .into_iter()
+            .find(|m| m.as_str() == text)
     }
 }
 

@@ -410,11 +410,7 @@ impl Api {
                 let limit = query_u64(&q, "limit")?.unwrap_or(100).clamp(1, 1000) as usize;
                 ok(json!({"entries": store.audit(after, limit)?}))
             }
-            RouteId::InstallationTools => {
-                self.installation(&name)?;
-                let found = store.discovered(&name)?;
-                ok(crate::discovery::view(&name, found.as_ref()))
-            }
+            RouteId::InstallationTools => ok(self.offer(&name)?),
             RouteId::InstallationLogs => {
                 self.installation(&name)?;
                 let not_here = || {
@@ -559,14 +555,26 @@ impl Api {
         })
     }
 
-    fn installation(&self, name: &str) -> Result<Value, ApiError> {
-        let i = self.store.installation(name)?.ok_or_else(|| {
+    fn stored_installation(&self, name: &str) -> Result<Versioned<Installation>, ApiError> {
+        self.store.installation(name)?.ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 format!("installation {name:?} does not exist"),
             )
-        })?;
+        })
+    }
+
+    /// What discovery found on an installation's server, with the read-resource tools
+    /// proxies make of it ([`crate::discovery::view`]).
+    fn offer(&self, name: &str) -> Result<Value, ApiError> {
+        let i = self.stored_installation(name)?;
+        let found = self.store.discovered(name)?;
+        Ok(crate::discovery::view(&i.item, found.as_ref()))
+    }
+
+    fn installation(&self, name: &str) -> Result<Value, ApiError> {
+        let i = self.stored_installation(name)?;
         let t = self.store.template(&i.item.template)?;
         let run = self.store.run_state(name)?;
         Ok(installation_view(

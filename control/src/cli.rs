@@ -112,8 +112,12 @@ struct InstallationValues {
     /// the control's default backend.
     #[arg(long, value_name = "BACKEND")]
     runtime: Option<String>,
+    /// Whether proxies offer the server's resources as `read_*` tools: `auto` (only when it
+    /// lists resources and no tools; the default), `off` or `on` (beside its own tools too).
+    #[arg(long, value_name = "MODE", value_parser = ["auto", "off", "on"])]
+    resource_tools: Option<String>,
     /// The whole installation as a JSON file instead (`-` = stdin).
-    #[arg(long, short, conflicts_with_all = ["template", "set", "set_env", "runtime"])]
+    #[arg(long, short, conflicts_with_all = ["template", "set", "set_env", "runtime", "resource_tools"])]
     file: Option<PathBuf>,
 }
 
@@ -298,6 +302,9 @@ fn installation_body(name: &str, v: &InstallationValues) -> Result<Value, String
     let mut body = json!({"name": name, "template": template, "values": values});
     if let Some(runtime) = &v.runtime {
         body["runtime"] = json!(runtime);
+    }
+    if let Some(mode) = &v.resource_tools {
+        body["resource_tools"] = json!(mode);
     }
     Ok(body)
 }
@@ -572,6 +579,18 @@ fn human(show: &Show, body: &Value) -> String {
                     ]);
                 }
             }
+            // What proxies add: read-resource tools, by their own names like the tools.
+            for item in body["resource_tools"]["tools"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                cells.push(vec![
+                    "resource-tool".to_owned(),
+                    text(&item["name"]),
+                    text(&item["description"]),
+                ]);
+            }
             let mut out = table(&["KIND", "NAME", "DESCRIPTION"], &cells);
             if let Some(e) = body["error"].as_str() {
                 out.push_str(&format!("last probe: {e}\n"));
@@ -628,6 +647,9 @@ fn human(show: &Show, body: &Value) -> String {
                     ("ENDPOINT", |r| text(&r["status"]["url"])),
                     ("LAST ERROR", |r| text(&r["status"]["last_error"])),
                     ("SECRETS", |r| text(&r["secrets"])),
+                    ("RESOURCE TOOLS", |r| {
+                        r["resource_tools"].as_str().unwrap_or("auto").to_owned()
+                    }),
                     ("VERSION", |r| text(&r["version"])),
                 ],
                 "gateways" => &[
@@ -686,6 +708,35 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_offer_lists_read_resource_tools_after_the_servers_own_items() {
+        let body = json!({"tools": [{"name": "echo", "description": "Echo."}],
+            "resources": [{"uri": "docs://guide", "description": "How to."}], "prompts": [],
+            "resource_tools": {"mode": "on", "skipped": 0, "tools": [
+                {"name": "read_guide", "description": "Read the resource docs://guide", "uri": "docs://guide"}]}});
+        assert_eq!(
+            human(&Show::Offer, &body),
+            "KIND           NAME          DESCRIPTION\ntool           echo          Echo.\nresource       docs://guide  How to.\nresource-tool  read_guide    Read the resource docs://guide\n"
+        );
+    }
+
+    #[test]
+    fn an_installation_shows_its_resource_tools_mode_auto_when_unset() {
+        let body = json!({"installations": [
+            {"name": "a", "template": "t", "secrets": [], "version": 2, "resource_tools": "on",
+             "status": {"state": "configured"}},
+            {"name": "b", "template": "t", "secrets": [], "version": 3,
+             "status": {"state": "configured"}}
+        ]});
+        let out = human(&Show::Table("installations"), &body);
+        let modes: Vec<&str> = out
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().nth(6).unwrap_or_default())
+            .collect();
+        assert_eq!(modes, ["on", "auto"], "{out}");
+    }
 
     #[test]
     fn tables_align_columns_and_show_empty_lists_as_dashes() {

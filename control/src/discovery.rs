@@ -21,7 +21,10 @@ use tokio::time::Instant;
 
 use crate::api::Api;
 use crate::mcp_client::McpSession;
-use crate::model::{Discovered, SECRET_PLACEHOLDER};
+use sluice_config::ResourceTools;
+use sluice_config::resource_tools as resource_naming;
+
+use crate::model::{Discovered, Installation, SECRET_PLACEHOLDER};
 use crate::store::Store;
 
 /// Most items of each kind kept per installation.
@@ -214,8 +217,11 @@ pub fn header_of(
     }
 }
 
-/// `json!` of a result for the API: the lists and when/why.
-pub fn view(name: &str, d: Option<&Discovered>) -> Value {
+/// `json!` of a result for the API: the lists and when/why, and the read-resource tools a
+/// proxy makes of them under the installation's `resource_tools` ([`resource_tools`]).
+pub fn view(inst: &Installation, d: Option<&Discovered>) -> Value {
+    let name = &inst.name;
+    let mode = inst.resource_tools.unwrap_or_default();
     match d {
         Some(d) => json!({
             "name": name,
@@ -223,11 +229,39 @@ pub fn view(name: &str, d: Option<&Discovered>) -> Value {
             "tools": d.tools,
             "resources": d.resources,
             "prompts": d.prompts,
+            "resource_tools": resource_tools(mode, &d.tools, &d.resources),
             "error": d.error,
         }),
         None => json!({"name": name, "discovered_at": null, "tools": [], "resources": [],
-            "prompts": [], "error": "not discovered yet"}),
+            "prompts": [], "resource_tools": resource_tools(mode, &[], &[]),
+            "error": "not discovered yet"}),
     }
+}
+
+/// The read-resource tools a proxy synthesises for a server listing `tools` and `resources`
+/// under `mode`: the proxy's own function ([`sluice_config::resource_tools`]) on the lists
+/// discovery kept, which hold every key it reads (tool names; resource URIs and names), so
+/// the names are the proxy's (unless the server lists more than [`MAX_ITEMS`] tools, past
+/// which a clash cannot be seen here). `{mode, tools: [{name, description, uri}], skipped}`.
+fn resource_tools(mode: ResourceTools, tools: &[Value], resources: &[Value]) -> Value {
+    let made = if resource_naming::qualifies(mode, tools, resources) {
+        resource_naming::synthesise(tools, resources)
+    } else {
+        resource_naming::Synthesised::default()
+    };
+    let listed: Vec<Value> = made
+        .tools
+        .iter()
+        .map(|t| {
+            let name = t["name"].as_str().unwrap_or_default();
+            json!({
+                "name": name,
+                "description": t["description"],
+                "uri": made.uris.get(name),
+            })
+        })
+        .collect();
+    json!({"mode": mode.as_str(), "tools": listed, "skipped": made.skipped})
 }
 
 #[cfg(test)]
@@ -250,6 +284,85 @@ mod tests {
                 .unwrap_err()
                 .contains("oauth_client_credentials")
         );
+    }
+
+    fn installation(mode: Option<ResourceTools>) -> Installation {
+        Installation {
+            name: "docs".into(),
+            template: "t".into(),
+            values: Default::default(),
+            secrets: Vec::new(),
+            resource_tools: mode,
+        }
+    }
+
+    fn shown(view: &Value) -> Vec<&str> {
+        view["resource_tools"]["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["name"].as_str())
+            .collect()
+    }
+
+    #[test]
+    fn the_view_lists_the_read_tools_a_proxy_makes_under_each_mode() {
+        // As discovery stores them: trimmed, a real tool taking the first resource's name.
+        let found = Discovered {
+            at: 1,
+            tools: trim(
+                vec![json!({"name": "read_user_guide", "inputSchema": {}})],
+                &["name", "description"],
+            ),
+            resources: trim(
+                vec![
+                    json!({"uri": "docs://guide", "name": "User Guide", "description": "How to."}),
+                    json!({"uri": "docs://logo.png", "title": "Logo"}),
+                    json!({"uri": "docs://guide2", "name": "user guide"}),
+                ],
+                &["uri", "name", "description", "mimeType"],
+            ),
+            ..Discovered::default()
+        };
+        let proxy = resource_naming::synthesise(&found.tools, &found.resources);
+        let proxy_names: Vec<&str> = proxy
+            .tools
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert_eq!(
+            proxy_names,
+            [
+                "read_user_guide_2",
+                "read_docs_logo_png",
+                "read_user_guide_3"
+            ]
+        );
+
+        let on = view(&installation(Some(ResourceTools::On)), Some(&found));
+        assert_eq!(shown(&on), proxy_names);
+        assert_eq!(on["resource_tools"]["mode"], "on");
+        assert_eq!(on["resource_tools"]["tools"][0]["uri"], "docs://guide");
+        assert_eq!(
+            on["resource_tools"]["tools"][0]["description"],
+            "Read the resource docs://guide: How to."
+        );
+        // auto: the server has a tool, so it gets none; off: never.
+        let auto = view(&installation(None), Some(&found));
+        assert_eq!(auto["resource_tools"]["mode"], "auto");
+        assert!(shown(&auto).is_empty(), "{auto}");
+        assert!(shown(&view(&installation(Some(ResourceTools::Off)), Some(&found))).is_empty());
+        // auto without tools: all of them, as the proxy names them then.
+        let bare = Discovered {
+            tools: Vec::new(),
+            ..found.clone()
+        };
+        assert_eq!(
+            shown(&view(&installation(None), Some(&bare))),
+            ["read_user_guide", "read_docs_logo_png", "read_user_guide_2"]
+        );
+        let none = view(&installation(Some(ResourceTools::On)), None);
+        assert_eq!(none["resource_tools"]["tools"], json!([]));
     }
 
     #[test]

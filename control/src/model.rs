@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sluice_config::ResourceTools;
 
 /// Shown instead of a secret value in every response.
 pub const SECRET_PLACEHOLDER: &str = "<secret>";
@@ -237,6 +238,9 @@ pub struct InstallationInput {
     /// the field named rather than as unreadable JSON.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,
+    /// `resource_tools` of its `[[servers]]` entry; absent = the proxies' default (`auto`).
+    #[serde(default, deserialize_with = "resource_tools_mode")]
+    pub resource_tools: Option<ResourceTools>,
 }
 
 impl InstallationInput {
@@ -246,6 +250,26 @@ impl InstallationInput {
             .as_deref()
             .map(|r| RuntimeKind::parse("installations.runtime", r))
             .transpose()
+    }
+}
+
+/// Reads `resource_tools`, refusing anything but `"auto"`, `"off"`, `"on"` (or null) with an
+/// error that names the field, which the API reports as `installations.resource_tools`.
+fn resource_tools_mode<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<ResourceTools>, D::Error> {
+    let given = Option::<Value>::deserialize(d)?;
+    match given {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_str()
+            .and_then(ResourceTools::parse)
+            .map(Some)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "field `resource_tools` must be \"auto\", \"off\" or \"on\", not {v}"
+                ))
+            }),
     }
 }
 
@@ -263,6 +287,10 @@ pub struct Installation {
     /// Self-hosted only: the backend it asked for; absent, the control's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeKind>,
+    /// `resource_tools` of its `[[servers]]` entry; absent = the proxies' default (`auto`).
+    /// Absent in records written before it existed, so no migration is needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_tools: Option<ResourceTools>,
 }
 
 /// A gateway: which servers and tools one `/mcp/{name}` endpoint shows.
@@ -551,6 +579,28 @@ mod tests {
         let mut t = template();
         t.url = None;
         assert_eq!(t.validate().unwrap_err().field, "templates.url");
+    }
+
+    #[test]
+    fn resource_tools_is_one_of_three_modes_and_a_bad_one_names_the_field() {
+        let read = |v: Value| {
+            serde_json::from_value::<InstallationInput>(
+                serde_json::json!({"name": "a", "template": "t", "resource_tools": v}),
+            )
+        };
+        assert_eq!(
+            read(Value::from("on")).unwrap().resource_tools,
+            Some(ResourceTools::On)
+        );
+        assert_eq!(read(Value::Null).unwrap().resource_tools, None);
+        for bad in [
+            Value::from("sometimes"),
+            Value::from(true),
+            Value::from("ON"),
+        ] {
+            let e = read(bad.clone()).unwrap_err().to_string();
+            assert!(e.contains("field `resource_tools`"), "{bad}: {e}");
+        }
     }
 
     #[test]

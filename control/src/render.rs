@@ -23,6 +23,8 @@ pub struct Resolved {
     pub plain: BTreeMap<String, Value>,
     /// Secret values to seal.
     pub secrets: BTreeMap<String, String>,
+    /// The installation's `resource_tools`, as given.
+    pub resource_tools: Option<sluice_config::ResourceTools>,
 }
 
 /// A JSON scalar as placeholder text.
@@ -51,6 +53,7 @@ pub fn resolve(
         all: BTreeMap::new(),
         plain: BTreeMap::new(),
         secrets: BTreeMap::new(),
+        resource_tools: input.resource_tools,
     };
     for field in &template.fields {
         let at = format!("installations.values.{}", field.name);

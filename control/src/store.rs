@@ -396,6 +396,7 @@ impl Store {
                 if crate::callers::is_per_caller(template) {
                     server.callers = self.caller_secrets(&inst.item.name)?;
                 }
+                server.resource_tools = inst.item.resource_tools.map(|m| m.as_str().to_owned());
                 servers.push(server);
             }
         }

@@ -129,11 +129,9 @@ fn resource_tools(r: &mut Reader<'_>, t: &DeTable<'_>) -> ResourceTools {
     let Some(m) = r.string(t, "resource_tools", P) else {
         return ResourceTools::default();
     };
-    match m.value.as_str() {
-        "auto" => ResourceTools::Auto,
-        "off" => ResourceTools::Off,
-        "on" => ResourceTools::On,
-        _ => {
+    match ResourceTools::parse(&m.value) {
+        Some(mode) => mode,
+        None => {
             r.problem(
                 m.span.clone(),
                 format!(

@@ -123,6 +123,7 @@ fn v1_to_v2(store: &Store) -> Result<(), StoreError> {
                     values: plain,
                     secrets,
                     runtime: None,
+                    resource_tools: None,
                 };
                 ops.push(Op::put(
                     T::Installations,

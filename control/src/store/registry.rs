@@ -48,6 +48,7 @@ impl Store {
                 template: template.name.clone(),
                 values: inst.item.values.clone(),
                 runtime: None,
+                resource_tools: inst.item.resource_tools,
             };
             let resolved = render::resolve(&template, &input, &kept)
                 .and_then(|r| render::server(&template, &input.name, &r.all, None).map(|_| r))
@@ -249,9 +250,10 @@ impl Store {
             item: Installation {
                 name: name.to_owned(),
                 template: template.to_owned(),
-                values: resolved.plain,
                 secrets: resolved.secrets.keys().cloned().collect(),
                 runtime,
+                values: resolved.plain,
+                resource_tools: resolved.resource_tools,
             },
         };
         ops.push(Op::put(T::Installations, name, &record));

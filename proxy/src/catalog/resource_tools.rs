@@ -1,151 +1,24 @@
-//! Synthesised read-resource tools (`servers[].resource_tools`).
+//! Synthesised read-resource tools (`servers[].resource_tools`) in the proxy.
 //!
-//! A server that offers resources but no tools is invisible to a client that only calls
-//! tools, and cannot be assigned to a gateway entry by entry (`tools = ["docs__read_x"]`).
-//! So, when the server qualifies, each resource it lists becomes a tool of that server:
-//! `read_{slug}`, with no arguments and `readOnlyHint`, whose call the gateway turns into a
-//! `resources/read` of the resource's URI ([`crate::gateway::resource_call`]). The tools are
-//! added to the server's fetched catalog, so from there on they are ordinary tools: prefixed,
-//! listed, assignable, ruled, limited, searchable in lazy mode.
+//! When a server qualifies, each resource it lists becomes a tool of that server, added to
+//! its fetched catalog once per fetch ([`super::ServerCatalog::synthesise_resource_tools`]),
+//! so from there on they are ordinary tools: prefixed, listed, assignable, ruled, limited,
+//! searchable in lazy mode; a call is turned into a `resources/read` of the resource's URI
+//! ([`crate::gateway::resource_call`]).
 //!
-//! Names are made here, once per fetch, and are deterministic: the slug is the resource's
-//! `name` (else its URI) lowercased, with every run of characters outside `[a-z0-9]` one `_`,
-//! cut to [`MAX_SLUG_LEN`]; a name already taken (by one of the server's own tools or an
-//! earlier resource, in list order) gets `_2`, `_3`, ... At most [`MAX_RESOURCE_TOOLS`]
-//! resources become tools; the rest stay readable with `resources/read` only.
+//! The naming (slug, suffixes for clashes, the bound) is [`sluice_config::resource_tools`],
+//! shared with the control plane's tool discovery so that both show the same names; this
+//! module re-exports it, and its tests pin the names the proxy serves.
 
-use std::collections::{BTreeMap, HashSet};
-
-use serde_json::{Value, json};
-use sluice_config::ResourceTools;
-
-/// Most synthesised tools per server: a server listing thousands of resources would otherwise
-/// flood every `tools/list` of its gateways. Resources past it get no tool (logged).
-pub const MAX_RESOURCE_TOOLS: usize = 256;
-
-/// Longest slug (before a collision suffix): the shown name `{server}__read_{slug}` stays
-/// well inside the 128 characters MCP clients accept for a tool name.
-pub const MAX_SLUG_LEN: usize = 48;
-
-/// Prefix of every synthesised tool's own name.
-pub const READ_PREFIX: &str = "read_";
-
-/// What [`synthesise`] made for one server.
-#[derive(Debug, Default, PartialEq)]
-pub struct Synthesised {
-    /// The tool definitions, in the resources' order.
-    pub tools: Vec<Value>,
-    /// Each tool's own name and the URI it reads.
-    pub uris: BTreeMap<String, String>,
-    /// Listed resources left without a tool past [`MAX_RESOURCE_TOOLS`].
-    pub skipped: usize,
-}
-
-/// Whether a server with these lists gets read-resource tools under `mode`.
-pub fn qualifies(mode: ResourceTools, tools: &[Value], resources: &[Value]) -> bool {
-    match mode {
-        ResourceTools::Off => false,
-        ResourceTools::Auto => tools.is_empty() && !resources.is_empty(),
-        ResourceTools::On => !resources.is_empty(),
-    }
-}
-
-/// The read-resource tools for `resources` beside the server's own `tools` (whose names they
-/// never take). Resources without a string `uri` are skipped.
-pub fn synthesise(tools: &[Value], resources: &[Value]) -> Synthesised {
-    let mut taken: HashSet<String> = tools
-        .iter()
-        .filter_map(|t| t.get("name").and_then(Value::as_str))
-        .map(str::to_owned)
-        .collect();
-    let mut out = Synthesised::default();
-    for resource in resources {
-        let Some(uri) = resource.get("uri").and_then(Value::as_str) else {
-            continue;
-        };
-        if out.tools.len() == MAX_RESOURCE_TOOLS {
-            out.skipped += 1;
-            continue;
-        }
-        let label = resource
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or(uri);
-        let name = unique(format!("{READ_PREFIX}{}", slug(label)), &taken);
-        taken.insert(name.clone());
-        out.tools.push(definition(&name, uri, resource));
-        out.uris.insert(name, uri.to_owned());
-    }
-    out
-}
-
-/// `text` as a tool-safe slug: lowercase `[a-z0-9]` runs joined by single `_`, at most
-/// [`MAX_SLUG_LEN`] bytes; `resource` when nothing is left.
-pub fn slug(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(MAX_SLUG_LEN));
-    let mut gap = false;
-    for c in text.chars() {
-        if c.is_ascii_alphanumeric() {
-            if gap && !out.is_empty() {
-                out.push('_');
-            }
-            gap = false;
-            out.push(c.to_ascii_lowercase());
-        } else {
-            gap = true;
-        }
-        if out.len() >= MAX_SLUG_LEN {
-            break;
-        }
-    }
-    out.truncate(MAX_SLUG_LEN);
-    let trimmed = out.trim_end_matches('_');
-    if trimmed.is_empty() {
-        "resource".to_owned()
-    } else {
-        trimmed.to_owned()
-    }
-}
-
-/// `base`, or `base_2`, `base_3`, ... whichever is first free.
-fn unique(base: String, taken: &HashSet<String>) -> String {
-    if !taken.contains(&base) {
-        return base;
-    }
-    (2..)
-        .map(|n| format!("{base}_{n}"))
-        .find(|n| !taken.contains(n))
-        .unwrap_or(base)
-}
-
-/// The tool definition reading `uri`.
-fn definition(name: &str, uri: &str, resource: &Value) -> Value {
-    let mut description = format!("Read the resource {uri}");
-    if let Some(d) = resource
-        .get("description")
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-    {
-        description.push_str(": ");
-        description.push_str(d);
-    }
-    let mut tool = json!({
-        "name": name,
-        "description": description,
-        "inputSchema": { "type": "object", "properties": {} },
-        "annotations": { "readOnlyHint": true },
-    });
-    if let Some(title) = resource.get("title").and_then(Value::as_str) {
-        tool["title"] = Value::String(format!("Read {title}"));
-    }
-    tool
-}
+pub use sluice_config::resource_tools::{
+    MAX_RESOURCE_TOOLS, MAX_SLUG_LEN, READ_PREFIX, Synthesised, qualifies, slug, synthesise,
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
+    use sluice_config::ResourceTools;
 
     fn resource(name: &str, uri: &str) -> Value {
         json!({ "name": name, "uri": uri })

@@ -50,7 +50,7 @@ pub(super) fn definitions() -> Vec<Value> {
         json!({"name": "get_template", "description": "Show one server template: its transport, URL or command, fields (which are secret, required, defaulted) and credential type.", "inputSchema": named("template"), "annotations": read}),
         json!({"name": "list_installations", "description": "List installed servers: name, template and status.", "inputSchema": none, "annotations": read}),
         json!({"name": "get_installation", "description": "Show one installation: its template, values (secrets hidden) and status.", "inputSchema": named("installation"), "annotations": read}),
-        json!({"name": "list_installation_tools", "description": "Show the tools, resources and prompts an installation's server offers, as control last discovered them.", "inputSchema": named("installation"), "annotations": read}),
+        json!({"name": "list_installation_tools", "description": "Show the tools, resources and prompts an installation's server offers, as control last discovered them, and the read-resource tools (read_*) proxies make of its resources.", "inputSchema": named("installation"), "annotations": read}),
         json!({"name": "list_gateways", "description": "List gateways and the servers and tools each shows.", "inputSchema": none, "annotations": read}),
         json!({"name": "get_gateway", "description": "Show one gateway: the servers and tools it shows and its options.", "inputSchema": named("gateway"), "annotations": read}),
         json!({
@@ -184,11 +184,7 @@ impl Api {
             }
             "list_installation_tools" => {
                 let n: Named = args(name, a)?;
-                settle((|| {
-                    self.installation(&n.name)?;
-                    let found = store.discovered(&n.name)?;
-                    Ok(crate::discovery::view(&n.name, found.as_ref()))
-                })())
+                settle(self.offer(&n.name))
             }
             "list_gateways" => {
                 args::<NoArgs>(name, a)?;
