@@ -733,7 +733,7 @@ mod tests {
         let modes: Vec<&str> = out
             .lines()
             .skip(1)
-            .map(|l| l.split_whitespace().nth(6).unwrap_or_default())
+            .map(|l| l.split_whitespace().nth(7).unwrap_or_default())
             .collect();
         assert_eq!(modes, ["on", "auto"], "{out}");
     }

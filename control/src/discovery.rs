@@ -292,6 +292,7 @@ mod tests {
             template: "t".into(),
             values: Default::default(),
             secrets: Vec::new(),
+            runtime: None,
             resource_tools: mode,
         }
     }

@@ -58,6 +58,7 @@ fn install(name: &str, runtime: Option<RuntimeKind>) -> InstallationInput {
         template: "py".into(),
         values: Default::default(),
         runtime: runtime.map(|r| r.as_str().to_owned()),
+        resource_tools: None,
     }
 }
 
