@@ -92,6 +92,7 @@
 //! | `gateways[].tools` | array of `"server__tool"` | `[]` | plus these individual tools; a gateway needs at least one entry in `servers` or `tools` |
 //! | `gateways[].prefix` | boolean | `true` | `false`: show the upstreams' own tool and prompt names, without `{server}__`; two `tools` entries of one name are refused, and a name two servers offer at run time is withheld |
 //! | `gateways[].tools_mode` | `"direct"` or `"lazy"` | `"direct"` | lazy: `tools/list` shows only `search_tools` and `run_tool` |
+//! | `gateways[].builtin_tools` | bool | `false` | also show control's `sluice__*` tools (needs `[control]`; rule them with `auth.rules`) |
 //! | `gateways[].policy_default` | `"allow"` or `"deny"` | `"allow"` | what a `tools/call` no policy matches gets |
 //! | `gateways[].policies[].name` | 1..=64 of `[A-Za-z0-9-_.]`, unique in the gateway | required | named in refusals, metrics, spans |
 //! | `gateways[].policies[].tools` | non-empty array of patterns (`*` = any run) | required | tools the policy is about |
