@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use harness::control::{Control, Tokens};
-use harness::sdk_peers::{SdkClient, run_client_with};
 use harness::{Sluice, free_port, poll, temp_path};
 use serde_json::{Value, json};
 
@@ -62,15 +61,46 @@ require = {{ role = ["admin"] }}
     )
 }
 
+/// Runs the Python SDK client against `url` (with `token`, optionally calling `tool`): its
+/// JSON, or its stderr when it failed.
+async fn sdk_client(
+    url: &str,
+    token: Option<&str>,
+    tool: Option<(&str, &Value)>,
+) -> Result<Value, String> {
+    let mut cmd = tokio::process::Command::new(harness::sdk_peers::python());
+    cmd.arg(harness::sdk_peers::repo().join("tests/peers/python/client.py"))
+        .arg(url)
+        .args(["--mode", "legacy"]);
+    if let Some(token) = token {
+        cmd.args(["--header", &format!("Authorization: Bearer {token}")]);
+    }
+    if let Some((name, args)) = tool {
+        cmd.args(["--call", name, "--args", &args.to_string()]);
+    }
+    let out = cmd
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("no JSON: {e}"))
+}
+
 async fn client(proxy: &Sluice, gateway: &str, token: &str, tool: Option<(&str, &Value)>) -> Value {
-    let auth = format!("Authorization: Bearer {token}");
-    run_client_with(
-        SdkClient::Python,
-        &proxy.url(gateway),
-        tool,
-        &["--header", &auth, "--mode", "legacy"],
-    )
-    .await
+    sdk_client(&proxy.url(gateway), Some(token), tool)
+        .await
+        .unwrap_or_else(|e| panic!("the SDK client failed on {gateway}: {e}"))
+}
+
+/// The names a listing shows.
+fn tool_names(out: &Value) -> Vec<&str> {
+    out["tools"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
 }
 
 /// The structured content of a successful call, or the call result itself.
@@ -101,12 +131,7 @@ async fn builtin_tools_are_ruled_like_any_tool_and_act_on_the_registry() {
         Some(("sluice__list_templates", &json!({}))),
     )
     .await;
-    let tools: Vec<&str> = viewer["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let tools = tool_names(&viewer);
     assert!(tools.contains(&"sluice__list_templates"), "{tools:?}");
     assert!(tools.contains(&"sluice__get_gateway"), "{tools:?}");
     assert!(
@@ -120,24 +145,14 @@ async fn builtin_tools_are_ruled_like_any_tool_and_act_on_the_registry() {
     // ... and is refused install, which the rules keep from it.
     let install = json!({"name": "demo", "template": "example",
         "values": {"base": format!("http://{}", upstream.addr)}});
-    let auth = format!("Authorization: Bearer {VIEWER_TOKEN}");
-    let refused = tokio::process::Command::new(harness::sdk_peers::python())
-        .arg(harness::sdk_peers::repo().join("tests/peers/python/client.py"))
-        .arg(proxy.url("ops"))
-        .args([
-            "--header",
-            &auth,
-            "--mode",
-            "legacy",
-            "--call",
-            "sluice__install",
-            "--args",
-        ])
-        .arg(install.to_string())
-        .output()
-        .await
-        .unwrap();
-    assert!(!refused.status.success(), "the viewer installed a server");
+    let refused = sdk_client(
+        &proxy.url("ops"),
+        Some(VIEWER_TOKEN),
+        Some(("sluice__install", &install)),
+    )
+    .await
+    .expect_err("the viewer installed a server");
+    assert!(refused.contains("sluice__install"), "{refused}");
     assert!(
         !control
             .ok(&["installations", "list", "--json"])
@@ -153,14 +168,7 @@ async fn builtin_tools_are_ruled_like_any_tool_and_act_on_the_registry() {
         Some(("sluice__install", &install)),
     )
     .await;
-    assert!(
-        ops["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t == "sluice__install"),
-        "{ops}"
-    );
+    assert!(tool_names(&ops).contains(&"sluice__install"), "{ops}");
     assert_eq!(structured(&ops)["name"], "demo", "{ops}");
     let bad = client(
         &proxy,
@@ -198,31 +206,17 @@ async fn builtin_tools_are_ruled_like_any_tool_and_act_on_the_registry() {
         500,
         Duration::from_millis(20),
         || async {
-            let out = tokio::process::Command::new(harness::sdk_peers::python())
-                .arg(harness::sdk_peers::repo().join("tests/peers/python/client.py"))
-                .arg(&url)
-                .args([
-                    "--mode",
-                    "legacy",
-                    "--call",
-                    "demo__echo",
-                    "--args",
-                    r#"{"text":"via the built-in tools"}"#,
-                ])
-                .output()
+            let text = json!({"text": "via the built-in tools"});
+            let v = sdk_client(&url, None, Some(("demo__echo", &text)))
                 .await
                 .ok()?;
-            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
             (v["call"]["content"][0]["text"] == "via the built-in tools").then_some(v)
         },
     )
     .await;
     assert!(
-        echoed["tools"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|t| t == "sluice__list_gateways")
+        tool_names(&echoed).contains(&"sluice__list_gateways"),
+        "{echoed}"
     );
 
     // Control's audit log names who did it, through which gateway and proxy token.
@@ -325,21 +319,13 @@ async fn a_registry_gateway_rules_its_builtin_tools_with_its_own_rules() {
     let tools_of = |token: &'static str| {
         let url = proxy.url("ruled");
         async move {
-            let auth = format!("Authorization: Bearer {token}");
-            let out = tokio::process::Command::new(harness::sdk_peers::python())
-                .arg(harness::sdk_peers::repo().join("tests/peers/python/client.py"))
-                .arg(&url)
-                .args(["--header", &auth, "--mode", "legacy"])
-                .output()
-                .await
-                .ok()?;
-            let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-            let tools: Vec<String> = v["tools"]
-                .as_array()?
-                .iter()
-                .filter_map(|t| t.as_str().map(str::to_owned))
-                .collect();
-            Some(tools)
+            let v = sdk_client(&url, Some(token), None).await.ok()?;
+            Some(
+                tool_names(&v)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            )
         }
     };
     let ops = poll(
