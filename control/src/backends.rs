@@ -5,11 +5,14 @@
 //! backend (`runtime`) or takes the control's default (`[runtime] backend`). The admin API
 //! refuses, at write time, a `runtime` this control does not run, so a typo or a backend
 //! switched off is a 400 naming `installations.runtime` rather than an installation that
-//! silently never starts. The orchestrator and the logs route look backends up here.
+//! silently never starts. The orchestrator and the logs route look backends up here, and the
+//! orchestrator reconciles on what the backends report changing ([`Backends::changes`]).
 
 use std::sync::Arc;
 
-use sluice_runtime::{LocalRuntime, Runtime};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use sluice_runtime::{Change, LocalRuntime, Runtime};
 
 use crate::model::{Invalid, RuntimeKind};
 
@@ -71,6 +74,16 @@ impl Backends {
             .iter()
             .find(|(k, _)| *k == kind)
             .map(|(_, r)| r)
+    }
+
+    /// What every backend reports changing, merged, each with its kind (a backend that reports
+    /// nothing adds nothing; with none, the stream ends at once).
+    pub fn changes(&self) -> BoxStream<'static, (RuntimeKind, Change)> {
+        let each = self.runtimes.iter().filter_map(|(kind, runtime)| {
+            let kind = *kind;
+            runtime.changes().map(|s| s.map(move |c| (kind, c)))
+        });
+        futures_util::stream::select_all(each).boxed()
     }
 
     /// Where an installation asking for `wanted` runs.

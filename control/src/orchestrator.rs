@@ -1,29 +1,36 @@
 //! The orchestrator: runs the registry's self-hosted (`stdio`) installations on their runtime
 //! backends and writes where each stands back into the registry.
 //!
-//! It is a reconcile loop, as Kubernetes controllers are: on every published registry write,
-//! and every `[runtime] resync` in between, it compares the installations that should run with the
-//! ones it runs, calls `ensure` for each desired one (which starts, restarts on change, or
-//! leaves alone), `remove` for each one gone, and checks health with an MCP `initialize`
-//! against the endpoint. What it sees becomes the installation's [`RunState`]; a changed state
-//! is one audited write (actor `orchestrator`) that bumps the registry version, so proxies
-//! learn a new endpoint URL through their snapshot like any other change, and an unchanged
-//! state writes nothing, so a steady registry stays quiet. Restarts after exits are the
-//! backend's (jittered exponential backoff); a start that fails is retried with the same
-//! backoff ([`START_BACKOFF`] doubling to [`START_BACKOFF_CAP`]), not on every pass.
-//! Errors are stored with the installation's secret values masked.
+//! It is a reconcile loop, as Kubernetes controllers are: on every published registry write, on
+//! every change a backend reports ([`Backends::changes`]: the Kubernetes backend watches its
+//! Deployments, so a deleted, edited or unready one is corrected at once; a burst of events within
+//! [`DEBOUNCE`] is one pass), and every `[runtime] resync` in between, it compares the
+//! installations that should run with the ones it runs, calls `ensure` for each desired one (which
+//! starts, restarts on change, or leaves alone), `remove` for each one gone, and checks health with
+//! an MCP `initialize` against the endpoint. What it sees becomes the installation's [`RunState`];
+//! a changed state is one audited write (actor `orchestrator`) that bumps the registry version, so
+//! proxies learn a new endpoint URL through their snapshot like any other change, and an unchanged
+//! state writes nothing, so a steady registry stays quiet. Restarts after exits are the backend's
+//! (jittered exponential backoff); a start that fails is retried with the same backoff
+//! ([`START_BACKOFF`] doubling to [`START_BACKOFF_CAP`]), not on every pass. Errors are stored with
+//! the installation's secret values masked.
 //!
 //! Each installation runs on the backend it names (`runtime`) or the control's default
 //! ([`Backends`]). The orchestrator remembers which backend runs what: an installation whose
 //! backend changed is removed from the old one before it is ensured on the new one, and an
 //! installation it meets for the first time (after control started) is removed from every
 //! other backend first, so a switch made while control was down leaves nothing behind.
+//! What a backend lists as present there but the registry does not want there (an
+//! installation deleted while control was down) is an orphan, removed on the next pass; the
+//! backend lists only what carries its own labels, and `remove` deletes only that.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_runtime::{Backoff, InstallationSpec, InstallationStatus, Resources, Transport};
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt};
+use sluice_runtime::{Backoff, Change, InstallationSpec, InstallationStatus, Resources, Transport};
 use tokio::time::Instant;
 
 use crate::api::Api;
@@ -36,6 +43,12 @@ pub const START_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest wait between tries of a start that keeps failing.
 pub const START_BACKOFF_CAP: Duration = Duration::from_secs(300);
 
+/// After a backend reports a change, how long more changes are gathered into the same pass.
+pub const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// What backends listed as present, by backend: checked for orphans on the next pass.
+type Present = BTreeMap<RuntimeKind, BTreeSet<String>>;
+
 /// How long an MCP `initialize` health check may take.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -47,6 +60,8 @@ pub struct Orchestrator {
     resync: Duration,
     /// Installations whose start failed: their backoff and when to try again.
     failing: std::sync::Mutex<std::collections::HashMap<String, (Backoff, Instant)>>,
+    /// True while it waits with nothing pending (see [`Orchestrator::idle`]).
+    idle: tokio::sync::watch::Sender<bool>,
 }
 
 impl Orchestrator {
@@ -63,24 +78,80 @@ impl Orchestrator {
             backends,
             resync,
             failing: Default::default(),
+            idle: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Whether it waits with nothing pending: no registry write and no backend change that
+    /// it has not reconciled yet, so only a new one (or the resync) wakes it. Tests use it to
+    /// know the next pass was woken by what they do.
+    pub fn idle(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.idle.subscribe()
     }
 
     /// Reconciles until dropped.
     pub async fn run(self) {
-        let mut changes = self.api.subscribe();
+        let mut waits = Waits {
+            writes: self.api.subscribe(),
+            drift: self.backends.changes(),
+            drift_open: true,
+            present: Present::new(),
+        };
         let mut running: BTreeMap<String, RuntimeKind> = BTreeMap::new();
         loop {
-            self.pass(&mut running).await;
-            if !crate::api::next_write_or(&mut changes, self.resync).await {
+            self.pass(&mut running, &mut waits.present).await;
+            if !self.wait(&mut waits).await {
                 return;
+            }
+        }
+    }
+
+    /// Waits for the next reason to pass: a write, a backend's change, the resync; false when
+    /// the registry is gone. What is already pending wakes it at once.
+    async fn wait(&self, w: &mut Waits) -> bool {
+        match w.writes.has_changed() {
+            Ok(true) => {
+                w.writes.mark_unchanged();
+                return true;
+            }
+            Ok(false) => {}
+            Err(_) => return false,
+        }
+        if w.drift_open {
+            match w.drift.next().now_or_never() {
+                Some(Some(first)) => {
+                    gather(&mut w.drift, first, &mut w.present).await;
+                    return true;
+                }
+                Some(None) => w.drift_open = false,
+                None => {}
+            }
+        }
+        self.idle.send_replace(true);
+        let woke = loop {
+            tokio::select! {
+                woke = crate::api::next_write_or(&mut w.writes, self.resync) => break Ok(woke),
+                change = w.drift.next(), if w.drift_open => match change {
+                    Some(first) => break Err(first),
+                    None => w.drift_open = false,
+                }
+            }
+        };
+        self.idle.send_replace(false);
+        match woke {
+            Ok(woke) => woke,
+            Err(first) => {
+                gather(&mut w.drift, first, &mut w.present).await;
+                true
             }
         }
     }
 
     /// One pass: removes what is gone or moved, ensures and checks what is desired.
     /// `running` is which backend runs each installation this orchestrator started.
-    async fn pass(&self, running: &mut BTreeMap<String, RuntimeKind>) {
+    /// `present` is what backends listed since the last pass; what of it the registry does not
+    /// want on that backend is removed.
+    async fn pass(&self, running: &mut BTreeMap<String, RuntimeKind>, present: &mut Present) {
         let store = self.store.clone();
         let desired = match tokio::task::spawn_blocking(move || store.self_hosted()).await {
             Ok(Ok(d)) => d,
@@ -97,6 +168,16 @@ impl Orchestrator {
             .iter()
             .map(|d| (d.name.clone(), self.backends.choose(d.runtime)))
             .collect();
+        for (kind, names) in std::mem::take(present) {
+            // What this orchestrator runs there is handled below, as stale.
+            let orphans = names
+                .into_iter()
+                .filter(|n| wanted.get(n) != Some(&kind) && running.get(n) != Some(&kind));
+            for name in orphans {
+                tracing::info!(installation = %name, runtime = %kind, "removing an orphan the registry does not want there");
+                self.remove_from(kind, &name).await;
+            }
+        }
         let stale: Vec<(String, RuntimeKind)> = running
             .iter()
             .filter(|(name, kind)| wanted.get(*name) != Some(*kind))
@@ -245,6 +326,34 @@ impl Orchestrator {
             Ok(Err(e)) => tracing::error!(error = %e, "orchestrator cannot write a run state"),
             Err(e) => tracing::error!(error = %e, "orchestrator task failed"),
         }
+    }
+}
+
+/// What the orchestrator waits on between passes.
+struct Waits {
+    writes: tokio::sync::watch::Receiver<u64>,
+    drift: BoxStream<'static, (RuntimeKind, Change)>,
+    /// Until every backend's change stream has ended.
+    drift_open: bool,
+    /// What backends listed since the last pass.
+    present: Present,
+}
+
+/// Takes `first` and what else the backends report within [`DEBOUNCE`] into one pass.
+async fn gather(
+    drift: &mut BoxStream<'static, (RuntimeKind, Change)>,
+    first: (RuntimeKind, Change),
+    present: &mut Present,
+) {
+    let mut note = |(kind, change): (RuntimeKind, Change)| {
+        if let Change::Present(names) = change {
+            present.insert(kind, names);
+        }
+    };
+    note(first);
+    let until = Instant::now() + DEBOUNCE;
+    while let Ok(Some(change)) = tokio::time::timeout_at(until, drift.next()).await {
+        note(change);
     }
 }
 

@@ -159,3 +159,15 @@ impl Default for StartBounds {
         }
     }
 }
+
+/// What a backend reports, unasked, about what it runs (see [`crate::Runtime::changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Something it runs changed behind the orchestrator's back (deleted, edited, its readiness
+    /// moved): reconcile now rather than at the next resync.
+    Drifted,
+    /// A complete listing of the installations the backend holds (on start and after every
+    /// relist). One that the registry does not want there is an orphan, e.g. deleted while
+    /// control was down, and is to be removed.
+    Present(std::collections::BTreeSet<String>),
+}

@@ -21,7 +21,8 @@ pub mod process_group;
 pub use backoff::Backoff;
 pub use bridge::{Bridge, BridgeConfig, BridgeError, BridgeStatus};
 pub use installation::{
-    Endpoint, InstallationSpec, InstallationStatus, Resources, RuntimeError, StartBounds, Transport,
+    Change, Endpoint, InstallationSpec, InstallationStatus, Resources, RuntimeError, StartBounds,
+    Transport,
 };
 pub use kubernetes::{KubernetesConfig, KubernetesRuntime};
 pub use local::LocalRuntime;
@@ -41,6 +42,13 @@ pub trait Runtime: Send + Sync {
     async fn logs(&self, name: &str) -> Result<Vec<String>, RuntimeError>;
     /// Stops it and deletes what the backend made for it.
     async fn remove(&self, name: &str) -> Result<(), RuntimeError>;
+    /// What changes under the backend as it happens, for an orchestrator to reconcile on
+    /// (each call starts a new watch; it retries with backoff and never ends). `None`, the
+    /// default, for a backend that sees no drift of its own (the local backend supervises its
+    /// processes itself and they die with control).
+    fn changes(&self) -> Option<futures_util::stream::BoxStream<'static, Change>> {
+        None
+    }
 }
 
 /// Resolves when `flag` turns true or its sender is gone (a stop signal). The watch guard is

@@ -11,10 +11,11 @@ mod fake_kube;
 use std::time::Duration;
 
 use fake_kube::{FakeApi, NS, Seen, query_value, url_pairs};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sluice_runtime::{
-    InstallationSpec, InstallationStatus, KubernetesConfig, Resources, Runtime, RuntimeError,
-    Transport,
+    Change, InstallationSpec, InstallationStatus, KubernetesConfig, Resources, Runtime,
+    RuntimeError, Transport,
 };
 
 /// Generous: nothing here waits on anything but the in-memory fake.
@@ -579,4 +580,57 @@ async fn ensure_gives_up_when_the_rollout_does_not_finish_in_time() {
         bounded(runtime.status("slow")).await,
         Ok(InstallationStatus::Starting { .. })
     ));
+}
+
+#[tokio::test]
+async fn changes_list_sluices_deployments_then_report_drift_as_it_happens() {
+    let (fake, runtime) = FakeApi::start(config());
+    let [_, _, gone] = paths("gone");
+    let [_, _, theirs] = paths("theirs");
+    let [_, _, borrowed] = paths("borrowed");
+    fake.put(&gone, fake_kube::found(&gone, Some("gone")));
+    fake.put(&theirs, fake_kube::found(&theirs, None));
+    // Sluice's labels, but for another installation than its name: not Sluice's own.
+    fake.put(&borrowed, fake_kube::found(&borrowed, Some("gone")));
+    // Polled all along, as the orchestrator's select does: the watch starts only when polled.
+    let mut stream = runtime
+        .changes()
+        .expect("the kubernetes backend reports changes");
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(change) = stream.next().await {
+            if tx.send(change).is_err() {
+                return;
+            }
+        }
+    });
+
+    let first = bounded(changes.recv()).await;
+    assert_eq!(first, Some(Change::Present(["gone".to_owned()].into())));
+    fake.until("watching", |s| !s.watches.is_empty()).await;
+    let seen = fake.take();
+    let list = seen.first().expect("a list");
+    assert_eq!(
+        query_value(&list.query, "labelSelector").as_deref(),
+        Some("app.kubernetes.io/managed-by=sluice"),
+        "{seen:?}"
+    );
+    // The watch starts where the list left off.
+    assert!(
+        seen.iter().any(|s| {
+            query_value(&s.query, "watch").as_deref() == Some("true")
+                && query_value(&s.query, "resourceVersion").is_some()
+        }),
+        "{seen:?}"
+    );
+
+    // Deleted behind Sluice's back: drift, at once.
+    fake.delete_behind(&gone);
+    assert_eq!(bounded(changes.recv()).await, Some(Change::Drifted));
+    // A Deployment Sluice makes is seen too (the orchestrator's own applies wake it once
+    // more, and only while something it acts on moves; see the unit tests of `watch`).
+    bounded(runtime.ensure(&stdio_spec("files")))
+        .await
+        .expect("ensure");
+    assert_eq!(bounded(changes.recv()).await, Some(Change::Drifted));
 }

@@ -246,3 +246,102 @@ async fn installations_run_on_the_backend_they_name_and_move_when_it_changes() {
     let _ = task.await;
     backends.shutdown().await;
 }
+
+fn seen_deletes(state: &fake_kube::State, name: &str) -> usize {
+    let suffix = format!("/{name}");
+    state
+        .seen
+        .iter()
+        .filter(|s| s.method == "DELETE" && s.path.ends_with(&suffix))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_wakes_the_orchestrator_and_its_list_removes_orphans() {
+    let dir = TempDir(std::env::temp_dir().join(format!("sluice-orch-w-{}", std::process::id())));
+    let store = Arc::new(Store::open(&dir.0, KeyRing::new([7; 32], &[])).expect("store"));
+    let api = Arc::new(Api::new(store.clone(), &[], &[]).expect("api"));
+    let mut k8s_config = KubernetesConfig::new(NS, "registry.example/sluice:1.0");
+    k8s_config.poll = Duration::from_millis(5);
+    let (fake, kubernetes) = FakeApi::start(k8s_config);
+    // Left by an installation deleted while control was down: Sluice's three objects. Next to
+    // them, a Deployment of someone else's and one with Sluice's labels for another name.
+    for path in [
+        format!("/api/v1/namespaces/{NS}/secrets/gone"),
+        format!("/api/v1/namespaces/{NS}/services/gone"),
+        deployment("gone"),
+    ] {
+        fake.put(&path, fake_kube::found(&path, Some("gone")));
+    }
+    fake.put(
+        &deployment("theirs"),
+        fake_kube::found(&deployment("theirs"), None),
+    );
+    let borrowed = deployment("borrowed");
+    fake.put(&borrowed, fake_kube::found(&borrowed, Some("gone")));
+    let backends = Arc::new(
+        Backends::new(RuntimeKind::Kubernetes).with(RuntimeKind::Kubernetes, Arc::new(kubernetes)),
+    );
+    let template: Template = serde_json::from_value(json!({
+        "name": "py", "transport": "stdio", "command": ["mcp-py"],
+    }))
+    .unwrap();
+    write(&store, &api, |s| {
+        s.put_template("ops", template, Mode::Create).unwrap()
+    });
+    write(&store, &api, |s| {
+        s.put_installation("ops", install("kept", None), Mode::Create)
+            .unwrap()
+    });
+    // An hour's resync, and no registry write after this: only the watch wakes it below.
+    let orchestrator = Orchestrator::new(
+        store.clone(),
+        api.clone(),
+        backends,
+        Duration::from_secs(3600),
+    );
+    let mut idle = orchestrator.idle();
+    let task = tokio::spawn(orchestrator.run());
+
+    fake.until("the orphan removed, `kept` made, the watch open", |s| {
+        seen_deletes(s, "gone") == 3
+            && s.objects.contains_key(&deployment("kept"))
+            && !s.watches.is_empty()
+    })
+    .await;
+    let left: Vec<String> = fake.state().objects.keys().cloned().collect();
+    assert!(!left.iter().any(|p| p.ends_with("/gone")), "{left:?}");
+    assert!(left.contains(&deployment("theirs")), "{left:?}");
+    assert!(left.contains(&borrowed), "{left:?}");
+    assert_eq!(seen_deletes(&fake.state(), "theirs"), 0);
+    assert_eq!(seen_deletes(&fake.state(), "borrowed"), 0);
+    let mut versions = api.subscribe();
+    until(&store, &mut versions, "kept's state written", |_, _| {
+        store.run_state("kept").unwrap().is_some()
+    })
+    .await;
+
+    // Once nothing is pending (its own writes and applies reconciled), deleted behind Sluice's
+    // back: only the watch's event can wake it, and it applies the Deployment again.
+    tokio::time::timeout(BOUND, idle.wait_for(|i| *i))
+        .await
+        .expect("the orchestrator goes idle")
+        .expect("the orchestrator runs");
+    let uid = fake.object(&deployment("kept")).unwrap()["metadata"]["uid"].clone();
+    fake.delete_behind(&deployment("kept"));
+    fake.until("kept applied again", |s| {
+        s.objects.contains_key(&deployment("kept"))
+    })
+    .await;
+    let again = fake.object(&deployment("kept")).unwrap();
+    assert_ne!(again["metadata"]["uid"], uid, "{again}");
+    assert!(
+        fake.state()
+            .seen
+            .iter()
+            .any(|s| s.method == "PATCH" && s.path == deployment("kept")),
+    );
+
+    task.abort();
+    let _ = task.await;
+}

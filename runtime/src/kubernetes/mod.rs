@@ -14,12 +14,16 @@
 //! resourceVersion stamped on the pod template, so a changed secret rolls the pods; then
 //! `ensure` waits, bounded, until the Deployment's current spec is available.
 //!
+//! [`Runtime::changes`] watches Sluice's Deployments (see [`watch`]), so drift and orphans are
+//! acted on as they happen rather than at the orchestrator's next resync.
+//!
 //! The backend takes a [`kube::Client`]: in the cluster `Client::try_default()` (the pod's
 //! service account, see [`KubernetesRuntime::infer`]), elsewhere a kubeconfig, and in tests a
 //! mock service.
 
 mod render;
 mod rollout;
+mod watch;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -37,7 +41,7 @@ use serde::de::DeserializeOwned;
 use crate::Runtime;
 use crate::backoff::Backoff;
 use crate::installation::{
-    Endpoint, InstallationSpec, InstallationStatus, RuntimeError, StartBounds,
+    Change, Endpoint, InstallationSpec, InstallationStatus, RuntimeError, StartBounds,
 };
 
 pub use render::{CONTAINER, INSTALLATION, MANAGED_BY, MCP_PORT, SECRET_VERSION};
@@ -374,5 +378,9 @@ impl Runtime for KubernetesRuntime {
         } else {
             Err(RuntimeError::Unknown(name.to_owned()))
         }
+    }
+
+    fn changes(&self) -> Option<futures_util::stream::BoxStream<'static, Change>> {
+        Some(watch::changes(self.api()))
     }
 }

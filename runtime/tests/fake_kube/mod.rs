@@ -5,22 +5,37 @@
 //! mock service, and [`FakeApi`] answers it with a few lines of bookkeeping that imitate the
 //! API server's semantics that the backend relies on (GET 404 for a missing object,
 //! server-side apply storing the object, resourceVersion and generation bumped only when the
-//! stored object changes, pods listed by label, pod logs, DELETE with a UID precondition).
-//! Every request is recorded, so tests can assert the exact requests made.
+//! stored object changes, pods listed by label, pod logs, DELETE with a UID precondition,
+//! Deployments listed by label with a resourceVersion and watched: a WATCH is answered with a
+//! body that stays open and carries one JSON event a line for every Deployment the fake
+//! changes or deletes). Every request is recorded, so tests can assert the exact requests
+//! made, and [`FakeApi::until`] waits for a request to arrive.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use kube::client::Body;
 use serde_json::{Value, json};
 use sluice_runtime::{KubernetesConfig, KubernetesRuntime};
+use tokio::sync::mpsc::UnboundedSender;
 
 /// The namespace of the fake's client.
 pub const NS: &str = "mcp";
+
+/// How long [`FakeApi::until`] waits.
+const BOUND: Duration = Duration::from_secs(60);
+
+/// What the fake answers with: whole bodies, and open ones for watches.
+type FakeBody = UnsyncBoxBody<Bytes, Infallible>;
 
 /// One request the fake saw.
 #[derive(Debug, Clone)]
@@ -38,25 +53,43 @@ pub struct State {
     pub next_version: u64,
     /// Whether Deployments read after an apply report their rollout done.
     pub rollouts_complete: bool,
+    /// Open Deployment watches: their label selector and where their events go.
+    pub watches: Vec<(String, UnboundedSender<Bytes>)>,
+}
+
+impl State {
+    /// Sends a watch event for the Deployment `object` to the watches it matches.
+    fn event(&mut self, kind: &str, object: &Value) {
+        let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap();
+        line.push(b'\n');
+        let line = Bytes::from(line);
+        self.watches.retain(|(selector, tx)| {
+            !matches_selector(object, selector) || tx.send(line.clone()).is_ok()
+        });
+    }
 }
 
 /// A FAKE Kubernetes API server (see the module docs): not a cluster.
 #[derive(Clone)]
-pub struct FakeApi(Arc<Mutex<State>>);
+pub struct FakeApi(Arc<Mutex<State>>, Arc<tokio::sync::watch::Sender<usize>>);
 
 impl FakeApi {
     /// A fake and a runtime whose kube client talks to it.
     pub fn start(config: KubernetesConfig) -> (FakeApi, KubernetesRuntime) {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let fake = FakeApi(Arc::new(Mutex::new(State {
-            rollouts_complete: true,
-            ..State::default()
-        })));
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<FakeBody>>();
+        let fake = FakeApi(
+            Arc::new(Mutex::new(State {
+                rollouts_complete: true,
+                ..State::default()
+            })),
+            Arc::new(tokio::sync::watch::Sender::new(0)),
+        );
         let serving = fake.clone();
         tokio::spawn(async move {
             while let Some((request, respond)) = handle.next_request().await {
                 let response = serving.answer(request).await;
                 respond.send_response(response);
+                serving.1.send_modify(|n| *n += 1);
             }
         });
         let client = kube::Client::new(service, NS);
@@ -80,7 +113,34 @@ impl FakeApi {
         self.state().objects.insert(path.to_owned(), object);
     }
 
-    async fn answer(&self, request: Request<Body>) -> Response<Body> {
+    /// Deletes a Deployment behind Sluice's back (as `kubectl delete` would): its watches
+    /// see it go.
+    pub fn delete_behind(&self, path: &str) {
+        let mut state = self.state();
+        let object = state.objects.remove(path).expect("the object to delete");
+        state.event("DELETED", &object);
+    }
+
+    /// Waits, bounded, until `done` holds of the state, checking after every answered request.
+    pub async fn until(&self, what: &str, done: impl Fn(&State) -> bool) {
+        let mut answered = self.1.subscribe();
+        let wait = async {
+            while !done(&self.state()) {
+                answered.changed().await.expect("the fake is up");
+            }
+        };
+        if tokio::time::timeout(BOUND, wait).await.is_err() {
+            let seen: Vec<String> = self
+                .state()
+                .seen
+                .iter()
+                .map(|s| format!("{} {}?{}", s.method, s.path, s.query))
+                .collect();
+            panic!("{what}: not within {BOUND:?}; seen {seen:#?}");
+        }
+    }
+
+    async fn answer(&self, request: Request<Body>) -> Response<FakeBody> {
         let (parts, body) = request.into_parts();
         let bytes = body
             .collect()
@@ -115,6 +175,35 @@ impl FakeApi {
                 json_response(
                     200,
                     json!({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items}),
+                )
+            }
+            "GET" if path.ends_with("/deployments") => {
+                let prefix = format!("{path}/");
+                let selector = query_value(&query, "labelSelector").unwrap_or_default();
+                if query_value(&query, "watch").as_deref() == Some("true") {
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+                    state.watches.push((selector, tx));
+                    let events = futures_util::stream::unfold(rx, |mut rx| async move {
+                        let line = rx.recv().await?;
+                        Some((Ok::<_, Infallible>(Frame::data(line)), rx))
+                    });
+                    return Response::builder()
+                        .status(200)
+                        .header("content-type", "application/json")
+                        .body(StreamBody::new(events).boxed_unsync())
+                        .unwrap();
+                }
+                let items: Vec<Value> = state
+                    .objects
+                    .iter()
+                    .filter(|(p, o)| p.starts_with(&prefix) && matches_selector(o, &selector))
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                let version = state.next_version.to_string();
+                json_response(
+                    200,
+                    json!({"kind": "DeploymentList", "apiVersion": "apps/v1",
+                           "metadata": {"resourceVersion": version}, "items": items}),
                 )
             }
             "GET" => {
@@ -188,11 +277,24 @@ impl FakeApi {
                 if let Some(status) = previous.as_ref().and_then(|p| p.get("status")) {
                     applied["status"] = status.clone();
                 }
+                if !unchanged && path.contains("/deployments/") {
+                    let kind = if previous.is_some() {
+                        "MODIFIED"
+                    } else {
+                        "ADDED"
+                    };
+                    state.event(kind, &applied);
+                }
                 state.objects.insert(path, applied.clone());
                 json_response(200, applied)
             }
             "DELETE" => match state.objects.remove(&path) {
-                Some(object) => json_response(200, object),
+                Some(object) => {
+                    if path.contains("/deployments/") {
+                        state.event("DELETED", &object);
+                    }
+                    json_response(200, object)
+                }
                 None => not_found(&path),
             },
             _ => json_response(405, json!({"code": 405})),
@@ -200,22 +302,26 @@ impl FakeApi {
     }
 }
 
-fn json_response(status: u16, value: Value) -> Response<Body> {
+fn whole(bytes: Vec<u8>) -> FakeBody {
+    Full::new(Bytes::from(bytes)).boxed_unsync()
+}
+
+fn json_response(status: u16, value: Value) -> Response<FakeBody> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&value).unwrap()))
+        .body(whole(serde_json::to_vec(&value).unwrap()))
         .unwrap()
 }
 
-fn text(status: u16, body: String) -> Response<Body> {
+fn text(status: u16, body: String) -> Response<FakeBody> {
     Response::builder()
         .status(status)
-        .body(Body::from(body.into_bytes()))
+        .body(whole(body.into_bytes()))
         .unwrap()
 }
 
-fn not_found(path: &str) -> Response<Body> {
+fn not_found(path: &str) -> Response<FakeBody> {
     json_response(
         404,
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -255,5 +361,27 @@ fn matches_selector(object: &Value, selector: &str) -> bool {
     selector.split(',').filter(|s| !s.is_empty()).all(|term| {
         let (k, v) = term.split_once('=').unwrap_or((term, ""));
         object["metadata"]["labels"][k] == json!(v)
+    })
+}
+
+/// An object as found in the cluster at `path` (a Secret, Service or Deployment of the fake's
+/// namespace), labelled as Sluice's for installation `labelled_for` when that is given.
+pub fn found(path: &str, labelled_for: Option<&str>) -> Value {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let (api_version, kind) = if path.contains("/deployments/") {
+        ("apps/v1", "Deployment")
+    } else if path.contains("/services/") {
+        ("v1", "Service")
+    } else {
+        ("v1", "Secret")
+    };
+    let labels = match labelled_for {
+        Some(i) => json!({"app.kubernetes.io/managed-by": "sluice", "sluice.dev/installation": i}),
+        None => json!({"app": name}),
+    };
+    json!({
+        "apiVersion": api_version, "kind": kind,
+        "metadata": {"name": name, "namespace": NS, "uid": format!("uid-{name}-found"),
+                     "resourceVersion": "1", "generation": 1, "labels": labels},
     })
 }
