@@ -4,25 +4,15 @@
 //! where a start is held at a gate (`tests/peers/python/gated.py`, FIFOs the test controls)
 //! to observe starts in progress.
 
+mod python_peer;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use sluice_runtime::{InstallationSpec, InstallationStatus, LocalRuntime, Runtime, Transport};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> String {
-    let p = repo().join(".venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/setup.sh",
-        p.display()
-    );
-    p.to_string_lossy().into_owned()
-}
+use python_peer::{python, repo};
 
 fn stdio_spec(name: &str, server_name: &str) -> InstallationSpec {
     InstallationSpec {

@@ -6,6 +6,7 @@
 //! state the orchestrator writes publishes one), bounded.
 
 mod fake_kube;
+mod python_peer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,21 +22,9 @@ use sluice_control::orchestrator::Orchestrator;
 use sluice_control::store::{Mode, Store};
 use sluice_runtime::{InstallationStatus, KubernetesConfig, LocalRuntime, Runtime};
 
+use python_peer::{python, repo};
+
 const BOUND: Duration = Duration::from_secs(60);
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python() -> String {
-    let p = repo().join(".venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/setup.sh",
-        p.display()
-    );
-    p.to_string_lossy().into_owned()
-}
 
 struct TempDir(PathBuf);
 
