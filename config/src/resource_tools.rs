@@ -122,7 +122,7 @@ fn unique(base: String, taken: &HashSet<String>) -> String {
     (2..)
         .map(|n| format!("{base}_{n}"))
         .find(|n| !taken.contains(n))
-        .unwrap_or(base)
+        .expect("an endless range of suffixes has a free one")
 }
 
 /// The tool definition reading `uri`.

@@ -1,6 +1,7 @@
-//! The admin HTTP API (JSON over HTTP/1.1, bearer tokens) and the proxies' snapshot
-//! long-poll. Admin tokens may use everything but the snapshot; proxy tokens only the
-//! snapshot, which is the one response that carries decrypted secrets. Tokens are compared
+//! The admin HTTP API (JSON over HTTP/1.1, bearer tokens), the proxies' snapshot long-poll
+//! and the built-in tools' endpoint. Admin tokens may use everything but those two; proxy
+//! tokens only those two: the snapshot is the one response that carries decrypted secrets,
+//! and the built-in tools are called through a gateway, whose rules decide. Tokens are compared
 //! through SHA-256 digests in constant time, every token every time, so timing tells neither
 //! a token's bytes nor its length nor which one matched.
 //!
@@ -120,13 +121,12 @@ fn query_u64(q: &BTreeMap<String, String>, key: &str) -> Result<Option<u64>, Api
         .transpose()
 }
 
-async fn body<T: DeserializeOwned>(
-    req: Request<Incoming>,
-    collection: &str,
-) -> Result<T, ApiError> {
-    let bytes = Limited::new(req.into_body(), MAX_BODY_BYTES)
+/// A request's body, bounded by [`MAX_BODY_BYTES`].
+async fn read_bytes(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
+        .map(|b| b.to_bytes())
         .map_err(|e| {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some()
@@ -143,8 +143,14 @@ async fn body<T: DeserializeOwned>(
                     "the body could not be read",
                 )
             }
-        })?
-        .to_bytes();
+        })
+}
+
+async fn body<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    collection: &str,
+) -> Result<T, ApiError> {
+    let bytes = read_bytes(req).await?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_json(collection, &e))
 }
 
@@ -460,36 +466,14 @@ impl Api {
                 let version = self.write(move |s| s.delete_template(&actor, &n)).await?;
                 ok(json!({"deleted": name, "version": version}))
             }
-            RouteId::ListInstallations => {
-                let templates: BTreeMap<String, Template> = store
-                    .templates()?
-                    .into_iter()
-                    .map(|t| (t.item.name.clone(), t.item))
-                    .collect();
-                let mut items: Vec<Value> = Vec::new();
-                for i in store.installations()? {
-                    let run = store.run_state(&i.item.name)?;
-                    items.push(installation_view(
-                        &i,
-                        templates.get(&i.item.template),
-                        run.as_ref(),
-                        self.default_runtime(),
-                    ));
-                }
-                ok(json!({"installations": items}))
-            }
+            RouteId::ListInstallations => ok(json!({"installations": self.installation_views()?})),
             RouteId::GetInstallation => ok(self.installation(&name)?),
             RouteId::CreateInstallation | RouteId::ReplaceInstallation => {
                 let (mode, status) = mode_of(route);
                 let i: InstallationInput = body(req, "installations").await?;
                 check_path_name(&name, &i.name, "installations")?;
-                let asked = i.runtime_kind().map_err(|e| ApiError::invalid(&e))?;
-                if let (Some(backends), Some(_)) = (&self.backends, asked) {
-                    backends.check(asked).map_err(|e| ApiError::invalid(&e))?;
-                }
                 let n = i.name.clone();
-                self.write(move |s| s.put_installation(&actor, i, mode))
-                    .await?;
+                self.put_installation(actor, i, mode).await?;
                 Ok(json_response(status, &self.installation(&n)?))
             }
             RouteId::DeleteInstallation => {
@@ -571,6 +555,43 @@ impl Api {
         let i = self.stored_installation(name)?;
         let found = self.store.discovered(name)?;
         Ok(crate::discovery::view(&i.item, found.as_ref()))
+    }
+
+    /// Writes an installation after the checks only this control can make (a runtime it
+    /// runs): the one path of the API's route and the built-in `install` tool.
+    async fn put_installation(
+        &self,
+        actor: String,
+        i: InstallationInput,
+        mode: Mode,
+    ) -> Result<u64, ApiError> {
+        let asked = i.runtime_kind().map_err(|e| ApiError::invalid(&e))?;
+        if let (Some(backends), Some(_)) = (&self.backends, asked) {
+            backends.check(asked).map_err(|e| ApiError::invalid(&e))?;
+        }
+        self.write(move |s| s.put_installation(&actor, i, mode))
+            .await
+    }
+
+    /// Every installation as shown, templates read once.
+    fn installation_views(&self) -> Result<Vec<Value>, ApiError> {
+        let templates: BTreeMap<String, Template> = self
+            .store
+            .templates()?
+            .into_iter()
+            .map(|t| (t.item.name.clone(), t.item))
+            .collect();
+        let mut items: Vec<Value> = Vec::new();
+        for i in self.store.installations()? {
+            let run = self.store.run_state(&i.item.name)?;
+            items.push(installation_view(
+                &i,
+                templates.get(&i.item.template),
+                run.as_ref(),
+                self.default_runtime(),
+            ));
+        }
+        Ok(items)
     }
 
     fn installation(&self, name: &str) -> Result<Value, ApiError> {

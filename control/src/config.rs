@@ -13,7 +13,7 @@
 //! name = "ops"
 //! token = "${SLUICE_ADMIN_TOKEN}"
 //!
-//! [[proxy_tokens]]                    # may only fetch snapshots (which hold secrets)
+//! [[proxy_tokens]]                    # snapshots (which hold secrets) and built-in tools only
 //! name = "replicas"
 //! token = "${SLUICE_PROXY_TOKEN}"
 //! # gateways = ["team"]               # its snapshots carry only these gateways and the

@@ -17,11 +17,10 @@ mod tools;
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
-use super::{Api, ApiError, MAX_BODY_BYTES, Reply, json_response};
+use super::{Api, ApiError, Reply, json_response};
 
 /// Header naming the gateway a proxy forwards a built-in tool call from.
 pub const GATEWAY_HEADER: &str = "sluice-gateway";
@@ -114,7 +113,7 @@ impl Api {
             gateway,
             caller: caller_label(header(&req, CALLER_HEADER)),
         };
-        let bytes = read_body(req).await?;
+        let bytes = super::read_bytes(req).await?;
         let message: Value = match serde_json::from_slice(&bytes) {
             Ok(v) => v,
             Err(e) => return rpc_error(&Value::Null, PARSE_ERROR, format!("not JSON: {e}")),
@@ -188,20 +187,6 @@ fn initialize(params: &Value) -> Value {
         "serverInfo": {"name": "sluice-control", "version": env!("CARGO_PKG_VERSION")},
         "instructions": "Sluice's registry: list and inspect templates, installations and gateways; install servers and assign their tools to gateways."
     })
-}
-
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("bodies are limited to {MAX_BODY_BYTES} bytes"),
-            )
-        })
 }
 
 #[cfg(test)]

@@ -165,18 +165,13 @@ impl Api {
             }
             "list_installations" => {
                 args::<NoArgs>(name, a)?;
-                settle((|| {
-                    let mut items = Vec::new();
-                    for i in store.installations()? {
-                        let view = self.installation(&i.item.name)?;
-                        items.push(json!({
-                            "name": view["name"],
-                            "template": view["template"],
-                            "status": view["status"],
-                        }));
-                    }
-                    Ok(json!({"installations": items}))
-                })())
+                settle(self.installation_views().map(|views| {
+                    let items: Vec<Value> = views
+                        .iter()
+                        .map(|v| json!({"name": v["name"], "template": v["template"], "status": v["status"]}))
+                        .collect();
+                    json!({"installations": items})
+                }))
             }
             "get_installation" => {
                 let n: Named = args(name, a)?;
@@ -208,9 +203,8 @@ impl Api {
                 // The admin API's own input, so the tool takes every field a create takes.
                 let input: InstallationInput = args(name, a)?;
                 let n = input.name.clone();
-                let actor = origin.actor();
                 let written = self
-                    .write(move |s| s.put_installation(&actor, input, Mode::Create))
+                    .put_installation(origin.actor(), input, Mode::Create)
                     .await;
                 settle(written.and_then(|_| self.installation(&n)))
             }
