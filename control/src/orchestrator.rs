@@ -147,6 +147,44 @@ impl Orchestrator {
         }
     }
 
+    /// The orphans this registry can account for: installations it has (on another backend)
+    /// or once had. Others carry Sluice's labels but are not this registry's (another
+    /// control's, or this one started on an empty store) and are left alone, with a warning.
+    async fn accounted_for(
+        &self,
+        orphans: Vec<String>,
+        wanted: &BTreeMap<String, RuntimeKind>,
+    ) -> Vec<String> {
+        let (known, unknown): (Vec<String>, Vec<String>) =
+            orphans.into_iter().partition(|n| wanted.contains_key(n));
+        if unknown.is_empty() {
+            return known;
+        }
+        let store = self.store.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            unknown
+                .into_iter()
+                .map(|n| store.ever_installed(&n).map(|ours| (n, ours)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await;
+        let mut out = known;
+        match checked {
+            Ok(Ok(list)) => {
+                for (name, ours) in list {
+                    if ours {
+                        out.push(name);
+                    } else {
+                        tracing::warn!(installation = %name, "left alone: labelled as Sluice's but never in this registry");
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "orchestrator cannot read the audit log"),
+            Err(e) => tracing::error!(error = %e, "orchestrator task failed"),
+        }
+        out
+    }
+
     /// One pass: removes what is gone or moved, ensures and checks what is desired.
     /// `running` is which backend runs each installation this orchestrator started.
     /// `present` is what backends listed since the last pass; what of it the registry does not
@@ -170,10 +208,11 @@ impl Orchestrator {
             .collect();
         for (kind, names) in std::mem::take(present) {
             // What this orchestrator runs there is handled below, as stale.
-            let orphans = names
+            let orphans: Vec<String> = names
                 .into_iter()
-                .filter(|n| wanted.get(n) != Some(&kind) && running.get(n) != Some(&kind));
-            for name in orphans {
+                .filter(|n| wanted.get(n) != Some(&kind) && running.get(n) != Some(&kind))
+                .collect();
+            for name in self.accounted_for(orphans, &wanted).await {
                 tracing::info!(installation = %name, runtime = %kind, "removing an orphan the registry does not want there");
                 self.remove_from(kind, &name).await;
             }

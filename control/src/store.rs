@@ -364,6 +364,21 @@ impl Store {
             .collect()
     }
 
+    /// Whether this registry ever held an installation named `name` (its audit log records a
+    /// write of it). The orchestrator removes an orphan only then: a control started on an
+    /// empty or another store must not take a namespace's installations for its own leftovers.
+    /// A scan of the log, newest first; orphans are found only when a backend lists.
+    pub fn ever_installed(&self, name: &str) -> Result<bool, StoreError> {
+        for kv in self.tree(T::Audit).iter().rev() {
+            let (k, v) = kv?;
+            let entry: AuditEntry = Self::decode(T::Audit, &k, &v)?;
+            if entry.kind == "installation" && entry.name == name {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Number of audit entries (equal to [`Store::version`] in a consistent store).
     pub fn audit_len(&self) -> usize {
         self.tree(T::Audit).len()

@@ -268,6 +268,9 @@ async fn the_watch_wakes_the_orchestrator_and_its_list_removes_orphans() {
     );
     let borrowed = deployment("borrowed");
     fake.put(&borrowed, fake_kube::found(&borrowed, Some("gone")));
+    // Sluice's labels for an installation this registry never had (another control's, say).
+    let stranger = deployment("stranger");
+    fake.put(&stranger, fake_kube::found(&stranger, Some("stranger")));
     let backends = Arc::new(
         Backends::new(RuntimeKind::Kubernetes).with(RuntimeKind::Kubernetes, Arc::new(kubernetes)),
     );
@@ -281,6 +284,14 @@ async fn the_watch_wakes_the_orchestrator_and_its_list_removes_orphans() {
     write(&store, &api, |s| {
         s.put_installation("ops", install("kept", None), Mode::Create)
             .unwrap()
+    });
+    // `gone` was this registry's, deleted while control was down.
+    write(&store, &api, |s| {
+        s.put_installation("ops", install("gone", None), Mode::Create)
+            .unwrap()
+    });
+    write(&store, &api, |s| {
+        s.delete_installation("ops", "gone").unwrap()
     });
     // An hour's resync, and no registry write after this: only the watch wakes it below.
     let orchestrator = Orchestrator::new(
@@ -304,6 +315,7 @@ async fn the_watch_wakes_the_orchestrator_and_its_list_removes_orphans() {
     assert!(left.contains(&borrowed), "{left:?}");
     assert_eq!(seen_deletes(&fake.state(), "theirs"), 0);
     assert_eq!(seen_deletes(&fake.state(), "borrowed"), 0);
+
     let mut versions = api.subscribe();
     until(&store, &mut versions, "kept's state written", |_, _| {
         store.run_state("kept").unwrap().is_some()
@@ -330,6 +342,10 @@ async fn the_watch_wakes_the_orchestrator_and_its_list_removes_orphans() {
             .iter()
             .any(|s| s.method == "PATCH" && s.path == deployment("kept")),
     );
+
+    // By now every pass since the first listing has run: the stranger was never touched.
+    assert!(fake.object(&stranger).is_some());
+    assert_eq!(seen_deletes(&fake.state(), "stranger"), 0);
 
     task.abort();
     let _ = task.await;
